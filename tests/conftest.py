@@ -1,0 +1,91 @@
+"""Shared fixtures: two environments in two projects, keys for each, API clients.
+
+The main suite runs on PostgreSQL and Redis only (the embedded SQLite default has its own smoke
+tests, run in subprocesses): a missing service fails the run instead of skipping tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from tokens import services
+from tokens.models import Environment
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _require_real_services(django_db_setup, django_db_blocker) -> None:
+    from django.conf import settings
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        vendor = connection.vendor
+    if vendor != "postgresql":
+        pytest.fail(f"the test suite needs PostgreSQL (DATABASE_URL), got {vendor}", pytrace=False)
+    import redis
+
+    url = settings.REDIS_URL or os.environ.get("REDIS_URL", "")
+    if not url:
+        pytest.fail("the test suite needs Redis: set REDIS_URL", pytrace=False)
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis at {url} is not reachable: {error}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings) -> None:
+    settings.PUBLIC_BASE_URL = "http://testserver"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.WAITPOINTS_DEFAULT_TIMEOUT = "10m"
+    settings.WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL = "1h"
+
+
+@pytest.fixture
+def environment(db) -> Environment:
+    return services.environment_get_or_create(project_slug="alice", slug="dev")
+
+
+@pytest.fixture
+def other_environment(db) -> Environment:
+    return services.environment_get_or_create(project_slug="bob", slug="dev")
+
+
+@pytest.fixture
+def secret_key(environment: Environment) -> str:
+    _api_key, secret = services.api_key_create(environment=environment, name="test")
+    return secret
+
+
+@pytest.fixture
+def api_client(secret_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret_key}")
+    return client
+
+
+@pytest.fixture
+def other_api_client(other_environment: Environment) -> APIClient:
+    _api_key, secret = services.api_key_create(environment=other_environment)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def make_token(environment: Environment):
+    """Create a token through the service, as the API would."""
+
+    def make(env: Environment | None = None, **kwargs):
+        return services.token_create(
+            environment=env or environment, actor=services.Actor.system(), **kwargs
+        ).token
+
+    return make

@@ -1,0 +1,120 @@
+"""Bearer authentication: a secret key (``tr_dev_…``) or, where a view allows it, a public
+access token (a JWT with ``pub: true``), as upstream's route builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jwt
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+
+from tokens import keys, selectors, services
+from tokens.models import ApiKey, Environment
+
+JWT_ISSUER = "https://id.trigger.dev"
+JWT_AUDIENCE = "https://api.trigger.dev"
+
+
+@dataclass(frozen=True)
+class ApiPrincipal:
+    """What DRF keeps in ``request.user``: the environment the credential belongs to."""
+
+    environment: Environment
+    api_key: ApiKey | None = None
+    scopes: tuple[str, ...] | None = None  # None: a secret key, which may do everything
+
+    is_authenticated = True
+
+    def may_write_waitpoint(self, token_param: str, friendly_id: str) -> bool:
+        if self.scopes is None:
+            return True
+        allowed = {"write:all", "admin", "write:waitpoints", "*:waitpoints", "*:all"}
+        for token_id in {token_param, friendly_id, friendly_id.removeprefix(keys.FRIENDLY_PREFIX)}:
+            allowed |= {f"write:waitpoints:{token_id}", f"*:waitpoints:{token_id}"}
+        return any(scope in allowed for scope in self.scopes)
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiPrincipal]:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, credential = header.partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            raise AuthenticationFailed("Invalid or Missing API key")
+        if credential.count(".") == 2 and not keys.looks_like_secret_key(credential):
+            principal = self._public_access_token(request, credential)
+        else:
+            api_key = selectors.api_key_get_by_secret(secret=credential)
+            if api_key is None:
+                raise AuthenticationFailed("Invalid API key")
+            services.api_key_touch(api_key=api_key)
+            principal = ApiPrincipal(environment=api_key.environment, api_key=api_key)
+        return principal, principal
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+    def _public_access_token(self, request: Request, credential: str) -> ApiPrincipal:
+        view = request.parser_context.get("view") if request.parser_context else None
+        if not getattr(view, "allow_public_access_token", False):
+            raise AuthenticationFailed("Invalid API key")
+        try:
+            claims = jwt.decode(credential, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            raise AuthenticationFailed("Invalid Public Access Token") from None
+        environment = (
+            selectors.environment_get_by_public_id(public_id=str(claims.get("sub")))
+            if claims.get("pub") is True and claims.get("sub")
+            else None
+        )
+        if environment is None:
+            raise AuthenticationFailed("Invalid Public Access Token")
+        verified = self._verify(credential, environment)
+        scopes = verified.get("scopes")
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise AuthenticationFailed("Public Access Token is invalid")
+        return ApiPrincipal(environment=environment, scopes=tuple(scopes))
+
+    def _verify(self, credential: str, environment: Environment) -> dict[str, object]:
+        # Ours are signed with the environment's signing secret; the SDK's auth.createPublicToken
+        # signs with the secret key itself, so try each active key too.
+        secrets_to_try = [environment.signing_secret] + [
+            secret
+            for api_key in selectors.api_keys_active_for_environment(environment=environment)
+            if (secret := keys.decrypt(api_key.encrypted_key))
+        ]
+        for secret in secrets_to_try:
+            try:
+                return jwt.decode(
+                    credential,
+                    secret,
+                    algorithms=["HS256"],
+                    audience=JWT_AUDIENCE,
+                    issuer=JWT_ISSUER,
+                    options={"require": ["exp", "sub"]},
+                )
+            except jwt.InvalidTokenError:
+                continue
+        raise AuthenticationFailed("Public Access Token is invalid")
+
+
+PUBLIC_TOKEN_LIFETIME_SECONDS = 24 * 3600  # upstream's code signs 24 hours
+
+
+def public_claims(environment: Environment) -> dict[str, object]:
+    return {"sub": environment.public_id, "pub": True}
+
+
+def issue_public_access_token(*, environment: Environment, friendly_id: str, now: int) -> str:
+    """The JWT sent as ``x-trigger-jwt`` on create: it may complete exactly this token."""
+    payload = {
+        **public_claims(environment),
+        "scopes": [f"write:waitpoints:{friendly_id}"],
+        "iss": JWT_ISSUER,
+        "aud": JWT_AUDIENCE,
+        "iat": now,
+        "exp": now + PUBLIC_TOKEN_LIFETIME_SECONDS,
+    }
+    return jwt.encode(payload, environment.signing_secret, algorithm="HS256")

@@ -1,0 +1,17 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from tokens.api import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("waitpoints/tokens", views.TokenViewSet, basename="token")
+
+urlpatterns = [
+    path(
+        "waitpoints/tokens/<str:token_id>/complete",
+        views.TokenCompleteView.as_view(),
+        name="token-complete",
+    ),
+    path("auth/jwt/claims", views.JwtClaimsView.as_view(), name="jwt-claims"),
+    *router.urls,
+]

@@ -1,0 +1,190 @@
+"""The v1 waitpoint-token API: thin adapters around services and selectors."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tokens import selectors, services
+from tokens.api.authentication import (
+    ApiPrincipal,
+    issue_public_access_token,
+    public_claims,
+)
+from tokens.api.body import COMPLETE_BODY_LIMIT, CREATE_BODY_LIMIT, read_json_object
+from tokens.api.pagination import paginate, parse_page_request
+from tokens.api.serializers import TokenOutputSerializer, base_url
+from tokens.exceptions import PermissionDenied, TokenError
+from tokens.filters import ApiTokenFilter
+from tokens.models import TokenEvent
+
+FILTER_PARAMS = {
+    "filter[status]": "status",
+    "filter[tags]": "tags",
+    "filter[idempotencyKey]": "idempotencyKey",
+    "filter[createdAt][period]": "period",
+    "filter[createdAt][from]": "createdFrom",
+    "filter[createdAt][to]": "createdTo",
+}
+
+
+def api_actor(
+    request: Request | HttpRequest, channel: str = TokenEvent.Channel.API
+) -> services.Actor:
+    principal = getattr(request, "user", None)
+    return services.Actor(
+        channel=channel,
+        api_key=principal.api_key if isinstance(principal, ApiPrincipal) else None,
+        ip=request.META.get("REMOTE_ADDR"),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )
+
+
+class TokenViewSet(viewsets.ViewSet):
+    lookup_value_regex = "[^/]+"
+
+    def create(self, request: Request) -> Response:
+        body = read_json_object(request, limit=CREATE_BODY_LIMIT)
+        environment = request.user.environment
+        result = services.token_create(
+            environment=environment,
+            actor=api_actor(request),
+            timeout=body.get("timeout"),
+            idempotency_key=body.get("idempotencyKey"),
+            idempotency_key_ttl=body.get("idempotencyKeyTTL"),
+            tags=body.get("tags"),
+            approvers=body.get("approvers"),
+        )
+        token = result.token
+        url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)
+        jwt = issue_public_access_token(
+            environment=environment, friendly_id=token.friendly_id, now=int(time.time())
+        )
+        return Response(
+            {
+                "id": token.friendly_id,
+                "isCached": result.is_cached,
+                "url": url.to_representation(token)["url"],
+            },
+            headers={
+                "x-trigger-jwt": jwt,
+                "x-trigger-jwt-claims": json.dumps(public_claims(environment)),
+            },
+        )
+
+    def list(self, request: Request) -> Response:
+        now = timezone.now()
+        params = {key: request.query_params[key] for key in request.query_params}  # last wins
+        page, issues = parse_page_request(params)
+        data = {FILTER_PARAMS[k]: v for k, v in params.items() if k in FILTER_PARAMS}
+        filterset = ApiTokenFilter(
+            data, queryset=selectors.token_list(environment=request.user.environment), now=now
+        )
+        if not filterset.is_valid():
+            reverse_names = {v: k for k, v in FILTER_PARAMS.items()}
+            for name, messages in filterset.errors.items():
+                issues += [
+                    {"path": [reverse_names.get(name, name)], "message": m} for m in messages
+                ]
+        if issues or page is None:
+            raise TokenError("Query Error", details=issues)
+        rows, pagination = paginate(filterset.qs.select_related("environment"), page)
+        output = TokenOutputSerializer(now=now, base=base_url(request), detail=False)
+        return Response(
+            {"data": [output.to_representation(t) for t in rows], "pagination": pagination}
+        )
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        token = selectors.token_get_for_environment(
+            environment=request.user.environment, token_id=pk
+        )
+        output = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=True)
+        return Response(output.to_representation(token))
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        token = selectors.token_get_for_environment(
+            environment=request.user.environment, token_id=pk
+        )
+        body = read_json_object(request, limit=CREATE_BODY_LIMIT)
+        result = services.token_cancel(
+            token=token, actor=api_actor(request), reason=body.get("reason") or ""
+        )
+        return transition_response(result)
+
+
+def transition_response(result: services.TransitionResult) -> Response:
+    state = result.token.effective(timezone.now())
+    return Response({"success": True, "applied": result.applied, "status": state.status})
+
+
+class CorsMixin:
+    """Upstream's CORS on complete: reflect the Origin; preflights need no credentials."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if request.method == "OPTIONS":
+            return
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = Response({})
+        response["Access-Control-Allow-Methods"] = "GET,HEAD,PUT,PATCH,POST,DELETE"
+        requested = request.META.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
+        if requested:
+            response["Access-Control-Allow-Headers"] = requested
+            response["Vary"] = "Access-Control-Request-Headers"
+        response["Access-Control-Max-Age"] = "300"
+        return response
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any):
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        origin = request.META.get("HTTP_ORIGIN")
+        if origin:
+            response["Access-Control-Allow-Origin"] = origin
+            response["Access-Control-Allow-Credentials"] = "true"
+            vary = response.get("Vary")
+            response["Vary"] = f"{vary}, Origin" if vary else "Origin"
+        if request.method != "OPTIONS":
+            response["Access-Control-Expose-Headers"] = "x-trigger-jwt,x-trigger-jwt-claims"
+        return response
+
+
+class TokenCompleteView(CorsMixin, APIView):
+    """``POST …/{id}/complete`` with a secret key or this token's public access token."""
+
+    allow_public_access_token = True
+
+    def post(self, request: Request, token_id: str) -> Response:
+        principal: ApiPrincipal = request.user
+        token = selectors.token_get_for_environment(
+            environment=principal.environment, token_id=token_id
+        )
+        if not principal.may_write_waitpoint(token_id, token.friendly_id):
+            # Upstream answers 403 with this body for a JWT without the right scope.
+            raise PermissionDenied("Unauthorized")
+        body = read_json_object(request, limit=COMPLETE_BODY_LIMIT)
+        # `data` as the SDK sends it; `output` (the docs' curl example) means the same.
+        if "data" in body:
+            data = body["data"]
+        elif "output" in body:
+            data = body["output"]
+        else:
+            data = services.NO_OUTPUT
+        result = services.token_complete(token=token, actor=api_actor(request), data=data)
+        return transition_response(result)
+
+
+class JwtClaimsView(APIView):
+    """``POST /api/v1/auth/jwt/claims``: what ``auth.createPublicToken`` signs locally."""
+
+    def post(self, request: Request) -> Response:
+        return Response(public_claims(request.user.environment))

@@ -1,0 +1,157 @@
+"""The token's callback URL. The URL (its HMAC) is the credential: no API key, no session.
+
+POST completes: a JSON body is the output (upstream), a form post from our confirmation page
+becomes ``{"status": "approved"|"rejected", "comment": …}``. GET and HEAD never change anything:
+they render the confirmation page, because mail scanners and chat previews fetch links.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
+
+from tokens import keys, selectors, services
+from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
+from tokens.exceptions import TokenError
+from tokens.models import Token, TokenEvent
+
+DECISIONS = ("approved", "rejected")
+MAX_COMMENT_LENGTH = 2000
+
+
+def _prefers_json(request: HttpRequest) -> bool:
+    accept = request.META.get("HTTP_ACCEPT", "")
+    if not accept:
+        return False
+    preferred = request.get_preferred_type(["text/html", "application/json"])
+    return preferred == "application/json"
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    """A capability URL's page: never cached, indexed, framed or leaked through Referer."""
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _actor(request: HttpRequest) -> services.Actor:
+    return services.Actor(
+        channel=TokenEvent.Channel.CALLBACK,
+        ip=request.META.get("REMOTE_ADDR"),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )
+
+
+class InvalidHash(TokenError):
+    http_status = 401
+
+
+def _authorised_token(token_id: str, digest: str) -> Token:
+    token = selectors.token_get_by_id(token_id=token_id)
+    if not keys.callback_hash_matches(
+        callback_secret=token.environment.callback_secret, internal_id=token.id, given=digest
+    ):
+        raise InvalidHash("Invalid URL, hash doesn't match")
+    return token
+
+
+@csrf_exempt
+def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResponse:
+    if request.method in ("GET", "HEAD"):
+        if _prefers_json(request):
+            response = JsonResponse({"error": "Method not allowed"}, status=405)
+            response["Allow"] = "POST"
+            return response
+        return confirmation_page(request, token_id, digest)
+    if request.method != "POST":
+        response = JsonResponse({"error": "Method not allowed"}, status=405)
+        response["Allow"] = "POST"
+        return response
+    try:
+        raw = read_body(request, limit=COMPLETE_BODY_LIMIT)
+        token = _authorised_token(token_id, digest)
+    except TokenError as error:
+        return JsonResponse({"error": error.message}, status=error.http_status)
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return _decide_from_form(request, token, token_id, digest)
+    try:
+        data: Any = parse_json(raw)
+    except TokenError:
+        data = {}
+    # Upstream: the whole body is the output; an empty or invalid body means {}.
+    result = services.token_complete(
+        token=token, actor=_actor(request), data={} if data is EMPTY else data
+    )
+    state = result.token.effective(timezone.now())
+    return JsonResponse({"success": True, "applied": result.applied, "status": state.status})
+
+
+def _decide_from_form(
+    request: HttpRequest, token: Token, token_id: str, digest: str
+) -> HttpResponse:
+    # The page carries a CSRF token: a cross-site form cannot ride on a link someone opened.
+    refusal = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {})
+    if refusal is not None:
+        return refusal
+    decision = request.POST.get("decision", "")
+    comment = request.POST.get("comment", "").strip()
+    if decision not in DECISIONS or len(comment) > MAX_COMMENT_LENGTH:
+        error = (
+            "Choose Approve or Reject."
+            if decision not in DECISIONS
+            else f"The comment is too long (at most {MAX_COMMENT_LENGTH} characters)."
+        )
+        return confirmation_page(request, token_id, digest, error=error, status=400)
+    output: dict[str, Any] = {"status": decision}
+    if comment:
+        output["comment"] = comment
+    services.token_complete(token=token, actor=_actor(request), data=output)
+    return redirect(request.path)
+
+
+@ensure_csrf_cookie
+def confirmation_page(
+    request: HttpRequest, token_id: str, digest: str, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    try:
+        token = _authorised_token(token_id, digest)
+    except TokenError:
+        response = render(request, "callback/invalid.html", status=404)
+        return _private(response)
+    now = timezone.now()
+    state = token.effective(now)
+    decision = request.GET.get("decision", "")
+    context = {
+        "token": token,
+        "state": state,
+        "now": now,
+        "decision": decision if decision in DECISIONS else "",
+        "error": error,
+        "output": _decision_of(state.output, state.output_type),
+        "resolution": token.events.filter(
+            kind__in=[
+                TokenEvent.Kind.COMPLETED,
+                TokenEvent.Kind.TIMED_OUT,
+                TokenEvent.Kind.CANCELLED,
+            ]
+        ).first(),
+    }
+    return _private(render(request, "callback/confirm.html", context, status=status))
+
+
+def _decision_of(output: str | None, output_type: str) -> dict[str, Any] | None:
+    if output is None or output_type != "application/super+json":
+        return None
+    try:
+        value = json.loads(output).get("json")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, dict) else None

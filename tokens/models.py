@@ -1,0 +1,329 @@
+"""Tenancy (Project → Environment → ApiKey, Membership), tokens, audit trail and outbox."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from tokens import keys
+
+TIMEOUT_CODE = "TRIGGER_WAITPOINT_TIMEOUT"
+CANCELLED_CODE = "WAITPOINT_CANCELLED"
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 in UTC with millisecond precision and ``Z``, as JavaScript's toISOString()."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def timeout_output(timeout_at: datetime) -> str:
+    return json.dumps(
+        {"code": TIMEOUT_CODE, "message": f"Waitpoint timed out at {iso(timeout_at)}"},
+        separators=(",", ":"),
+    )
+
+
+def cancelled_output(reason: str) -> str:
+    message = f"Cancelled: {reason}" if reason else "Cancelled"
+    return json.dumps({"code": CANCELLED_CODE, "message": message}, separators=(",", ":"))
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+
+class Environment(models.Model):
+    class Slug(models.TextChoices):
+        DEV = "dev", "Development"
+        STAGING = "staging", "Staging"
+        PROD = "prod", "Production"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="environments")
+    slug = models.CharField(max_length=16, choices=Slug.choices)
+    # The JWT "sub" claim: public, stable, not the database id.
+    public_id = models.CharField(max_length=40, unique=True)
+    # Keys the callback-URL HMAC; independent of API keys so keys rotate without breaking URLs.
+    callback_secret = models.CharField(max_length=100)
+    # Signs the public access tokens we issue on create (x-trigger-jwt).
+    signing_secret = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "slug"], name="environment_unique_slug")
+        ]
+        ordering = ["project__slug", "slug"]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}/{self.slug}"
+
+
+class ApiKey(models.Model):
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=20, help_text="The first characters, for recognition.")
+    digest = models.CharField(max_length=64, unique=True)
+    # Encrypted with a key derived from SECRET_KEY: needed to verify JWTs that the official SDK
+    # signs locally with the secret key (auth.createPublicToken). A database dump alone reveals
+    # no key.
+    encrypted_key = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.environment})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+        APPROVER = "approver", "Approver"
+        ADMIN = "admin", "Admin"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "project"], name="membership_unique_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+class Token(models.Model):
+    class Status(models.TextChoices):
+        WAITING = "WAITING", "Waiting"
+        COMPLETED = "COMPLETED", "Completed"
+        TIMED_OUT = "TIMED_OUT", "Timed out"
+        CANCELLED = "CANCELLED", "Cancelled"
+
+    TERMINAL = (Status.COMPLETED, Status.TIMED_OUT, Status.CANCELLED)
+
+    # 25-character, time-ordered id; the API shows it as "waitpoint_<id>".
+    id = models.CharField(primary_key=True, max_length=40, default=keys.generate_token_id)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="tokens")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
+    timeout_at = models.DateTimeField(null=True, blank=True)
+    # The key the caller gave, kept for display and filtering after it expires.
+    idempotency_key = models.CharField(max_length=2048, null=True, blank=True)
+    # SHA-256 of the key (keys may be 2048 characters: too long for a btree entry), for
+    # filtering; and the same digest while the key still deduplicates creates, NULL once rotated.
+    idempotency_key_digest = models.CharField(max_length=64, null=True, blank=True)
+    active_key_digest = models.CharField(max_length=64, null=True, blank=True)
+    idempotency_key_expires_at = models.DateTimeField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    approvers = models.JSONField(default=list, blank=True)
+    output = models.TextField(null=True, blank=True)
+    output_type = models.CharField(max_length=64, default="application/json")
+    output_is_error = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    # When the token left WAITING, whichever way.
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "active_key_digest"],
+                name="token_unique_active_idempotency_key",
+            ),
+            models.CheckConstraint(
+                condition=(Q(status="WAITING") & Q(completed_at__isnull=True))
+                | (~Q(status="WAITING") & Q(completed_at__isnull=False)),
+                name="token_resolved_iff_terminal",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="CANCELLED") | Q(cancelled_at__isnull=True),
+                name="token_cancelled_at_only_when_cancelled",
+            ),
+        ]
+        indexes = [
+            # The list endpoint: keyset on id within one environment, optionally by status.
+            models.Index(fields=["environment", "-id"], name="token_env_id"),
+            models.Index(fields=["environment", "status", "-id"], name="token_env_status_id"),
+            models.Index(fields=["environment", "created_at"], name="token_env_created"),
+            models.Index(
+                fields=["environment", "idempotency_key_digest"], name="token_env_idem_key"
+            ),
+            # Used by services.token_expire_due (the beat sweep): only waiting rows are indexed.
+            models.Index(
+                fields=["timeout_at"],
+                name="token_waiting_timeout",
+                condition=Q(status="WAITING"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.friendly_id
+
+    @property
+    def friendly_id(self) -> str:
+        return keys.friendly_id(self.id)
+
+    def is_due(self, now: datetime) -> bool:
+        return (
+            self.status == self.Status.WAITING
+            and self.timeout_at is not None
+            and self.timeout_at <= now
+        )
+
+    def effective(self, now: datetime) -> EffectiveState:
+        """The state a reader sees: a waiting token past its timeout already reads TIMED_OUT."""
+        if self.is_due(now):
+            assert self.timeout_at is not None
+            return EffectiveState(
+                status=self.Status.TIMED_OUT,
+                completed_at=self.timeout_at,
+                output=timeout_output(self.timeout_at),
+                output_type="application/json",
+                output_is_error=True,
+            )
+        return EffectiveState(
+            status=self.Status(self.status),
+            completed_at=self.completed_at,
+            output=self.output,
+            output_type=self.output_type,
+            output_is_error=self.output_is_error,
+        )
+
+
+@dataclass(frozen=True)
+class EffectiveState:
+    status: str
+    completed_at: datetime | None
+    output: str | None
+    output_type: str
+    output_is_error: bool
+
+
+class TokenTag(models.Model):
+    """One row per (token, tag): makes "any of these tags" and the tag typeahead index-backed
+    on SQLite and PostgreSQL alike. ``Token.tags`` keeps the order the caller gave."""
+
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="tag_rows")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=128)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["token", "name"], name="tokentag_unique_name")
+        ]
+        indexes = [models.Index(fields=["environment", "name", "token"], name="tokentag_lookup")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TokenEvent(models.Model):
+    """The audit trail: every transition and every refused attempt."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        COMPLETED = "completed", "Completed"
+        TIMED_OUT = "timed_out", "Timed out"
+        CANCELLED = "cancelled", "Cancelled"
+        COMPLETE_IGNORED = "complete_ignored", "Completion ignored (already resolved)"
+        CANCEL_IGNORED = "cancel_ignored", "Cancel ignored (already resolved)"
+        TIMEOUT_IGNORED = "timeout_ignored", "Force timeout ignored (already resolved)"
+        DENIED = "denied", "Action denied"
+        EMAIL_SENT = "email_sent", "Approval e-mail sent"
+        EMAIL_FAILED = "email_failed", "Approval e-mail failed"
+
+    class Channel(models.TextChoices):
+        API = "api", "API"
+        CALLBACK = "callback", "Callback URL"
+        DASHBOARD = "dashboard", "Dashboard"
+        ADMIN = "admin", "Admin"
+        SYSTEM = "system", "System"
+
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["token", "created_at"], name="tokenevent_token")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} via {self.channel}"
+
+    @property
+    def actor_label(self) -> str:
+        if self.user_id:
+            return str(self.user)
+        if self.api_key_id:
+            return f"API key {self.api_key.prefix}…" if self.api_key else "API key"
+        if self.channel == self.Channel.CALLBACK:
+            return "callback URL"
+        return "system"
+
+
+class OutboxMessage(models.Model):
+    """Work for the worker, written in the same transaction as the state change that caused it,
+    so nothing is lost when the broker is down; the worker delivers and retries idempotently."""
+
+    class Kind(models.TextChoices):
+        APPROVAL_EMAIL = "approval_email", "Approval e-mail"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="outbox")
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Used by services.outbox_deliver_due: only undelivered, unfailed rows.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="outbox_pending",
+                condition=Q(delivered_at__isnull=True, failed_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.token_id}"

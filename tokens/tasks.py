@@ -1,0 +1,19 @@
+"""Thin Celery tasks: each is one call to a service (imported inside the body)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="tokens.tasks.expire_timed_out_tokens", ignore_result=True)
+def expire_timed_out_tokens() -> int:
+    from tokens import services
+
+    return services.token_expire_due()
+
+
+@shared_task(name="tokens.tasks.deliver_outbox", ignore_result=True)
+def deliver_outbox() -> int:
+    from tokens import services
+
+    return services.outbox_deliver_due()

@@ -1,0 +1,24 @@
+"""The canonical Celery app (celery/celery examples/django/proj/celery.py)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.signals import task_postrun, task_prerun
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waitpoints_site.settings")
+
+app = Celery("waitpoints_site")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(**_kwargs: object) -> None:
+    # Django only recycles connections at request boundaries; a long-lived worker must do it
+    # around each task or it keeps using connections the database has dropped.
+    from django.db import close_old_connections
+
+    close_old_connections()

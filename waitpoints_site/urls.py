@@ -1,0 +1,39 @@
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import include, path
+from django.views import defaults
+
+from tokens import callback, health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path(
+        "api/v1/waitpoints/tokens/<str:token_id>/callback/<str:digest>",
+        callback.token_callback,
+        name="token-callback",
+    ),
+    path("api/v1/", include("tokens.api.urls")),
+    path("admin/", admin.site.urls),
+]
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"error": "Not found"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"error": "Internal Server Error"}, status=500)
+    return defaults.server_error(request)
+
+
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"error": "Bad request"}, status=400)
+    return defaults.bad_request(request, exception)
