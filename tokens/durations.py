@@ -27,7 +27,10 @@ def parse_duration(value: str) -> timedelta | None:
     if len(value) > 100 or not _DURATION.match(value):
         return None
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(value))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:  # "99999999999w": far past any cap, so callers reject it (not a 500)
+        return timedelta.max
 
 
 def _parse_iso(value: str) -> datetime | None:

@@ -27,6 +27,22 @@ def callback_url(token: Token, *, base: str) -> str:
     return base + path
 
 
+def v1_status(status: str) -> str:
+    """The SDK accepts only three statuses: a cancelled token reads as TIMED_OUT."""
+    return Token.Status.TIMED_OUT.value if status == Token.Status.CANCELLED else status
+
+
+def transition_body(token: Token, *, applied: bool, now: datetime) -> dict[str, Any]:
+    """The answer of complete, callback and cancel: upstream's ``{"success": true}`` plus ours."""
+    status = token.effective(now).status
+    return {
+        "success": True,
+        "applied": applied,
+        "status": v1_status(status),
+        "statusDetail": status,
+    }
+
+
 class TokenOutputSerializer:
     """Renders a token for list items (``detail=False``) and retrieve (``detail=True``)."""
 
@@ -39,8 +55,7 @@ class TokenOutputSerializer:
         data: dict[str, Any] = {
             "id": token.friendly_id,
             "url": callback_url(token, base=self.base),
-            # The SDK accepts only three statuses: a cancelled token reads as TIMED_OUT.
-            "status": Token.Status.TIMED_OUT.value if cancelled else state.status,
+            "status": v1_status(state.status),
             "statusDetail": state.status,
         }
         if state.completed_at:

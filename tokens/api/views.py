@@ -22,7 +22,7 @@ from tokens.api.authentication import (
 )
 from tokens.api.body import COMPLETE_BODY_LIMIT, CREATE_BODY_LIMIT, read_json_object
 from tokens.api.pagination import paginate, parse_page_request
-from tokens.api.serializers import TokenOutputSerializer, base_url
+from tokens.api.serializers import TokenOutputSerializer, base_url, transition_body
 from tokens.exceptions import PermissionDenied, TokenError
 from tokens.filters import ApiTokenFilter
 from tokens.models import TokenEvent
@@ -123,8 +123,7 @@ class TokenViewSet(viewsets.ViewSet):
 
 
 def transition_response(result: services.TransitionResult) -> Response:
-    state = result.token.effective(timezone.now())
-    return Response({"success": True, "applied": result.applied, "status": state.status})
+    return Response(transition_body(result.token, applied=result.applied, now=timezone.now()))
 
 
 class CorsMixin:
