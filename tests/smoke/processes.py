@@ -1,0 +1,174 @@
+"""Helpers for tests that run the service in subprocesses: ports, environments, clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent  # the virtualenv running pytest has gunicorn, celery, honcho
+
+# Variables that would make a subprocess use something other than what the test chose.
+_SCRUBBED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY_FILE",
+    "PUBLIC_BASE_URL",
+    "ALLOWED_HOSTS",
+    "PORT",
+    "BIND_HOST",
+    "WAITPOINTS_VAR_DIR",
+)
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["DEBUG"] = "False"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(overrides)
+    return env
+
+
+def free_port() -> int:
+    """A free 127.0.0.1 port from WAITPOINTS_TEST_PORTS ("8040-8059" unless set)."""
+    first, _, last = os.environ.get("WAITPOINTS_TEST_PORTS", "8040-8059").partition("-")
+    for port in range(int(first), int(last or first) + 1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{last}")
+
+
+def port_is_closed(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 120) -> str:
+    """Run a management command; return its stdout, fail with its output if it fails."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"manage.py {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+@contextmanager
+def running(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """Start a process in its own process group; on exit stop the whole group, always.
+
+    SIGTERM first (graceful), SIGKILL after 20 s. For honcho, whose children each run in a
+    session of their own, the pids it reports in the log are stopped as groups too.
+    """
+    handle = log.open("w")
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        yield process
+    finally:
+        children = honcho_children(log)
+        _kill_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            # Stuck: take down the group and whatever honcho had started.
+            _kill_group(process.pid, signal.SIGKILL)
+            for child in children:
+                _kill_group(child, signal.SIGKILL)
+            process.wait(timeout=10)
+        _kill_group(process.pid, signal.SIGKILL)  # leftovers of a graceful exit, if any
+        handle.close()
+
+
+def honcho_children(log: Path) -> list[int]:
+    pids = []
+    for line in log.read_text(errors="replace").splitlines():
+        if "started (pid=" in line:
+            pids.append(int(line.rsplit("pid=", 1)[1].rstrip(")")))
+    return pids
+
+
+def tail(log: Path, lines: int = 60) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    body: Any = None,
+    key: str | None = None,
+    timeout: float = 10,
+) -> tuple[int, Any]:
+    """One HTTP request with urllib; JSON in, JSON (or text) out; errors are returned."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Accept": "application/json"}
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def wait_for_health(base_url: str, process: subprocess.Popen, log: Path, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{tail(log)}")
+        try:
+            status, body = request("GET", f"{base_url}/healthz", timeout=2)
+        except OSError:
+            status, body = 0, None
+        if status == 200:
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"{base_url}/healthz did not answer 200 in {timeout} s:\n{tail(log)}")
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

@@ -1,0 +1,147 @@
+"""The embedded default, end to end: what `bin/serve` runs, on SQLite and the filesystem broker.
+
+Everything runs in subprocesses with a temporary WAITPOINTS_VAR_DIR and no DATABASE_URL or
+REDIS_URL, so this needs neither PostgreSQL nor Redis: migrate, bootstrap, then the Procfile's
+web, worker and beat under honcho. The timeout must be persisted by the worker's sweep (the API
+already reads an overdue token as TIMED_OUT, so the test looks at the SQLite file itself).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.smoke.processes import (
+    BIN,
+    free_port,
+    manage,
+    request,
+    running,
+    subprocess_env,
+    tail,
+    wait_for_health,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.smoke, pytest.mark.timeout(240)]
+
+
+def _bootstrap(env: dict[str, str]) -> dict[str, str]:
+    output = manage("bootstrap", env=env)
+    found = {
+        name: match.group(1)
+        for name, pattern in {
+            "key": r"API key:\s+(tr_dev_[A-Za-z0-9_-]{32,})",
+            "login": r"Login:\s+(\S+)",
+            "password": r"Password:\s+(\S+)",
+            "base": r"Base URL:\s+(\S+)",
+        }.items()
+        if (match := re.search(pattern, output))
+    }
+    assert {"key", "login", "password", "base"} <= found.keys(), output
+    return found
+
+
+def _query(database: Path, sql: str, *params: object) -> list[tuple]:
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=20)
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
+def test_it_runs_web_worker_and_beat_on_sqlite(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    port = free_port()
+    env = subprocess_env(
+        WAITPOINTS_VAR_DIR=str(var),
+        SECRET_KEY=secrets.token_urlsafe(40),
+        BIND_HOST="127.0.0.1",
+        PORT=str(port),
+    )
+    database = var / "waitpoints.sqlite3"
+
+    manage("migrate", "--noinput", env=env)
+    first = _bootstrap(env)
+    assert first["base"] == f"http://127.0.0.1:{port}"
+    assert first["login"] == "admin"
+
+    # Idempotent: the same key and password again, nothing new created.
+    again = _bootstrap(env)
+    assert again == first
+    credentials = var / "demo-credentials.json"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert json.loads(credentials.read_text())["api_key"] == first["key"]
+    assert _query(database, "SELECT username, is_superuser FROM auth_user") == [("admin", 1)]
+    assert _query(database, "SELECT COUNT(*) FROM tokens_apikey") == [(1,)]
+    assert _query(
+        database,
+        "SELECT p.slug, e.slug, m.role FROM tokens_membership m "
+        "JOIN tokens_project p ON p.id = m.project_id "
+        "JOIN tokens_environment e ON e.project_id = p.id",
+    ) == [("demo", "dev", "admin")]
+
+    log = tmp_path / "honcho.log"
+    honcho = [str(BIN / "honcho"), "start", "--env", "/dev/null", "--port", str(port)]
+    with running([*honcho, "web", "worker", "beat"], env=env, log=log) as server:
+        base = f"http://127.0.0.1:{port}"
+        health = wait_for_health(base, server, log)
+        assert health == {"status": "ok", "database": "ok", "broker": "embedded"}
+
+        # A token that times out in two seconds…
+        status, created = request(
+            "POST",
+            f"{base}/api/v1/waitpoints/tokens",
+            body={"timeout": "2s", "tags": ["smoke"]},
+            key=first["key"],
+        )
+        assert status == 200, created
+        expiring = created["id"].removeprefix("waitpoint_")
+
+        # …and one completed through its callback URL, with no API key.
+        status, other = request(
+            "POST", f"{base}/api/v1/waitpoints/tokens", body={"timeout": "10m"}, key=first["key"]
+        )
+        assert status == 200, other
+        assert other["url"].startswith(f"{base}/api/v1/waitpoints/tokens/{other['id']}/callback/")
+        status, answer = request("POST", other["url"], body={"approved": True})
+        assert status == 200, answer
+        assert answer["success"] is True
+        status, completed = request(
+            "GET", f"{base}/api/v1/waitpoints/tokens/{other['id']}", key=first["key"]
+        )
+        assert status == 200, completed
+        assert completed["status"] == "COMPLETED"
+        assert json.loads(completed["output"]) == {"json": {"approved": True}}
+
+        # The worker's sweep, driven by beat, persists TIMED_OUT (nothing reads the token here).
+        def swept() -> bool:
+            rows = _query(database, "SELECT status FROM tokens_token WHERE id = ?", expiring)
+            return rows == [("TIMED_OUT",)]
+
+        assert wait_until(swept, timeout=15), tail(log)
+        assert _query(
+            database,
+            "SELECT kind, channel FROM tokens_tokenevent WHERE token_id = ? AND kind = ?",
+            expiring,
+            "timed_out",
+        ) == [("timed_out", "system")]
+        assert _query(
+            database,
+            "SELECT status FROM tokens_token WHERE id = ?",
+            other["id"].removeprefix("waitpoint_"),
+        ) == [("COMPLETED",)]
+
+        # Static files are served by whitenoise with DEBUG off.
+        status, _css = request("GET", f"{base}/static/admin/css/base.css")
+        assert status == 200
+
+    assert server.returncode is not None
+    assert list(var.glob("celerybeat-schedule*")), "beat keeps its schedule under the var dir"
+    assert list((var / "broker" / "control").glob("*.exchange")), "so does the broker"

@@ -1,0 +1,204 @@
+"""``python manage.py bootstrap``: a demo project, a dev API key and an admin login, once.
+
+Idempotent. The first run creates what is missing and saves the generated key and password to
+``<var>/demo-credentials.json`` (mode 600, never committed: ``var/`` is git-ignored) so that later
+runs can print them again; keys are otherwise shown only once. Nothing existing is replaced: if the
+demo environment already has keys or a superuser already exists that this file does not describe,
+it says so and tells how to get a new one instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from tokens import keys, services
+from tokens.models import ApiKey, Environment, Membership
+
+DEMO_PROJECT = "demo"
+DEMO_ENVIRONMENT = "dev"
+CREDENTIALS_FILE = "demo-credentials.json"
+
+
+def _default_base_url() -> str:
+    if settings.PUBLIC_BASE_URL:
+        return settings.PUBLIC_BASE_URL
+    host = os.environ.get("BIND_HOST", "") or "127.0.0.1"
+    if host in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - only displayed, not bound
+        host = "127.0.0.1"
+    return f"http://{host}:{os.environ.get('PORT', '') or '8000'}"
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo project, its dev environment, a dev API key and an admin login when "
+        "none exist, and print how to use them. Safe to run again: it prints the same key."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--username", default="admin", help="the admin login (default admin)")
+        parser.add_argument(
+            "--base-url",
+            default="",
+            help="the URL to print (default PUBLIC_BASE_URL, else http://127.0.0.1:$PORT)",
+        )
+
+    def handle(self, *args: object, **options: Any) -> None:
+        path = Path(settings.VAR_DIR) / CREDENTIALS_FILE
+        saved = self._load(path)
+        with transaction.atomic():
+            environment = services.environment_get_or_create(
+                project_slug=DEMO_PROJECT, slug=DEMO_ENVIRONMENT, project_name="Demo"
+            )
+            secret, key_note = self._api_key(environment, saved.get("api_key"))
+            username, password, login_note = self._admin(options["username"], saved)
+            if username:
+                user = get_user_model().objects.get(username=username)
+                Membership.objects.get_or_create(
+                    user=user,
+                    project=environment.project,
+                    defaults={"role": Membership.Role.ADMIN},
+                )
+            # Written inside the transaction: a key or password is never committed without being
+            # written down. Stale entries stay (another database may use them); they are only
+            # printed after checking them against this one.
+            updated = dict(saved)
+            if secret:
+                updated["api_key"] = secret
+            if username and password:
+                updated.update(username=username, password=password)
+            if updated != saved:
+                self._save(path, updated)
+        self._print(
+            base_url=options["base_url"] or _default_base_url(),
+            environment=environment,
+            secret=secret,
+            key_note=key_note,
+            username=username,
+            password=password,
+            login_note=login_note,
+            path=path,
+        )
+
+    # --------------------------------------------------------------------------------------------
+
+    def _api_key(self, environment: Environment, stored: str | None) -> tuple[str | None, str]:
+        active = ApiKey.objects.filter(environment=environment, revoked_at__isnull=True)
+        if stored and active.filter(digest=keys.key_digest(stored)).exists():
+            return stored, "saved"
+        if not active.exists():
+            _api_key, secret = services.api_key_create(environment=environment, name="bootstrap")
+            return secret, "created"
+        prefixes = ", ".join(f"{key.prefix}…" for key in active[:3])
+        return None, (
+            f"the demo environment already has API keys ({prefixes}), shown only at creation; "
+            f"make another with: python manage.py create_api_key --project {DEMO_PROJECT} "
+            f"--env {DEMO_ENVIRONMENT}"
+        )
+
+    def _admin(self, username: str, saved: dict[str, str]) -> tuple[str | None, str | None, str]:
+        users = get_user_model().objects
+        stored_user = saved.get("username")
+        if stored_user:
+            user = users.filter(username=stored_user, is_superuser=True, is_active=True).first()
+            if user is not None and user.check_password(saved.get("password", "")):
+                return stored_user, saved["password"], "saved"
+        if (
+            not users.filter(is_superuser=True).exists()
+            and not users.filter(username=username).exists()
+        ):
+            password = secrets.token_urlsafe(18)
+            users.create_superuser(username=username, email="", password=password)
+            return username, password, "created"
+        existing = users.filter(username=username, is_superuser=True).first()
+        if existing is not None:
+            # Ours to grant membership, but its password was set elsewhere.
+            return (
+                username,
+                None,
+                (
+                    "password not known to bootstrap; set one with: "
+                    f"python manage.py changepassword {username}"
+                ),
+            )
+        return (
+            None,
+            None,
+            ("a superuser already exists; use its login, or: python manage.py createsuperuser"),
+        )
+
+    @staticmethod
+    def _load(path: Path) -> dict[str, str]:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return (
+            {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+        )
+
+    @staticmethod
+    def _save(path: Path, data: dict[str, str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.chmod(temporary, 0o600)  # O_CREAT's mode does not apply to an existing file
+        os.replace(temporary, path)
+
+    def _print(
+        self,
+        *,
+        base_url: str,
+        environment: Environment,
+        secret: str | None,
+        key_note: str,
+        username: str | None,
+        password: str | None,
+        login_note: str,
+        path: Path,
+    ) -> None:
+        base_url = base_url.rstrip("/")
+        write = self.stdout.write
+        write("")
+        write(
+            f"waitpoints is set up: project '{environment.project.slug}', environment "
+            f"'{environment.slug}'."
+        )
+        write("")
+        write(f"  Base URL:   {base_url}")
+        write(f"  API:        {base_url}/api/v1/waitpoints/tokens")
+        write(f"  Dashboard:  {base_url}/")
+        write(f"  Admin:      {base_url}/admin/")
+        write(f"  Health:     {base_url}/healthz")
+        write("")
+        if username:
+            write(f"  Login:      {username}")
+        if password:
+            write(f"  Password:   {password}")
+        if login_note not in ("saved", "created"):
+            write(f"  Login note: {login_note}")
+        if secret:
+            write(f"  API key:    {secret}")
+        else:
+            write(f"  API key:    ({key_note})")
+        write("")
+        if secret or password:
+            write(f"  (saved in {path}; run bootstrap again to see them)")
+        if secret:
+            write("")
+            write("Try it:")
+            write(f"  curl -s -X POST {base_url}/api/v1/waitpoints/tokens \\")
+            write(f"    -H 'Authorization: Bearer {secret}' \\")
+            write("    -H 'Content-Type: application/json' -d '{\"timeout\": \"10m\"}'")
+        write("")
