@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from tokens import keys, selectors, services
 from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
+from tokens.api.serializers import transition_body
 from tokens.exceptions import TokenError
 from tokens.models import Token, TokenEvent
 
@@ -36,7 +37,10 @@ def _prefers_json(request: HttpRequest) -> bool:
 def _private(response: HttpResponse) -> HttpResponse:
     """A capability URL's page: never cached, indexed, framed or leaked through Referer."""
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
+    # Not "no-referrer": under it browsers send "Origin: null" with the form POST and Django's
+    # CSRF check refuses every real click (seen in Chromium). "same-origin" (T17's alternative)
+    # still never sends this URL to another site.
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["X-Frame-Options"] = "DENY"
     return response
@@ -90,8 +94,8 @@ def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResp
     result = services.token_complete(
         token=token, actor=_actor(request), data={} if data is EMPTY else data
     )
-    state = result.token.effective(timezone.now())
-    return JsonResponse({"success": True, "applied": result.applied, "status": state.status})
+    body = transition_body(result.token, applied=result.applied, now=timezone.now())
+    return JsonResponse(body)
 
 
 def _decide_from_form(
@@ -100,7 +104,7 @@ def _decide_from_form(
     # The page carries a CSRF token: a cross-site form cannot ride on a link someone opened.
     refusal = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {})
     if refusal is not None:
-        return refusal
+        return _private(refusal)
     decision = request.POST.get("decision", "")
     comment = request.POST.get("comment", "").strip()
     if decision not in DECISIONS or len(comment) > MAX_COMMENT_LENGTH:
@@ -109,17 +113,25 @@ def _decide_from_form(
             if decision not in DECISIONS
             else f"The comment is too long (at most {MAX_COMMENT_LENGTH} characters)."
         )
-        return confirmation_page(request, token_id, digest, error=error, status=400)
+        # 200, as Django re-renders an invalid form (a 4xx HTML page on /api/ becomes JSON).
+        return confirmation_page(request, token_id, digest, error=error, comment=comment)
     output: dict[str, Any] = {"status": decision}
     if comment:
         output["comment"] = comment
-    services.token_complete(token=token, actor=_actor(request), data=output)
-    return redirect(request.path)
+    result = services.token_complete(token=token, actor=_actor(request), data=output)
+    # Post/redirect/get: the page then shows the outcome, and a reload cannot post again.
+    return _private(redirect(request.path if result.applied else f"{request.path}?ignored=1"))
 
 
 @ensure_csrf_cookie
 def confirmation_page(
-    request: HttpRequest, token_id: str, digest: str, *, error: str = "", status: int = 200
+    request: HttpRequest,
+    token_id: str,
+    digest: str,
+    *,
+    error: str = "",
+    comment: str = "",
+    status: int = 200,
 ) -> HttpResponse:
     try:
         token = _authorised_token(token_id, digest)
@@ -135,6 +147,9 @@ def confirmation_page(
         "now": now,
         "decision": decision if decision in DECISIONS else "",
         "error": error,
+        "comment": comment,
+        "max_comment_length": MAX_COMMENT_LENGTH,
+        "ignored": request.GET.get("ignored") == "1",
         "output": _decision_of(state.output, state.output_type),
         "resolution": token.events.filter(
             kind__in=[
@@ -142,7 +157,9 @@ def confirmation_page(
                 TokenEvent.Kind.TIMED_OUT,
                 TokenEvent.Kind.CANCELLED,
             ]
-        ).first(),
+        )
+        .select_related("user")
+        .first(),
     }
     return _private(render(request, "callback/confirm.html", context, status=status))
 

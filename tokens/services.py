@@ -228,7 +228,11 @@ def token_create(
             "Invalid idempotencyKey: expected a non-empty string of at most "
             f"{MAX_IDEMPOTENCY_KEY_LENGTH} characters."
         )
-    ttl = idempotency_key_ttl or settings.WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL
+    ttl = (
+        settings.WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL
+        if idempotency_key_ttl is None
+        else idempotency_key_ttl  # "" is invalid like any other bad TTL, not "use the default"
+    )
     key_expires_at = resolve_ttl(ttl, now=now) if idempotency_key else None
     if idempotency_key_ttl is not None and not idempotency_key:
         resolve_ttl(idempotency_key_ttl, now=now)  # still reject nonsense
@@ -322,11 +326,17 @@ def _insert_token(
 
 
 def _kick_outbox() -> None:
-    """Ask the worker to deliver now; if the broker is away the periodic delivery picks it up."""
+    """Ask the worker to deliver now; if the broker is away the periodic delivery picks it up.
+
+    One bounded connection attempt, no retries: the pooled connection would retry for
+    broker_connection_timeout on every request, and Redis sockets have no connect timeout.
+    """
     from tokens.tasks import deliver_outbox as deliver_outbox_task
 
+    bounded = {"max_retries": 0, "socket_connect_timeout": 1, "socket_timeout": 2}
     try:
-        deliver_outbox_task.apply_async(retry=False)
+        with deliver_outbox_task.app.connection_for_write(transport_options=bounded) as conn:
+            deliver_outbox_task.apply_async(retry=False, connection=conn)
     except Exception:  # noqa: BLE001 - the outbox row is safe; never fail or hang the request
         import logging
 
@@ -431,7 +441,6 @@ def token_force_timeout(
     applied = _waiting(token.pk, now).update(
         status=Token.Status.TIMED_OUT,
         completed_at=now,
-        timeout_at=now,
         output=timeout_output(now),
         output_type="application/json",
         output_is_error=True,
@@ -553,12 +562,17 @@ def outbox_deliver_due(*, now: datetime | None = None, batch_size: int = 50) -> 
     return delivered
 
 
-def outbox_retry(*, message: OutboxMessage, now: datetime | None = None) -> None:
-    """A failed or pending message → pending again, due now (support staff: "resend")."""
+def outbox_retry(*, message: OutboxMessage, now: datetime | None = None) -> bool:
+    """A failed or pending message → pending again, due now (support staff: "retry").
+
+    Returns False for a message that was already delivered (it is never sent twice)."""
     now = now or timezone.now()
-    OutboxMessage.objects.filter(pk=message.pk, delivered_at__isnull=True).update(
+    updated = OutboxMessage.objects.filter(pk=message.pk, delivered_at__isnull=True).update(
         failed_at=None, next_attempt_at=now
     )
+    if updated:
+        transaction.on_commit(_kick_outbox)
+    return updated == 1
 
 
 @transaction.atomic
@@ -581,3 +595,10 @@ def token_resend_approval_emails(*, token: Token, now: datetime | None = None) -
     )
     transaction.on_commit(_kick_outbox)
     return len(token.approvers)
+
+
+def token_action_denied(
+    *, token: Token, actor: Actor, action: str, now: datetime | None = None
+) -> TokenEvent:
+    """Nothing changes: audit an attempt the caller's role does not allow (a forged POST)."""
+    return _record(token, TokenEvent.Kind.DENIED, actor, now or timezone.now(), action=action)

@@ -1,0 +1,643 @@
+"""Django admin for support staff: find any token, see its whole history, act through services.
+
+Token state is read-only here: every change goes through ``tokens.services`` (actions), with
+channel "admin" and the staff user as actor, so the admin can never reopen a terminal token.
+Actions need the model's *change* permission (``allowed_permissions``); view-only staff can
+search and inspect but not act. Secrets (API key digests and ciphertexts, callback and signing
+secrets) are never displayed; a new API key's secret is shown once, on the page after creation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import Truncator
+
+from tokens import keys, services
+from tokens.models import (
+    ApiKey,
+    Environment,
+    Membership,
+    OutboxMessage,
+    Project,
+    Token,
+    TokenEvent,
+)
+
+admin.site.site_header = "waitpoints support"
+admin.site.site_title = "waitpoints support"
+admin.site.index_title = "Support"
+
+MAX_REASON_LENGTH = 1000
+
+
+def _actor(request: HttpRequest) -> services.Actor:
+    return services.Actor(
+        channel=TokenEvent.Channel.ADMIN,
+        user=request.user,  # type: ignore[arg-type]
+        ip=request.META.get("REMOTE_ADDR"),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _report(
+    request: HttpRequest,
+    modeladmin: admin.ModelAdmin,
+    verb: str,
+    applied: int,
+    skipped: int,
+    why: str,
+) -> None:
+    level = messages.SUCCESS if applied else messages.WARNING
+    text = f"{verb} {_plural(applied, 'token')}."
+    if skipped:
+        text += f" {_plural(skipped, 'token')} {why}; left unchanged."
+    modeladmin.message_user(request, text, level)
+
+
+# ------------------------------------------------------------------------------------------------
+# Tokens
+# ------------------------------------------------------------------------------------------------
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TokenEventInline(ReadOnlyInline):
+    model = TokenEvent
+    verbose_name = "audit event"
+    verbose_name_plural = "audit trail"
+    fields = ("created_at", "kind", "channel", "actor", "ip", "user_agent", "details")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TokenEvent]:
+        return super().get_queryset(request).select_related("user", "api_key")
+
+    @admin.display(description="who")
+    def actor(self, event: TokenEvent) -> str:
+        return event.actor_label
+
+    @admin.display(description="detail")
+    def details(self, event: TokenEvent) -> str:
+        return json.dumps(event.detail, ensure_ascii=False) if event.detail else ""
+
+
+class OutboxMessageInline(ReadOnlyInline):
+    model = OutboxMessage
+    verbose_name = "outgoing message"
+    verbose_name_plural = "outgoing messages (approval e-mails)"
+    fields = (
+        "kind",
+        "recipient",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "failed_at",
+        "last_error",
+    )
+    readonly_fields = fields
+    show_change_link = True
+
+    @admin.display(description="to")
+    def recipient(self, message: OutboxMessage) -> str:
+        return str(message.payload.get("to", ""))
+
+    @admin.display(description="state")
+    def state(self, message: OutboxMessage) -> str:
+        return _outbox_state(message)
+
+
+class TagListFilter(admin.SimpleListFilter):
+    """Tokens carrying one tag; the options are the most used tags (the search box finds any)."""
+
+    title = "tag"
+    parameter_name = "tag"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        from django.db.models import Count
+
+        from tokens.models import TokenTag
+
+        names = (
+            TokenTag.objects.values("name")
+            .annotate(n=Count("id"))
+            .order_by("-n", "name")
+            .values_list("name", flat=True)[:20]
+        )
+        return [(name, name) for name in names]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Token]) -> QuerySet[Token]:
+        if self.value():
+            return queryset.filter(tag_rows__name=self.value())
+        return queryset
+
+
+@admin.register(Token)
+class TokenAdmin(admin.ModelAdmin):
+    list_display = (
+        "friendly_id",
+        "environment",
+        "status_label",
+        "tag_list",
+        "created_at",
+        "timeout_at",
+        "completed_at",
+    )
+    list_filter = ("status", "environment", "created_at", TagListFilter)
+    list_select_related = ("environment__project",)
+    # The id (also in its "waitpoint_…" form, see get_search_results), the idempotency key
+    # and exact tag names.
+    search_fields = ("=id", "idempotency_key", "=tag_rows__name")
+    search_help_text = "Token id (waitpoint_… or bare), idempotency key, or an exact tag."
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # a COUNT(*) over all tokens on every page is not free
+    inlines = (TokenEventInline, OutboxMessageInline)
+    actions = ("cancel_tokens", "force_timeout_tokens", "resend_approval_emails")
+    fieldsets = (
+        (None, {"fields": ("friendly_id", "environment", "status_label", "tag_list")}),
+        (
+            "Times",
+            {"fields": ("created_at", "timeout_at", "completed_at", "cancelled_at")},
+        ),
+        (
+            "Outcome",
+            {"fields": ("pretty_output", "output_type", "output_is_error", "cancel_reason")},
+        ),
+        (
+            "Idempotency",
+            {"fields": ("idempotency_key", "idempotency_key_expires_at")},
+        ),
+        ("Approvers", {"fields": ("approvers",)}),
+    )
+    readonly_fields = (
+        "friendly_id",
+        "environment",
+        "status_label",
+        "tag_list",
+        "created_at",
+        "timeout_at",
+        "completed_at",
+        "cancelled_at",
+        "pretty_output",
+        "output_type",
+        "output_is_error",
+        "cancel_reason",
+        "idempotency_key",
+        "idempotency_key_expires_at",
+        "approvers",
+    )
+
+    # -- Display ------------------------------------------------------------------------------
+
+    @admin.display(description="id", ordering="id")
+    def friendly_id(self, token: Token) -> str:
+        return token.friendly_id
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, token: Token) -> str:
+        state = token.effective(timezone.now())
+        if state.status != token.status:
+            # Past its timeout, not yet swept: every reader already sees TIMED_OUT.
+            return f"{state.status} (stored {token.status}, awaiting the sweep)"
+        return str(state.status)
+
+    @admin.display(description="tags")
+    def tag_list(self, token: Token) -> str:
+        return ", ".join(token.tags)
+
+    @admin.display(description="output")
+    def pretty_output(self, token: Token) -> str:
+        output = token.effective(timezone.now()).output
+        if output is None:
+            return "—"
+        try:
+            text = json.dumps(json.loads(output), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = output
+        return format_html("<pre style='white-space:pre-wrap;margin:0'>{}</pre>", text)
+
+    # -- Search: accept the API's "waitpoint_<id>" form --------------------------------------
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Token], search_term: str
+    ) -> tuple[QuerySet[Token], bool]:
+        result, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        internal = keys.parse_token_id(term) if term.startswith(keys.FRIENDLY_PREFIX) else None
+        if internal:
+            result |= queryset.filter(pk=internal)
+        return result, may_have_duplicates
+
+    # -- Permissions: state is never edited here, tokens are never deleted (audit) -------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # tokens are created through the API
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the audit trail and the API's promises outlive support sessions
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # Every field is read-only: a Save button would only suggest otherwise.
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # -- Actions: each calls a service, once per token ----------------------------------------
+
+    @admin.action(description="Cancel selected tokens…", permissions=["change"])
+    def cancel_tokens(self, request: HttpRequest, queryset: QuerySet[Token]) -> Any:
+        reason = request.POST.get("reason", "").strip()
+        if request.POST.get("confirm") != "yes" or len(reason) > MAX_REASON_LENGTH:
+            return self._cancel_confirmation(request, queryset, reason)
+        reason = reason or f"Cancelled by support staff ({request.user.get_username()})"
+        applied = skipped = 0
+        for token in queryset:
+            result = services.token_cancel(token=token, actor=_actor(request), reason=reason)
+            if result.applied:
+                applied += 1
+                self.log_change(request, token, f"Cancelled: {reason}")
+            else:
+                skipped += 1
+        _report(request, self, "Cancelled", applied, skipped, "already resolved")
+        return None
+
+    def _cancel_confirmation(
+        self, request: HttpRequest, queryset: QuerySet[Token], reason: str
+    ) -> TemplateResponse:
+        now = timezone.now()
+        tokens = list(queryset.select_related("environment__project"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Cancel tokens",
+            "opts": self.model._meta,
+            "tokens": tokens,
+            "waiting": [t for t in tokens if t.effective(now).status == Token.Status.WAITING],
+            "reason": reason,
+            "max_reason_length": MAX_REASON_LENGTH,
+            "reason_too_long": len(reason) > MAX_REASON_LENGTH,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "action": "cancel_tokens",
+        }
+        return TemplateResponse(request, "admin/tokens/token/cancel_confirmation.html", context)
+
+    @admin.action(description="Force timeout of selected tokens", permissions=["change"])
+    def force_timeout_tokens(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
+        applied = skipped = 0
+        for token in queryset:
+            result = services.token_force_timeout(token=token, actor=_actor(request))
+            if result.applied:
+                applied += 1
+                self.log_change(request, token, "Forced timeout")
+            else:
+                skipped += 1
+        _report(request, self, "Timed out", applied, skipped, "already resolved")
+
+    @admin.action(description="Resend approval e-mails", permissions=["change"])
+    def resend_approval_emails(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
+        tokens = emails = skipped = 0
+        for token in queryset:
+            queued = services.token_resend_approval_emails(token=token)
+            if queued:
+                tokens += 1
+                emails += queued
+                self.log_change(request, token, f"Queued {_plural(queued, 'approval e-mail')}")
+            else:
+                skipped += 1
+        text = f"Queued {_plural(emails, 'approval e-mail')} for {_plural(tokens, 'token')}."
+        if skipped:
+            text += f" {_plural(skipped, 'token')} skipped (resolved, or no approvers)."
+        self.message_user(request, text, messages.SUCCESS if tokens else messages.WARNING)
+
+
+# ------------------------------------------------------------------------------------------------
+# Outbox
+# ------------------------------------------------------------------------------------------------
+
+
+def _outbox_state(message: OutboxMessage) -> str:
+    if message.delivered_at:
+        return "delivered"
+    if message.failed_at:
+        return "failed"
+    return "retrying" if message.attempts else "pending"
+
+
+class OutboxStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            ("pending", "pending"),
+            ("retrying", "retrying"),
+            ("delivered", "delivered"),
+            ("failed", "failed"),
+        ]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[OutboxMessage]
+    ) -> QuerySet[OutboxMessage]:
+        undelivered = queryset.filter(delivered_at__isnull=True, failed_at__isnull=True)
+        match self.value():
+            case "pending":
+                return undelivered.filter(attempts=0)
+            case "retrying":
+                return undelivered.filter(attempts__gt=0)
+            case "delivered":
+                return queryset.filter(delivered_at__isnull=False)
+            case "failed":
+                return queryset.filter(failed_at__isnull=False)
+        return queryset
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "kind",
+        "token_link",
+        "recipient",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "short_error",
+    )
+    list_filter = (OutboxStateFilter, "kind", "created_at")
+    list_select_related = ("token",)
+    search_fields = ("=token__id", "payload__to")
+    fields = (
+        "kind",
+        "token_link",
+        "recipient",
+        "state",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "delivered_at",
+        "failed_at",
+        "last_error",
+    )
+    readonly_fields = fields
+    actions = ("retry_messages",)
+
+    @admin.display(description="token")
+    def token_link(self, message: OutboxMessage) -> str:
+        url = reverse("admin:tokens_token_change", args=[message.token_id])
+        return format_html('<a href="{}">{}</a>', url, keys.friendly_id(message.token_id))
+
+    @admin.display(description="to")
+    def recipient(self, message: OutboxMessage) -> str:
+        return str(message.payload.get("to", ""))
+
+    @admin.display(description="state")
+    def state(self, message: OutboxMessage) -> str:
+        return _outbox_state(message)
+
+    @admin.display(description="last error")
+    def short_error(self, message: OutboxMessage) -> str:
+        return Truncator(message.last_error).chars(80)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "show_save": False}
+        extra_context.update(show_save_and_continue=False, show_save_and_add_another=False)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Retry selected messages now", permissions=["change"])
+    def retry_messages(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
+        applied = skipped = 0
+        for message in queryset:
+            if services.outbox_retry(message=message):
+                applied += 1
+            else:
+                skipped += 1
+        text = f"{_plural(applied, 'message')} queued for another attempt."
+        if skipped:
+            text += f" {_plural(skipped, 'message')} already delivered; not sent again."
+        self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)
+
+
+# ------------------------------------------------------------------------------------------------
+# Tenancy and keys
+# ------------------------------------------------------------------------------------------------
+
+
+class EnvironmentInline(ReadOnlyInline):
+    """Listed read-only; new environments go through the Environment add page (the service
+    generates their secrets)."""
+
+    model = Environment
+    fields = ("slug", "public_id", "created_at", "active_keys")
+    readonly_fields = fields
+    show_change_link = True
+
+    @admin.display(description="active API keys")
+    def active_keys(self, environment: Environment) -> int:
+        return environment.api_keys.filter(revoked_at__isnull=True).count()
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ("user",)
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "created_at", "environment_list")
+    search_fields = ("slug", "name")
+    inlines = (EnvironmentInline, MembershipInline)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # The slug is part of how people and scripts name the project; fixed once created.
+        return ("slug", "created_at") if obj else ("created_at",)
+
+    @admin.display(description="environments")
+    def environment_list(self, project: Project) -> str:
+        return ", ".join(env.slug for env in project.environments.all())
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
+        return super().get_queryset(request).prefetch_related("environments")
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "project", "slug", "public_id", "created_at")
+    list_filter = ("slug", "project")
+    list_select_related = ("project",)
+    search_fields = ("project__slug", "project__name", "public_id")
+    # Callback and signing secrets are never shown.
+    fields = ("project", "slug", "public_id", "created_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # A key's prefix (tr_dev_…) follows its environment's slug: fixed once created.
+        if obj:
+            return ("project", "slug", "public_id", "created_at")
+        return ("public_id", "created_at")
+
+    def save_model(self, request: HttpRequest, obj: Environment, form: Any, change: bool) -> None:
+        if change:
+            return  # nothing editable
+        created = services.environment_get_or_create(project_slug=obj.project.slug, slug=obj.slug)
+        obj.pk, obj.public_id, obj.created_at = created.pk, created.public_id, created.created_at
+        obj._state.adding = False
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "project", "role")
+    list_filter = ("role", "project")
+    list_select_related = ("user", "project")
+    search_fields = ("user__username", "user__email", "project__slug")
+    raw_id_fields = ("user",)
+
+
+class ApiKeyStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "active"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "active"), ("no", "revoked")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+        if self.value() == "yes":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = (
+        "masked",
+        "name",
+        "environment",
+        "is_active",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = (ApiKeyStatusFilter, "environment")
+    list_select_related = ("environment__project",)
+    search_fields = ("prefix", "name", "environment__project__slug")
+    actions = ("revoke_keys",)
+    # Never the digest or the encrypted key: only the visible prefix.
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("environment", "name")
+        return (
+            "masked",
+            "name",
+            "environment",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        return ("masked", "environment", "created_at", "last_used_at", "revoked_at")
+
+    @admin.display(description="key")
+    def masked(self, api_key: ApiKey) -> str:
+        return f"{api_key.prefix}…"
+
+    @admin.display(description="active", boolean=True)
+    def is_active(self, api_key: ApiKey) -> bool:
+        return api_key.is_active
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: audit events keep pointing at the key
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)  # only the name is editable
+            return
+        created, secret = services.api_key_create(environment=obj.environment, name=obj.name)
+        obj.pk, obj.prefix, obj.created_at = created.pk, created.prefix, created.created_at
+        obj._state.adding = False
+        # Kept on this request's object only, for response_add; never stored in session,
+        # cookie or message storage.
+        obj._new_secret = secret  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        secret = getattr(obj, "_new_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key created",
+            "opts": self.model._meta,
+            "api_key": obj,
+            "secret": secret,
+            "changelist_url": reverse("admin:tokens_apikey_changelist"),
+        }
+        response = TemplateResponse(request, "admin/tokens/apikey/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        applied = skipped = 0
+        for api_key in queryset:
+            if services.api_key_revoke(api_key=api_key):
+                applied += 1
+                self.log_change(request, api_key, "Revoked")
+            else:
+                skipped += 1
+        text = f"Revoked {_plural(applied, 'API key')}."
+        if skipped:
+            text += f" {_plural(skipped, 'key')} already revoked."
+        self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)
