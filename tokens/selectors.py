@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from tokens import keys
 from tokens.exceptions import NotFound
-from tokens.models import ApiKey, Environment, Token
+from tokens.models import ApiKey, Environment, Membership, Project, Token, TokenEvent, TokenTag
 
 
 def status_q(status: str, *, now: datetime, cancelled_as_timed_out: bool) -> Q:
@@ -66,3 +67,108 @@ def token_get_by_id(*, token_id: str) -> Token:
     if token is None:
         raise NotFound()
     return token
+
+
+# ------------------------------------------------------------------------------------------------
+# Dashboard: reads scoped to the projects a user is a member of
+# ------------------------------------------------------------------------------------------------
+
+# What each dashboard action needs; a role allows everything a lower one does.
+ROLE_RANK = {Membership.Role.VIEWER: 1, Membership.Role.APPROVER: 2, Membership.Role.ADMIN: 3}
+ACTION_ROLES = {
+    "view": Membership.Role.VIEWER,
+    "approve": Membership.Role.APPROVER,
+    "reject": Membership.Role.APPROVER,
+    "complete_json": Membership.Role.ADMIN,
+    "force_timeout": Membership.Role.ADMIN,
+    "cancel": Membership.Role.ADMIN,
+}
+
+
+def role_allows(role: str | None, action: str) -> bool:
+    """Whether a membership role may perform a dashboard action (unknown actions: never)."""
+    needed = ACTION_ROLES.get(action)
+    if role is None or needed is None:
+        return False
+    return ROLE_RANK.get(role, 0) >= ROLE_RANK[needed]
+
+
+def membership_role_for_user(*, user: Any, project: Project) -> str | None:
+    if not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.filter(user=user, project=project).values_list("role", flat=True).first()
+    )
+
+
+def project_list_for_user(*, user: Any) -> QuerySet[Project]:
+    return Project.objects.filter(memberships__user=user).distinct()
+
+
+def environment_list_for_user(*, user: Any, now: datetime) -> QuerySet[Environment]:
+    """The user's environments, each annotated with ``role`` and its ``waiting`` count."""
+    role = Membership.objects.filter(user=user, project=OuterRef("project")).values("role")[:1]
+    waiting = Count(
+        "tokens",
+        filter=Q(tokens__status=Token.Status.WAITING) & ~Q(tokens__timeout_at__lte=now),
+    )
+    return (
+        Environment.objects.filter(project__memberships__user=user)
+        .select_related("project")
+        .annotate(role=Subquery(role), waiting=waiting)
+        .order_by("project__name", "project__slug", "slug")
+    )
+
+
+def environment_get_for_user(*, user: Any, project_slug: str, slug: str) -> Environment:
+    """One of the user's environments; NotFound when it does not exist or is not theirs."""
+    environment = (
+        Environment.objects.select_related("project")
+        .filter(project__slug=project_slug, slug=slug, project__memberships__user=user)
+        .first()
+    )
+    if environment is None:
+        raise NotFound()
+    return environment
+
+
+def token_get_for_user(*, user: Any, token_id: str) -> Token:
+    """The token with this id in one of the user's projects; NotFound otherwise, exactly as
+    for an unknown id, so ids of other tenants reveal nothing."""
+    internal = keys.parse_token_id(token_id)
+    token = (
+        Token.objects.select_related("environment__project")
+        .filter(pk=internal, environment__project__memberships__user=user)
+        .first()
+        if internal and user.is_authenticated
+        else None
+    )
+    if token is None:
+        raise NotFound()
+    return token
+
+
+def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:
+    """WAITING tokens the user can decide (approver or admin), in every project; callers order."""
+    deciding = Membership.objects.filter(
+        user=user, role__in=[Membership.Role.APPROVER, Membership.Role.ADMIN]
+    ).values("project")
+    return (
+        Token.objects.filter(environment__project__in=deciding)
+        .filter(status_q(Token.Status.WAITING, now=now, cancelled_as_timed_out=False))
+        .select_related("environment__project")
+    )
+
+
+def tag_names_for_environment(
+    *, environment: Environment, prefix: str = "", limit: int = 20
+) -> list[str]:
+    """Distinct tag names in an environment, for the filter's typeahead (index-backed)."""
+    rows = TokenTag.objects.filter(environment=environment)
+    if prefix:
+        rows = rows.filter(name__startswith=prefix)
+    return list(rows.order_by("name").values_list("name", flat=True).distinct()[:limit])
+
+
+def token_events_for_token(*, token: Token) -> QuerySet[TokenEvent]:
+    return token.events.select_related("user", "api_key").order_by("created_at", "id")

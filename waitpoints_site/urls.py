@@ -14,6 +14,8 @@ urlpatterns = [
     ),
     path("api/v1/", include("tokens.api.urls")),
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("tokens.dashboard.urls")),
 ]
 
 
