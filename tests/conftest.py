@@ -41,6 +41,11 @@ def _test_settings(settings) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.WAITPOINTS_DEFAULT_TIMEOUT = "10m"
     settings.WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL = "1h"
+    # Pages render {% static %}; the manifest storage needs collectstatic, tests do not run it.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 @pytest.fixture

@@ -21,15 +21,6 @@ SCANNER_AGENTS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _plain_static_files(settings) -> None:
-    # Pages render {% static %}; the manifest storage needs collectstatic, tests do not run it.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def browser() -> Client:
     # A real browser: CSRF is enforced (Django's test client skips it by default).

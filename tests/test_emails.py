@@ -23,20 +23,12 @@ class ExplodingBackend(BaseEmailBackend):
         raise ConnectionRefusedError("SMTP server at mail.example.com:587 refused the connection")
 
 
-@pytest.fixture(autouse=True)
-def _plain_static_files(settings) -> None:
-    # Pages render {% static %}; the manifest storage needs collectstatic, tests do not run it.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def token(api_client) -> Token:
     response = api_client.post(
         "/api/v1/waitpoints/tokens",
-        {"timeout": "1h", "tags": ["deploy", "prod-eu"], "approvers": APPROVERS},
+        # Long enough that the retry tests, which step the clock by days, stay before it.
+        {"timeout": "365d", "tags": ["deploy", "prod-eu"], "approvers": APPROVERS},
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -178,3 +170,15 @@ def test_it_does_not_resend_for_a_resolved_token(token: Token):
     services.token_complete(token=token, actor=services.Actor.system(), data={"ok": True})
 
     assert services.token_resend_approval_emails(token=token) == 0
+
+
+def test_it_does_not_send_for_a_token_resolved_before_delivery(token: Token):
+    services.token_complete(token=token, actor=services.Actor.system(), data={"ok": True})
+
+    assert services.outbox_deliver_due() == 0
+
+    assert len(mail.outbox) == 0
+    rows = list(OutboxMessage.objects.filter(token=token))
+    assert rows and all(row.failed_at is not None for row in rows)
+    assert all("already resolved" in row.last_error for row in rows)
+    assert all(row.attempts == 0 for row in rows)

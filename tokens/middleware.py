@@ -11,8 +11,14 @@ logger = logging.getLogger("tokens.api")
 
 
 def _is_confirmation_page(request: HttpRequest) -> bool:
-    """GET on a callback URL is a page for people (tokens.callback), HTML on purpose."""
-    return request.method in ("GET", "HEAD") and "/callback/" in request.path
+    """A callback URL opened or submitted by a person (tokens.callback): HTML on purpose,
+    including a refused form (e.g. a failed CSRF check), which must read as a page."""
+    if "/callback/" not in request.path:
+        return False
+    return request.method in ("GET", "HEAD") or request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    )
 
 
 class ApiJsonErrorsMiddleware:

@@ -373,14 +373,22 @@ def _refused(token: Token, kind: str, actor: Actor, now: datetime) -> Transition
     return TransitionResult(token=token, applied=False, resolution=_resolution_event(token))
 
 
+def _timed_out(timeout_at: datetime) -> dict[str, Any]:
+    """The row of a token that timed out at ``timeout_at``. Its resolution time is that moment,
+    not when a sweep got to it, so reads before and after the sweep agree."""
+    return {
+        "status": Token.Status.TIMED_OUT,
+        "completed_at": timeout_at,
+        "output": timeout_output(timeout_at),
+        "output_type": "application/json",
+        "output_is_error": True,
+    }
+
+
 def _expire_one(token: Token, now: datetime) -> None:
     assert token.timeout_at is not None
     updated = Token.objects.filter(pk=token.pk, status=Token.Status.WAITING).update(
-        status=Token.Status.TIMED_OUT,
-        completed_at=now,
-        output=timeout_output(token.timeout_at),
-        output_type="application/json",
-        output_is_error=True,
+        **_timed_out(token.timeout_at)
     )
     if updated:
         _record(token, TokenEvent.Kind.TIMED_OUT, Actor.system(), now)
@@ -438,13 +446,7 @@ def token_force_timeout(
 ) -> TransitionResult:
     """WAITING → TIMED_OUT now (support staff and admins), as upstream's "Force timeout"."""
     now = now or timezone.now()
-    applied = _waiting(token.pk, now).update(
-        status=Token.Status.TIMED_OUT,
-        completed_at=now,
-        output=timeout_output(now),
-        output_type="application/json",
-        output_is_error=True,
-    )
+    applied = _waiting(token.pk, now).update(**_timed_out(now))
     if not applied:
         return _refused(token, TokenEvent.Kind.TIMEOUT_IGNORED, actor, now)
     token.refresh_from_db()
@@ -474,11 +476,7 @@ def token_expire_due(*, now: datetime | None = None, batch_size: int | None = No
                 pk
                 for pk, timeout_at in due
                 if Token.objects.filter(pk=pk, status=Token.Status.WAITING).update(
-                    status=Token.Status.TIMED_OUT,
-                    completed_at=now,
-                    output=timeout_output(timeout_at),
-                    output_type="application/json",
-                    output_is_error=True,
+                    **_timed_out(timeout_at)
                 )
             ]
             TokenEvent.objects.bulk_create(
@@ -522,6 +520,12 @@ def outbox_deliver_due(*, now: datetime | None = None, batch_size: int = 50) -> 
             .order_by("next_attempt_at")[:batch_size]
         )
         for message in due:
+            if message.token.effective(now).status != Token.Status.WAITING:
+                # Decided (or timed out) before we got to it: asking now would only confuse.
+                message.failed_at = now
+                message.last_error = "Not sent: the token was already resolved."
+                message.save(update_fields=["failed_at", "last_error"])
+                continue
             message.attempts += 1
             try:
                 emails.send_approval_email(message)
@@ -568,7 +572,7 @@ def outbox_retry(*, message: OutboxMessage, now: datetime | None = None) -> bool
     Returns False for a message that was already delivered (it is never sent twice)."""
     now = now or timezone.now()
     updated = OutboxMessage.objects.filter(pk=message.pk, delivered_at__isnull=True).update(
-        failed_at=None, next_attempt_at=now
+        failed_at=None, next_attempt_at=now, attempts=0
     )
     if updated:
         transaction.on_commit(_kick_outbox)

@@ -13,15 +13,6 @@ from tokens.api.serializers import callback_url
 from tokens.models import Token, TokenEvent
 
 
-@pytest.fixture(autouse=True)
-def _plain_static_files(settings) -> None:
-    # GET renders the confirmation page ({% static %}); tests do not run collectstatic.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def client():
     return Client()

@@ -19,15 +19,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "correct-horse-battery-staple"
 
 
-@pytest.fixture(autouse=True)
-def _plain_static_files(settings) -> None:
-    # The manifest storage needs collectstatic; the live server serves files from the finders.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 @pytest.fixture
 def browser() -> Iterator:
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]

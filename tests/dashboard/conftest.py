@@ -10,15 +10,6 @@ from django.test import Client
 from tokens.models import Environment, Membership, Token
 
 
-@pytest.fixture(autouse=True)
-def _plain_static_files(settings) -> None:
-    # Pages render {% static %}; the manifest storage needs collectstatic, tests do not run it.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
 def member(environment: Environment, username: str, role: str) -> User:
     user = User.objects.create_user(username, f"{username}@example.com", "pw-for-tests-123")
     Membership.objects.create(user=user, project=environment.project, role=role)
