@@ -5,6 +5,7 @@ against pytest-django's live server. A missing browser FAILS the tests: CI insta
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,11 @@ from tokens.models import Environment, Membership
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER_BINARY", "/usr/bin/chromedriver"))
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Test runs keep their screenshots out of the work tree; to refresh the ones the README shows:
+#   WAITPOINTS_SCREENSHOTS=docs/screenshots bin/test tests/browser
+SCREENSHOTS = Path(
+    os.environ.get("WAITPOINTS_SCREENSHOTS", Path(tempfile.gettempdir()) / "waitpoints-screenshots")
+).resolve()
 PASSWORD = "correct-horse-battery-staple"
 
 

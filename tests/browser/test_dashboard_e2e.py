@@ -1,5 +1,5 @@
 """End to end in headless Chromium: log in, filter by tag, approve, see the SDK-visible output;
-a viewer cannot approve; the phone layout. Screenshots go to docs/screenshots/."""
+a viewer cannot approve; the phone layout. Screenshots go to $WAITPOINTS_SCREENSHOTS."""
 
 from __future__ import annotations
 
