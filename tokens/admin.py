@@ -41,11 +41,10 @@ MAX_REASON_LENGTH = 1000
 
 
 def _actor(request: HttpRequest) -> services.Actor:
-    return services.Actor(
-        channel=TokenEvent.Channel.ADMIN,
+    return services.Actor.from_request(
+        request,
+        TokenEvent.Channel.ADMIN,
         user=request.user,  # type: ignore[arg-type]
-        ip=request.META.get("REMOTE_ADDR"),
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
     )
 
 

@@ -47,11 +47,7 @@ def _private(response: HttpResponse) -> HttpResponse:
 
 
 def _actor(request: HttpRequest) -> services.Actor:
-    return services.Actor(
-        channel=TokenEvent.Channel.CALLBACK,
-        ip=request.META.get("REMOTE_ADDR"),
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
-    )
+    return services.Actor.from_request(request, TokenEvent.Channel.CALLBACK)
 
 
 class InvalidHash(TokenError):

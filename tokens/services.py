@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 
 from tokens import keys
@@ -48,6 +49,24 @@ class Actor:
     @classmethod
     def system(cls) -> Actor:
         return cls(channel=TokenEvent.Channel.SYSTEM)
+
+    @classmethod
+    def from_request(
+        cls,
+        request: HttpRequest,
+        channel: str,
+        *,
+        api_key: ApiKey | None = None,
+        user: AbstractBaseUser | None = None,
+    ) -> Actor:
+        """An actor for an HTTP adapter: the channel and credential, plus where it came from."""
+        return cls(
+            channel=channel,
+            api_key=api_key,
+            user=user,
+            ip=request.META.get("REMOTE_ADDR"),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,8 @@ def api_actor(
     request: Request | HttpRequest, channel: str = TokenEvent.Channel.API
 ) -> services.Actor:
     principal = getattr(request, "user", None)
-    return services.Actor(
-        channel=channel,
-        api_key=principal.api_key if isinstance(principal, ApiPrincipal) else None,
-        ip=request.META.get("REMOTE_ADDR"),
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
-    )
+    api_key = principal.api_key if isinstance(principal, ApiPrincipal) else None
+    return services.Actor.from_request(request, channel, api_key=api_key)
 
 
 class TokenViewSet(viewsets.ViewSet):

@@ -47,11 +47,10 @@ ACTION_LABELS = {
 
 
 def _actor(request: HttpRequest) -> services.Actor:
-    return services.Actor(
-        channel=TokenEvent.Channel.DASHBOARD,
+    return services.Actor.from_request(
+        request,
+        TokenEvent.Channel.DASHBOARD,
         user=request.user,  # type: ignore[arg-type]
-        ip=request.META.get("REMOTE_ADDR"),
-        user_agent=request.META.get("HTTP_USER_AGENT", ""),
     )
 
 
