@@ -63,6 +63,10 @@ def env_secret(name: str, default: str = "") -> str:
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY and (VAR_DIR / "secret_key").is_file():
+    # The key bin/serve generated for the embedded default: `manage.py …` run by hand afterwards
+    # must use the same one, or every stored API key digest stops matching.
+    SECRET_KEY = (VAR_DIR / "secret_key").read_text().strip()
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is required (set DEBUG=True for local development)")

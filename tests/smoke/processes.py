@@ -23,6 +23,7 @@ BIN = Path(sys.executable).parent  # the virtualenv running pytest has gunicorn,
 _SCRUBBED = (
     "DATABASE_URL",
     "REDIS_URL",
+    "SECRET_KEY",
     "SECRET_KEY_FILE",
     "PUBLIC_BASE_URL",
     "ALLOWED_HOSTS",

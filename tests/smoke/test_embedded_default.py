@@ -145,3 +145,35 @@ def test_it_runs_web_worker_and_beat_on_sqlite(tmp_path: Path) -> None:
     assert server.returncode is not None
     assert list(var.glob("celerybeat-schedule*")), "beat keeps its schedule under the var dir"
     assert list((var / "broker" / "control").glob("*.exchange")), "so does the broker"
+
+
+def test_manage_py_by_hand_uses_the_key_bin_serve_generated(tmp_path: Path) -> None:
+    """README: after `bin/serve`, `.venv/bin/python manage.py bootstrap` prints the credentials.
+
+    bin/serve exports SECRET_KEY_FILE=var/secret_key; a command run by hand has no SECRET_KEY at
+    all and must still find that key, or the stored API key digests would not match it.
+    """
+    var = tmp_path / "var"
+    by_hand = subprocess_env(WAITPOINTS_VAR_DIR=str(var))
+
+    # No key anywhere yet: a clear refusal, not a silent insecure default.
+    with pytest.raises(AssertionError, match="SECRET_KEY is required"):
+        manage("check", env=by_hand)
+
+    var.mkdir()
+    key_file = var / "secret_key"
+    key_file.write_text(secrets.token_urlsafe(50) + "\n")
+    as_bin_serve = subprocess_env(WAITPOINTS_VAR_DIR=str(var), SECRET_KEY_FILE=str(key_file))
+    manage("migrate", "--noinput", env=as_bin_serve)
+    served = _bootstrap(as_bin_serve)
+
+    assert _bootstrap(by_hand) == served
+    # The key it printed authenticates under the same SECRET_KEY: the digest lookup matches.
+    lookup = manage(
+        "shell",
+        "-c",
+        f"from tokens.selectors import api_key_get_by_secret as find; "
+        f"print(find(secret={served['key']!r}) is not None)",
+        env=by_hand,
+    )
+    assert lookup.strip().endswith("True")
