@@ -32,12 +32,11 @@ from tokens.models import (
     Token,
     TokenEvent,
 )
+from tokens.services import MAX_REASON_LENGTH
 
 admin.site.site_header = "waitpoints support"
 admin.site.site_title = "waitpoints support"
 admin.site.index_title = "Support"
-
-MAX_REASON_LENGTH = 1000
 
 
 def _actor(request: HttpRequest) -> services.Actor:

@@ -7,7 +7,6 @@ they render the confirmation page, because mail scanners and chat previews fetch
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -19,11 +18,9 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from tokens import keys, selectors, services
 from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
 from tokens.api.serializers import transition_body
+from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of, decision_output
 from tokens.exceptions import TokenError
 from tokens.models import Token, TokenEvent
-
-DECISIONS = ("approved", "rejected")
-MAX_COMMENT_LENGTH = 2000
 
 
 def _prefers_json(request: HttpRequest) -> bool:
@@ -111,9 +108,7 @@ def _decide_from_form(
         )
         # 200, as Django re-renders an invalid form (a 4xx HTML page on /api/ becomes JSON).
         return confirmation_page(request, token_id, digest, error=error, comment=comment)
-    output: dict[str, Any] = {"status": decision}
-    if comment:
-        output["comment"] = comment
+    output = decision_output(decision, comment)
     result = services.token_complete(token=token, actor=_actor(request), data=output)
     # Post/redirect/get: the page then shows the outcome, and a reload cannot post again.
     return _private(redirect(request.path if result.applied else f"{request.path}?ignored=1"))
@@ -146,7 +141,7 @@ def confirmation_page(
         "comment": comment,
         "max_comment_length": MAX_COMMENT_LENGTH,
         "ignored": request.GET.get("ignored") == "1",
-        "output": _decision_of(state.output, state.output_type),
+        "output": decision_of(state.output, state.output_type),
         "resolution": token.events.filter(
             kind__in=[
                 TokenEvent.Kind.COMPLETED,
@@ -158,13 +153,3 @@ def confirmation_page(
         .first(),
     }
     return _private(render(request, "callback/confirm.html", context, status=status))
-
-
-def _decision_of(output: str | None, output_type: str) -> dict[str, Any] | None:
-    if output is None or output_type != "application/super+json":
-        return None
-    try:
-        value = json.loads(output).get("json")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, dict) else None

@@ -33,6 +33,7 @@ MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
 MAX_IDEMPOTENCY_KEY_LENGTH = 2048
 MAX_APPROVERS = 20
+MAX_REASON_LENGTH = 1000  # a cancellation's reason
 NO_OUTPUT = object()  # "data" absent: the token completes without output
 
 
@@ -440,8 +441,10 @@ def token_cancel(
 ) -> TransitionResult:
     """WAITING → CANCELLED with an optional reason."""
     now = now or timezone.now()
-    if not isinstance(reason, str) or len(reason) > 1000:
-        raise InvalidInput("Invalid reason: expected a string of at most 1000 characters.")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInput(
+            f"Invalid reason: expected a string of at most {MAX_REASON_LENGTH} characters."
+        )
     reason = reason.strip()
     applied = _waiting(token.pk, now).update(
         status=Token.Status.CANCELLED,

@@ -12,11 +12,11 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from tokens import keys
+from tokens.decisions import MAX_COMMENT_LENGTH
 from tokens.models import Token, TokenTag
 from tokens.selectors import status_q
+from tokens.services import MAX_REASON_LENGTH
 
-MAX_COMMENT_LENGTH = 2000
-MAX_REASON_LENGTH = 1000
 MAX_FILTER_TAGS = 20
 MAX_BULK = 100
 

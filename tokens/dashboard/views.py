@@ -11,7 +11,6 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -26,11 +25,11 @@ from tokens import keys, selectors, services
 from tokens.api.pagination import PageRequest, paginate
 from tokens.api.serializers import base_url, callback_url
 from tokens.dashboard import forms
+from tokens.decisions import DECISIONS, decision_of, decision_output
 from tokens.exceptions import NotFound
 from tokens.models import Environment, Membership, Token, TokenEvent
 
 PAGE_SIZE = 25
-DECISIONS = ("approved", "rejected")
 RESOLVING_KINDS = (TokenEvent.Kind.COMPLETED, TokenEvent.Kind.TIMED_OUT, TokenEvent.Kind.CANCELLED)
 ACTION_LABELS = {
     "approve": "approve",
@@ -128,14 +127,6 @@ def _report(request: HttpRequest, result: services.TransitionResult, done: str) 
         messages.warning(request, resolved_message(result.token, result.resolution))
 
 
-def decision_output(decision: str, comment: str, user: Any) -> dict[str, str]:
-    output = {"status": decision}
-    if comment:
-        output["comment"] = comment
-    output["by"] = user.get_username()
-    return output
-
-
 # ------------------------------------------------------------------------------------------------
 # Pages
 # ------------------------------------------------------------------------------------------------
@@ -182,7 +173,7 @@ def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -
     rows, pagination = paginate(queryset, page)
     for token in rows:
         token.state = state = token.effective(now)  # type: ignore[attr-defined]
-        token.decision = decided_output(state.output, state.output_type).get("status")  # type: ignore[attr-defined]
+        token.decision = decision_of(state.output, state.output_type).get("status")  # type: ignore[attr-defined]
     role = selectors.membership_role_for_user(user=request.user, project=environment.project)
     context = {
         "environment": environment,
@@ -237,7 +228,7 @@ def _render_detail(
     now = timezone.now()
     state = token.effective(now)
     events = list(selectors.token_events_for_token(token=token))
-    decided = decided_output(state.output, state.output_type)
+    decided = decision_of(state.output, state.output_type)
     context = {
         "token": token,
         "state": state,
@@ -255,17 +246,6 @@ def _render_detail(
         "environment": token.environment,
     }
     return render(request, "dashboard/token_detail.html", context, status=status)
-
-
-def decided_output(output: str | None, output_type: str) -> dict[str, Any]:
-    """The JSON object a decision stored ({"status": "approved", …}), or {} for anything else."""
-    if output is None or output_type != "application/super+json":
-        return {}
-    try:
-        value = json.loads(output).get("json")
-    except (ValueError, AttributeError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def pretty_output(output: str | None, output_type: str) -> str | None:
@@ -292,7 +272,9 @@ def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
     if token is not None:
         form = forms.DecisionForm(request.POST)
         if form.is_valid():
-            output = decision_output(decision, form.cleaned_data["comment"].strip(), request.user)
+            output = decision_output(
+                decision, form.cleaned_data["comment"].strip(), by=request.user.get_username()
+            )
             result = services.token_complete(token=token, actor=_actor(request), data=output)
             _report(request, result, "Approved" if decision == "approved" else "Rejected")
         else:
@@ -391,7 +373,7 @@ def _bulk_one(
     if not selectors.role_allows(roles[project.pk], action):
         services.token_action_denied(token=token, actor=_actor(request), action=action)
         return "denied"
-    output = decision_output(decision, comment, request.user)
+    output = decision_output(decision, comment, by=request.user.get_username())
     result = services.token_complete(token=token, actor=_actor(request), data=output)
     return "applied" if result.applied else "ignored"
 
