@@ -142,14 +142,6 @@ def confirmation_page(
         "max_comment_length": MAX_COMMENT_LENGTH,
         "ignored": request.GET.get("ignored") == "1",
         "output": decision_of(state.output, state.output_type),
-        "resolution": token.events.filter(
-            kind__in=[
-                TokenEvent.Kind.COMPLETED,
-                TokenEvent.Kind.TIMED_OUT,
-                TokenEvent.Kind.CANCELLED,
-            ]
-        )
-        .select_related("user")
-        .first(),
+        "resolution": selectors.token_resolution_event(token=token),
     }
     return _private(render(request, "callback/confirm.html", context, status=status))

@@ -170,5 +170,14 @@ def tag_names_for_environment(
     return list(rows.order_by("name").values_list("name", flat=True).distinct()[:limit])
 
 
+# The audit events that end a token's wait; a token has at most one of them.
+RESOLVING_KINDS = (TokenEvent.Kind.COMPLETED, TokenEvent.Kind.TIMED_OUT, TokenEvent.Kind.CANCELLED)
+
+
+def token_resolution_event(*, token: Token) -> TokenEvent | None:
+    """Who resolved the token, how and when (None while it waits, or before the sweep)."""
+    return token.events.filter(kind__in=RESOLVING_KINDS).select_related("user", "api_key").first()
+
+
 def token_events_for_token(*, token: Token) -> QuerySet[TokenEvent]:
     return token.events.select_related("user", "api_key").order_by("created_at", "id")

@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from tokens import keys
+from tokens import keys, selectors
 from tokens.durations import resolve_timeout, resolve_ttl
 from tokens.exceptions import InvalidInput, TooManyTags
 from tokens.models import (
@@ -370,27 +370,15 @@ def _waiting(token_id: str, now: datetime) -> Any:
     )
 
 
-def _resolution_event(token: Token) -> TokenEvent | None:
-    return (
-        token.events.filter(
-            kind__in=[
-                TokenEvent.Kind.COMPLETED,
-                TokenEvent.Kind.TIMED_OUT,
-                TokenEvent.Kind.CANCELLED,
-            ]
-        )
-        .select_related("user", "api_key")
-        .first()
-    )
-
-
 def _refused(token: Token, kind: str, actor: Actor, now: datetime) -> TransitionResult:
     """Nothing applied: persist an overdue timeout, audit the attempt, report who resolved it."""
     if token.is_due(now):
         _expire_one(token, now)
     token.refresh_from_db()
     _record(token, kind, actor, now, status=token.status)
-    return TransitionResult(token=token, applied=False, resolution=_resolution_event(token))
+    return TransitionResult(
+        token=token, applied=False, resolution=selectors.token_resolution_event(token=token)
+    )
 
 
 def _timed_out(timeout_at: datetime) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from tokens.exceptions import NotFound
 from tokens.models import Environment, Membership, Token, TokenEvent
 
 PAGE_SIZE = 25
-RESOLVING_KINDS = (TokenEvent.Kind.COMPLETED, TokenEvent.Kind.TIMED_OUT, TokenEvent.Kind.CANCELLED)
 ACTION_LABELS = {
     "approve": "approve",
     "reject": "reject",
@@ -239,7 +238,7 @@ def _render_detail(
         "callback_url": callback_url(token, base=base_url(request)),
         "output": pretty_output(state.output, state.output_type),
         "events": events,
-        "resolution": next((e for e in events if e.kind in RESOLVING_KINDS), None),
+        "resolution": next((e for e in events if e.kind in selectors.RESOLVING_KINDS), None),
         "decision": decided.get("status") if decided.get("status") in DECISIONS else None,
         "comment": decided.get("comment") if isinstance(decided.get("comment"), str) else "",
         "json_form": json_form or forms.CompleteJsonForm(),
