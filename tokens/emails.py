@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from tokens.api.serializers import base_url, callback_url
@@ -17,8 +18,8 @@ from tokens.models import OutboxMessage, Token
 
 
 def dashboard_url(token: Token, *, base: str) -> str:
-    # The dashboard's token detail route (/tokens/<friendly_id>); it asks approvers to log in.
-    return f"{base}/tokens/{token.friendly_id}"
+    """The token's page on the dashboard (it asks approvers to log in first)."""
+    return base + reverse("dashboard:token_detail", args=[token.friendly_id])
 
 
 def approval_context(message: OutboxMessage) -> dict[str, object]:

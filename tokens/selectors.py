@@ -47,26 +47,24 @@ def token_list(*, environment: Environment) -> QuerySet[Token]:
     return Token.objects.filter(environment=environment)
 
 
-def token_get_for_environment(*, environment: Environment, token_id: str) -> Token:
-    """The token with this id (either form) in this environment; NotFound otherwise."""
+def _one_token(tokens: QuerySet[Token], token_id: str) -> Token:
+    """The token with this id (``waitpoint_…`` or bare) among ``tokens``; NotFound otherwise,
+    the same for a malformed id, an unknown one and one outside the scope."""
     internal = keys.parse_token_id(token_id)
-    token = Token.objects.filter(environment=environment, pk=internal).first() if internal else None
+    token = tokens.filter(pk=internal).first() if internal else None
     if token is None:
         raise NotFound()
     return token
+
+
+def token_get_for_environment(*, environment: Environment, token_id: str) -> Token:
+    """The token with this id in this environment (the API's scope)."""
+    return _one_token(Token.objects.filter(environment=environment), token_id)
 
 
 def token_get_by_id(*, token_id: str) -> Token:
     """Unscoped lookup for the callback URL, whose hash is the credential."""
-    internal = keys.parse_token_id(token_id)
-    token = (
-        Token.objects.select_related("environment__project").filter(pk=internal).first()
-        if internal
-        else None
-    )
-    if token is None:
-        raise NotFound()
-    return token
+    return _one_token(Token.objects.select_related("environment__project"), token_id)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -135,17 +133,12 @@ def environment_get_for_user(*, user: Any, project_slug: str, slug: str) -> Envi
 def token_get_for_user(*, user: Any, token_id: str) -> Token:
     """The token with this id in one of the user's projects; NotFound otherwise, exactly as
     for an unknown id, so ids of other tenants reveal nothing."""
-    internal = keys.parse_token_id(token_id)
-    token = (
-        Token.objects.select_related("environment__project")
-        .filter(pk=internal, environment__project__memberships__user=user)
-        .first()
-        if internal and user.is_authenticated
-        else None
-    )
-    if token is None:
+    if not user.is_authenticated:
         raise NotFound()
-    return token
+    tokens = Token.objects.select_related("environment__project").filter(
+        environment__project__memberships__user=user
+    )
+    return _one_token(tokens, token_id)
 
 
 def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:
