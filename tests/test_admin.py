@@ -254,6 +254,9 @@ def test_it_retries_a_failed_message(support: Client, make_token, settings):
 
     listing = support.get("/admin/tokens/outboxmessage/", {"state": "failed"})
     assert [m.pk for m in listing.context["cl"].result_list] == [message.pk]
+    page = support.get(reverse("admin:tokens_outboxmessage_change", args=[message.pk]))
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()  # read-only: retried by the action only
     assert "ConnectionRefusedError" in listing.content.decode()
     response = act(support, "retry_messages", message, url="/admin/tokens/outboxmessage/")
 

@@ -71,6 +71,26 @@ def _report(
 # ------------------------------------------------------------------------------------------------
 
 
+class NoSaveButtons:
+    """For model admins whose fields are all read-only: a Save button would only suggest
+    otherwise. Changes go through the admin actions (and so through the services)."""
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
@@ -157,7 +177,7 @@ class TagListFilter(admin.SimpleListFilter):
 
 
 @admin.register(Token)
-class TokenAdmin(admin.ModelAdmin):
+class TokenAdmin(NoSaveButtons, admin.ModelAdmin):
     list_display = (
         "friendly_id",
         "environment",
@@ -259,22 +279,6 @@ class TokenAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the audit trail and the API's promises outlive support sessions
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        # Every field is read-only: a Save button would only suggest otherwise.
-        extra_context = {
-            **(extra_context or {}),
-            "show_save": False,
-            "show_save_and_continue": False,
-            "show_save_and_add_another": False,
-        }
-        return super().change_view(request, object_id, form_url, extra_context)
 
     # -- Actions: each calls a service, once per token ----------------------------------------
 
@@ -385,7 +389,7 @@ class OutboxStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(NoSaveButtons, admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",
@@ -436,17 +440,6 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "show_save": False}
-        extra_context.update(show_save_and_continue=False, show_save_and_add_another=False)
-        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Retry selected messages now", permissions=["change"])
     def retry_messages(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:

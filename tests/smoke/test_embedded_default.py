@@ -160,7 +160,7 @@ def test_manage_py_by_hand_uses_the_key_bin_serve_generated(tmp_path: Path) -> N
     with pytest.raises(AssertionError, match="SECRET_KEY is required"):
         manage("check", env=by_hand)
 
-    var.mkdir()
+    var.mkdir(exist_ok=True)  # settings make it as they load
     key_file = var / "secret_key"
     key_file.write_text(secrets.token_urlsafe(50) + "\n")
     as_bin_serve = subprocess_env(WAITPOINTS_VAR_DIR=str(var), SECRET_KEY_FILE=str(key_file))
