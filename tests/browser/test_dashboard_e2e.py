@@ -153,7 +153,9 @@ def test_an_approver_logs_in_filters_by_tag_approves_and_the_sdk_sees_it(
     browser.find_element(By.LINK_TEXT, world["refund"].friendly_id).click()
     wait(browser).until(ec.presence_of_element_located((By.ID, "decision-comment")))
     shoot(browser, "dashboard-detail.png")
-    copy = browser.find_element(By.CSS_SELECTOR, "button[data-copy='#callback-url']")
+    # An approver sees no callback URL (a credential, for admins only); the id copies.
+    assert browser.find_elements(By.ID, "callback-url") == []
+    copy = browser.find_element(By.CSS_SELECTOR, "button[data-copy='#token-id']")
     copy.click()
     wait(browser).until(lambda d: copy.text == "Copied")
     browser.find_element(By.ID, "decision-comment").send_keys("Within the refund policy")

@@ -205,6 +205,8 @@ def tag_list(request: HttpRequest, project_slug: str, environment_slug: str) -> 
     """Tag names for the filter's typeahead: ``{"tags": [...]}``, by prefix."""
     environment = _environment_for_user(request, project_slug, environment_slug)
     prefix = request.GET.get("q", "")[:128]
+    if "\x00" in prefix:
+        return JsonResponse({"error": "q cannot contain null characters (\\u0000)."}, status=400)
     names = selectors.tag_names_for_environment(environment=environment, prefix=prefix)
     return JsonResponse({"tags": names})
 
@@ -235,7 +237,13 @@ def _render_detail(
         "role": role,
         "can_decide": selectors.role_allows(role, "approve"),
         "can_admin": selectors.role_allows(role, "cancel"),
-        "callback_url": callback_url(token, base=base_url(request)),
+        # The callback URL is a credential (whoever holds it completes the token): only roles
+        # that may complete with any output see it; a viewer's page never carries it.
+        "callback_url": (
+            callback_url(token, base=base_url(request))
+            if selectors.role_allows(role, "complete_json")
+            else ""
+        ),
         "output": pretty_output(state.output, state.output_type),
         "events": events,
         "resolution": next((e for e in events if e.kind in selectors.RESOLVING_KINDS), None),
