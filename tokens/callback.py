@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from tokens import keys, selectors, services
-from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
+from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, UnacceptableJson, parse_json, read_body
 from tokens.api.serializers import transition_body
 from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of, decision_output
 from tokens.exceptions import TokenError
@@ -81,9 +81,12 @@ def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResp
         return _decide_from_form(request, token, token_id, digest)
     try:
         data: Any = parse_json(raw)
+    except UnacceptableJson as error:
+        # NaN, NUL, lone surrogates, deep nesting: a 400, never a silent {} output.
+        return JsonResponse({"error": error.message}, status=error.http_status)
     except TokenError:
         data = {}
-    # Upstream: the whole body is the output; an empty or invalid body means {}.
+    # Upstream: the whole body is the output; an empty or invalid (not JSON at all) body means {}.
     result = services.token_complete(
         token=token, actor=_actor(request), data={} if data is EMPTY else data
     )

@@ -159,21 +159,33 @@ def encode_output(data: Any) -> tuple[str | None, str]:
 
 
 def clean_tags(tags: Any) -> list[str]:
-    """A string or a list of strings; at most 10, each 1–128 characters; duplicates dropped."""
+    """A string or a list of strings; at most 10, each 1–128 characters; duplicates dropped.
+
+    Surrounding whitespace is stripped (" a" and "a" are one tag), and a comma is refused:
+    ``filter[tags]`` is comma-separated, so a tag holding one could never be matched.
+    """
     if tags is None:
         return []
     if isinstance(tags, str):
         tags = [tags]
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise InvalidInput("Invalid tags: expected a string or an array of strings.")
-    unique = list(dict.fromkeys(tags))
+    for index, tag in enumerate(tags):
+        if not tag.strip():
+            raise InvalidInput(f"Invalid tag at tags[{index}]: tags cannot be empty or blank.")
+        if "," in tag:
+            raise InvalidInput(
+                f"Invalid tag at tags[{index}]: tags cannot contain a comma "
+                "(filter[tags] separates tags with commas)."
+            )
+        if "\x00" in tag:
+            raise InvalidInput(f"Invalid tag at tags[{index}]: tags cannot contain NUL (\\u0000).")
+    unique = list(dict.fromkeys(tag.strip() for tag in tags))
     if len(unique) > MAX_TAGS:
         raise TooManyTags(
             f"Waitpoints can only have {MAX_TAGS} tags, you're trying to set {len(unique)}."
         )
     for index, tag in enumerate(unique):
-        if not tag.strip():
-            raise InvalidInput(f"Invalid tag at tags[{index}]: tags cannot be empty or blank.")
         if len(tag) > MAX_TAG_LENGTH:
             raise InvalidInput(
                 f"Invalid tag at tags[{index}]: tags must be at most {MAX_TAG_LENGTH} characters."
