@@ -14,8 +14,9 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -69,6 +70,42 @@ def _report(
 # ------------------------------------------------------------------------------------------------
 # Tokens
 # ------------------------------------------------------------------------------------------------
+
+
+class CheckedFilters:
+    """Changelists that say what is wrong with a filter instead of failing: a NUL anywhere in the
+    query (PostgreSQL text cannot hold one, so the query would raise) and the lookups Django
+    itself refuses (an impossible date) redirect to the unfiltered list with a message. Django
+    alone answers the first with a 500 and the second with a bare "?e=1"."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                shown = name.replace("\x00", "\\u0000")[:60]
+                return self._refuse_filter(request, f"{shown} contains a null character (\\u0000).")
+        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
+        problem = getattr(request, "_invalid_filter", None)
+        if problem is not None and response.status_code == 302:
+            return self._refuse_filter(request, problem)
+        return response
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_changelist_instance(request)  # type: ignore[misc]
+        except IncorrectLookupParameters as error:
+            detail = error.args[0] if error.args else ""
+            if isinstance(detail, Exception) and getattr(detail, "messages", None):
+                text = " ".join(str(m) for m in detail.messages)  # type: ignore[attr-defined]
+            else:
+                text = str(detail) or "these lookups cannot be used."
+            request._invalid_filter = text[:300]  # type: ignore[attr-defined]
+            raise
+
+    def _refuse_filter(self, request: HttpRequest, problem: str) -> HttpResponse:
+        messages.error(request, f"Invalid filter: {problem} Showing the unfiltered list.")
+        return HttpResponseRedirect(request.path)
 
 
 class NoSaveButtons:
@@ -177,7 +214,7 @@ class TagListFilter(admin.SimpleListFilter):
 
 
 @admin.register(Token)
-class TokenAdmin(NoSaveButtons, admin.ModelAdmin):
+class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
     list_display = (
         "friendly_id",
         "environment",
@@ -389,7 +426,7 @@ class OutboxStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(NoSaveButtons, admin.ModelAdmin):
+class OutboxMessageAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",
@@ -481,7 +518,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(CheckedFilters, admin.ModelAdmin):
     list_display = ("slug", "name", "created_at", "environment_list")
     search_fields = ("slug", "name")
     inlines = (EnvironmentInline, MembershipInline)
@@ -499,7 +536,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(admin.ModelAdmin):
+class EnvironmentAdmin(CheckedFilters, admin.ModelAdmin):
     list_display = ("__str__", "project", "slug", "public_id", "created_at")
     list_filter = ("slug", "project")
     list_select_related = ("project",)
@@ -522,7 +559,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(CheckedFilters, admin.ModelAdmin):
     list_display = ("user", "project", "role")
     list_filter = ("role", "project")
     list_select_related = ("user", "project")
@@ -546,7 +583,7 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(CheckedFilters, admin.ModelAdmin):
     list_display = (
         "masked",
         "name",
