@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from tokens import keys, selectors
+from tokens import http, keys, selectors
 from tokens.durations import resolve_timeout, resolve_ttl
 from tokens.exceptions import InvalidInput, TooManyTags
 from tokens.models import (
@@ -65,8 +65,8 @@ class Actor:
             channel=channel,
             api_key=api_key,
             user=user,
-            ip=request.META.get("REMOTE_ADDR"),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            ip=http.client_ip(request),  # behind TRUSTED_PROXIES, the client's, not the proxy's
+            user_agent=http.user_agent(request),
         )
 
 

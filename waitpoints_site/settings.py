@@ -6,6 +6,7 @@ Celery's filesystem broker, both under ``var/``, so one command starts it on a f
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -190,6 +191,19 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 if env_bool("USE_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Reverse proxies whose X-Forwarded-For is believed for the audit trail's client address:
+# addresses or CIDRs, comma-separated ("10.0.0.0/8,127.0.0.1"; "unix" for a proxy on a Unix
+# socket). Empty: REMOTE_ADDR as is. See tokens/http.py.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    if _proxy != "unix":
+        try:
+            ipaddress.ip_network(_proxy, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR (e.g. 10.0.0.0/8)"
+            ) from None
 
 # Complete and callback accept 3 MiB; leave room for the JSON envelope around the output.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 3 * 1024 * 1024 + 64 * 1024
