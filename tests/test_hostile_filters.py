@@ -98,3 +98,32 @@ def test_the_admin_takes_an_out_of_range_id_filter(support, token) -> None:
     # Larger than any bigint: Django's related filter lists everything rather than fail.
     response = support.get(CHANGELIST, {"environment__id__exact": "9" * 30})
     assert response.status_code == 200
+
+
+# -- dashboard actions: the message names the problem --------------------------------------------
+
+
+def test_dashboard_actions_say_nul_is_not_allowed(environment, token) -> None:
+    from tests.dashboard.conftest import csrf_post
+
+    user = member(environment, "adam", Membership.Role.ADMIN)
+    client = client_for(user)
+    base = f"/tokens/{token.friendly_id}"
+    response = csrf_post(client, f"{base}/approve", {"comment": NUL}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "Comments cannot contain null characters (\\u0000)."
+    ]
+    response = csrf_post(client, f"{base}/cancel", {"reason": NUL}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "The reason cannot contain null characters (\\u0000)."
+    ]
+    for data, message in [
+        ('{"a": "x\\u0000"}', "contains a NUL character"),
+        ('{"a": NaN}', "NaN is not a JSON number"),
+        ("[" * 2000 + "]" * 2000, "nested more than 100 levels deep"),
+    ]:
+        response = csrf_post(client, f"{base}/complete", {"data": data})
+        assert response.status_code == 400
+        assert message in response.content.decode()
+    token.refresh_from_db()
+    assert token.status == Token.Status.WAITING

@@ -30,6 +30,7 @@ from tokens.exceptions import NotFound
 from tokens.models import Environment, Membership, Token, TokenEvent
 
 PAGE_SIZE = 25
+NUL_ERROR = "null_characters_not_allowed"  # Django's CharField refuses NUL with this code
 ACTION_LABELS = {
     "approve": "approve",
     "reject": "reject",
@@ -285,7 +286,12 @@ def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
             result = services.token_complete(token=token, actor=_actor(request), data=output)
             _report(request, result, "Approved" if decision == "approved" else "Rejected")
         else:
-            messages.error(request, f"Comments are at most {forms.MAX_COMMENT_LENGTH} characters.")
+            messages.error(
+                request,
+                "Comments cannot contain null characters (\\u0000)."
+                if form.has_error("comment", code=NUL_ERROR)
+                else f"Comments are at most {forms.MAX_COMMENT_LENGTH} characters.",
+            )
     fallback = _detail_url(token) if token else reverse("dashboard:token_detail", args=[token_id])
     return redirect(_next_or(request, fallback))
 
@@ -343,7 +349,12 @@ def token_cancel(request: HttpRequest, token_id: str) -> HttpResponse:
             result = services.token_cancel(token=token, actor=_actor(request), reason=reason)
             _report(request, result, "Cancelled")
         else:
-            messages.error(request, f"The reason is at most {forms.MAX_REASON_LENGTH} characters.")
+            messages.error(
+                request,
+                "The reason cannot contain null characters (\\u0000)."
+                if form.has_error("reason", code=NUL_ERROR)
+                else f"The reason is at most {forms.MAX_REASON_LENGTH} characters.",
+            )
     return redirect("dashboard:token_detail", token_id)
 
 
