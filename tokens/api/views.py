@@ -21,11 +21,12 @@ from tokens.api.authentication import (
     public_claims,
 )
 from tokens.api.body import COMPLETE_BODY_LIMIT, CREATE_BODY_LIMIT, read_json_object
-from tokens.api.pagination import paginate, parse_page_request
-from tokens.api.serializers import TokenOutputSerializer, base_url, transition_body
+from tokens.api.serializers import TokenOutputSerializer, transition_body
 from tokens.exceptions import PermissionDenied, TokenError
 from tokens.filters import ApiTokenFilter
+from tokens.http import actor_from_request, base_url
 from tokens.models import TokenEvent
+from tokens.pagination import paginate, parse_page_request
 
 FILTER_PARAMS = {
     "filter[status]": "status",
@@ -40,9 +41,13 @@ FILTER_PARAMS = {
 def api_actor(
     request: Request | HttpRequest, channel: str = TokenEvent.Channel.API
 ) -> services.Actor:
+    """The key, or the public access token (and the key that signed it, if one did)."""
     principal = getattr(request, "user", None)
-    api_key = principal.api_key if isinstance(principal, ApiPrincipal) else None
-    return services.Actor.from_request(request, channel, api_key=api_key)
+    if not isinstance(principal, ApiPrincipal):
+        return actor_from_request(request, channel, credential="")
+    return actor_from_request(
+        request, channel, credential=principal.credential, api_key=principal.api_key
+    )
 
 
 class TokenViewSet(viewsets.ViewSet):
