@@ -106,7 +106,13 @@ def expire_due(
         f"ORDER BY timeout_at LIMIT %s{lock}) RETURNING id"
     )
     waiting = Token.Status.WAITING.value
-    all_params = [Token.Status.TIMED_OUT.value, "application/json", True, waiting, waiting]
+    all_params: list[Any] = [
+        Token.Status.TIMED_OUT.value,
+        "application/json",
+        True,
+        waiting,
+        waiting,
+    ]
     all_params += params + [limit]
     with connection.cursor() as cursor:
         cursor.execute(sql, all_params)

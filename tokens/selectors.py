@@ -79,7 +79,11 @@ def token_get_by_id(*, token_id: str) -> Token:
 # ------------------------------------------------------------------------------------------------
 
 # What each dashboard action needs; a role allows everything a lower one does.
-ROLE_RANK = {Membership.Role.VIEWER: 1, Membership.Role.APPROVER: 2, Membership.Role.ADMIN: 3}
+ROLE_RANK: dict[str, int] = {
+    Membership.Role.VIEWER: 1,
+    Membership.Role.APPROVER: 2,
+    Membership.Role.ADMIN: 3,
+}
 ACTION_ROLES = {
     "view": Membership.Role.VIEWER,
     "approve": Membership.Role.APPROVER,

@@ -136,7 +136,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "waitpoints.sqlite3",
+            "NAME": str(VAR_DIR / "waitpoints.sqlite3"),
             # web, worker and beat share the file: take the write lock at BEGIN so that
             # read-then-write transactions serialise instead of failing with "database is locked".
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},

@@ -43,6 +43,14 @@ class ApiPrincipal:
         return any(scope in allowed for scope in self.scopes)
 
 
+def principal(request: Request) -> ApiPrincipal:
+    """The authenticated caller of an API view (DRF keeps it in ``request.user``)."""
+    caller = request.user
+    if not isinstance(caller, ApiPrincipal):
+        raise AuthenticationFailed("Invalid or Missing API key")
+    return caller
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiPrincipal]:
         header = request.META.get("HTTP_AUTHORIZATION", "")

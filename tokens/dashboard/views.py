@@ -348,7 +348,7 @@ def token_bulk(request: HttpRequest) -> HttpResponse:
     back = _next_or(request, reverse("dashboard:home"))
     form = forms.BulkDecisionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, next(iter(form.errors.values()))[0])
+        messages.error(request, str(next(iter(form.errors.values()))[0]))
         return redirect(back)
     decision, comment = form.cleaned_data["decision"], form.cleaned_data["comment"].strip()
     roles: dict[int, str | None] = {}
