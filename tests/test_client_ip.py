@@ -7,8 +7,8 @@ import pytest
 from django.test import Client, RequestFactory
 
 from tests.api.helpers import TOKENS, post_raw
-from tokens.api.serializers import callback_url
 from tokens.http import client_ip, user_agent
+from tokens.links import callback_url
 from tokens.models import TokenEvent
 
 

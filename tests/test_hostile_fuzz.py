@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 
 from tests.api.helpers import TOKENS
 from tokens import services
-from tokens.api.serializers import callback_url
+from tokens.links import callback_url
 
 pytestmark = pytest.mark.django_db
 

@@ -41,10 +41,12 @@ def refuse_nul(text: str) -> None:
         raise forms.ValidationError("Null characters (\\u0000) are not allowed.")
 
 
+# These fields read text (CharField's cleaning) into other types; the stubs type CharField's
+# to_python as returning text, hence the override ignores.
 class CommaListField(forms.CharField):
-    def to_python(self, value: object) -> list[str]:
+    def to_python(self, value: object) -> list[str]:  # type: ignore[override]
         text = super().to_python(value)
-        refuse_nul(text)
+        refuse_nul(text or "")
         return [part.strip() for part in text.split(",") if part.strip()] if text else []
 
 
@@ -64,7 +66,7 @@ class TagListField(CommaListField):
 
 
 class InstantField(forms.CharField):
-    def to_python(self, value: object) -> datetime | None:
+    def to_python(self, value: object) -> datetime | None:  # type: ignore[override]
         text = super().to_python(value)
         if not text:
             return None
@@ -77,7 +79,7 @@ class InstantField(forms.CharField):
 
 
 class PeriodField(forms.CharField):
-    def to_python(self, value: object) -> object:
+    def to_python(self, value: object) -> object:  # type: ignore[override]
         text = super().to_python(value)
         if not text:
             return None

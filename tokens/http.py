@@ -1,5 +1,6 @@
-"""What an HTTP request says about who sent it, in one place for every adapter (API, callback,
-dashboard, admin): the client's address behind trusted reverse proxies, and its user agent.
+"""What every HTTP adapter (API, dashboard, callback page, admin) derives from a request: the
+actor (channel, credential, the client's address behind trusted reverse proxies, its user
+agent) and the origin for absolute links.
 
 Behind a proxy, REMOTE_ADDR is the proxy. ``X-Forwarded-For`` is believed only as far as the
 proxies named in the ``TRUSTED_PROXIES`` setting (CIDRs): it is read right to left, each hop
@@ -14,7 +15,12 @@ import ipaddress
 from functools import lru_cache
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
+
+from tokens import links
+from tokens.audit import Actor
+from tokens.models import ApiKey
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -84,3 +90,29 @@ def client_ip(request: HttpRequest) -> str | None:
 def user_agent(request: HttpRequest) -> str:
     """The User-Agent as stored on audit events: bounded, and without NUL (PostgreSQL)."""
     return request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:MAX_USER_AGENT]
+
+
+def base_url(request: HttpRequest | None) -> str:
+    """The origin for absolute links: PUBLIC_BASE_URL if set, else the request's own."""
+    if settings.PUBLIC_BASE_URL or request is None:
+        return links.public_base_url()
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def actor_from_request(
+    request: HttpRequest,
+    channel: str,
+    *,
+    credential: str,
+    api_key: ApiKey | None = None,
+    user: AbstractBaseUser | AnonymousUser | None = None,
+) -> Actor:
+    """An actor for an HTTP adapter: channel and credential, plus where the request came from."""
+    return Actor(
+        channel=channel,
+        credential=credential,
+        api_key=api_key,
+        user=user,
+        ip=client_ip(request),  # behind TRUSTED_PROXIES: the client, not the proxy
+        user_agent=user_agent(request),
+    )

@@ -11,7 +11,7 @@ from django.test import Client
 
 from tests.api.helpers import TOKENS, assert_error, post_raw, url_of
 from tokens.api.body import MAX_JSON_DEPTH
-from tokens.api.serializers import callback_url
+from tokens.links import callback_url
 from tokens.models import Token, TokenTag
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import PASSWORD, add_member, policy_violations
 from tokens import services
-from tokens.api.serializers import callback_url
+from tokens.links import callback_url
 from tokens.models import Membership, Token
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 
 from tests.dashboard.conftest import client_for, csrf_post
-from tokens import keys, services
+from tokens import keys, outbox, services
 from tokens.models import Token
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +62,7 @@ def test_only_the_approval_email_carries_the_hash(environment, viewer) -> None:
         actor=services.Actor.system(),
         approvers=["boss@example.com"],
     ).token
-    services.outbox_deliver_due()
+    outbox.deliver_due()
     csrf_post(client_for(None), "/accounts/password_reset/", {"email": viewer.email})
     to_approver = [m for m in mail.outbox if m.to == ["boss@example.com"]]
     others = [m for m in mail.outbox if m.to != ["boss@example.com"]]
