@@ -98,7 +98,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "tokens.security_headers.SecurityHeadersMiddleware",
+    "tokens.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -193,8 +193,9 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 # Domain-wide commitments, so the operator's to make (README: production settings).
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-# No page runs inline script or style (tokens/security_headers.py): everything is a file under
-# static/, so 'self' is the whole policy; forms post only to us and nothing may frame a page.
+# Both set by tokens.middleware.SecurityHeadersMiddleware. No page runs inline script or style:
+# everything is a file under static/, so 'self' is the whole policy; forms post only to us and
+# nothing may frame a page.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "

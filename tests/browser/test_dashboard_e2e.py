@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -131,8 +132,13 @@ def test_an_approver_logs_in_filters_by_tag_approves_and_the_sdk_sees_it(
     tag_input.send_keys("ref")
 
     def suggestions(driver) -> list[str]:
-        options = driver.find_elements(By.CSS_SELECTOR, "#tag-options option")
-        return [o.get_attribute("value") for o in options]
+        # The typeahead replaces the options as each response lands: an option read while it
+        # is being replaced is stale, so read again (the wait retries).
+        try:
+            options = driver.find_elements(By.CSS_SELECTOR, "#tag-options option")
+            return [o.get_attribute("value") for o in options]
+        except StaleElementReferenceException:
+            return []
 
     wait(browser).until(lambda d: suggestions(d) == ["refund"])
     tag_input.send_keys("und")
