@@ -1,0 +1,228 @@
+"""Events enqueued with a resolution and delivered to a real HTTP receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from django.utils import timezone
+from standardwebhooks import Webhook
+
+from tests.webhooks.receiver import receiving, verify_independently
+from tokens import services, webhooks
+from tokens.models import OutboxMessage, WebhookDelivery
+
+pytestmark = pytest.mark.django_db
+
+
+def endpoint_for(environment, url, **kwargs):
+    return webhooks.webhook_endpoint_create(environment=environment, url=url, **kwargs)
+
+
+def completed(make_token, **output):
+    token = make_token()
+    services.token_complete(token=token, actor=services.Actor.system(), data=output or {"ok": 1})
+    token.refresh_from_db()
+    return token
+
+
+def test_it_enqueues_one_message_per_subscribed_enabled_endpoint(
+    environment, other_environment, make_token
+):
+    everything, _ = endpoint_for(environment, "https://a.example/")
+    only_cancel, _ = endpoint_for(environment, "https://b.example/", events=["waitpoint.cancelled"])
+    endpoint_for(environment, "https://c.example/", enabled=False)
+    endpoint_for(other_environment, "https://d.example/")
+    token = completed(make_token)
+    cancelled = make_token()
+    services.token_cancel(token=cancelled, actor=services.Actor.system(), reason="no")
+    cancelled.refresh_from_db()
+    waiting = make_token()
+
+    messages = webhooks.enqueue_for_resolution([token, cancelled, waiting], timezone.now())
+
+    sent = {(m.payload["endpoint"], m.token_id, m.payload["type"]) for m in messages}
+    assert sent == {
+        (everything.pk, token.pk, "waitpoint.completed"),
+        (everything.pk, cancelled.pk, "waitpoint.cancelled"),
+        (only_cancel.pk, cancelled.pk, "waitpoint.cancelled"),
+    }
+    stored = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.WEBHOOK)
+    assert stored.count() == 3
+    assert len({m.payload["webhookId"] for m in stored}) == 3
+
+
+def test_the_event_carries_the_token_exactly_as_retrieve_renders_it(
+    environment, make_token, api_client
+):
+    endpoint_for(environment, "https://a.example/")
+    token = make_token(timeout="1h", tags=["order:42"], idempotency_key="k")
+    services.token_complete(token=token, actor=services.Actor.system(), data={"approved": True})
+    token.refresh_from_db()
+    now = timezone.now()
+    [message] = webhooks.enqueue_for_resolution([token], now)
+
+    event = json.loads(message.payload["body"])
+    assert set(event) == {"type", "timestamp", "data"}
+    assert event["type"] == "waitpoint.completed"
+    assert event["timestamp"].endswith("Z")
+    retrieved = api_client.get(f"/api/v1/waitpoints/tokens/{token.friendly_id}")
+    assert event["data"] == retrieved.json()
+    # Same order of keys too: the body is stored as text, not re-serialised from jsonb.
+    assert list(event["data"]) == list(retrieved.json())
+
+
+def test_timed_out_tokens_raise_timed_out_events(environment, make_token):
+    endpoint_for(environment, "https://a.example/", events=["waitpoint.timed_out"])
+    token = make_token(timeout="1s")
+    services.token_expire_due(now=timezone.now() + timezone.timedelta(seconds=5))
+    token.refresh_from_db()
+    [message] = webhooks.enqueue_for_resolution([token], timezone.now())
+    event = json.loads(message.payload["body"])
+    assert event["type"] == "waitpoint.timed_out"
+    assert event["data"]["status"] == "TIMED_OUT"
+    assert event["data"]["outputIsError"] is True
+
+
+def test_it_delivers_a_signed_event_to_a_real_receiver(environment, make_token):
+    with receiving() as receiver:
+        endpoint, secret = endpoint_for(environment, receiver.url)
+        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        delivery = webhooks.deliver_webhook(message)
+        [request] = receiver.wait_for(1)
+
+    assert request.path == "/hook"
+    assert request.body == message.payload["body"].encode()
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["webhook-id"] == message.payload["webhookId"]
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 300
+    assert request.headers["webhook-signature"].startswith("v1,")
+    assert verify_independently(secret, request.headers, request.body)
+    assert not verify_independently(webhooks.generate_secret(), request.headers, request.body)
+    assert not verify_independently(secret, request.headers, request.body + b" ")
+    # And the reference implementation agrees.
+    assert Webhook(secret).verify(request.body, request.headers)["type"] == "waitpoint.completed"
+
+    assert delivery is not None and delivery.succeeded
+    assert delivery.status_code == 200
+    assert delivery.response_excerpt == '{"ok":true}'
+    assert delivery.latency_ms is not None
+    assert delivery.webhook_id == message.payload["webhookId"]
+    assert delivery.endpoint == endpoint
+
+
+def test_it_retries_after_500s_with_the_same_webhook_id_and_body(environment, make_token):
+    with receiving(statuses=[500, 503]) as receiver:
+        endpoint, secret = endpoint_for(environment, receiver.url)
+        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        for _ in range(2):
+            with pytest.raises(webhooks.WebhookDeliveryFailed, match="HTTP 5"):
+                webhooks.deliver_webhook(message)
+        webhooks.deliver_webhook(message)
+        requests = receiver.wait_for(3)
+
+    assert len({r.headers["webhook-id"] for r in requests}) == 1
+    assert len({r.body for r in requests}) == 1
+    assert all(verify_independently(secret, r.headers, r.body) for r in requests)
+    attempts = list(WebhookDelivery.objects.order_by("attempt"))
+    assert [(a.attempt, a.status_code, a.succeeded) for a in attempts] == [
+        (1, 500, False),
+        (2, 503, False),
+        (3, 200, True),
+    ]
+    assert attempts[0].response_excerpt == "boom"
+    assert attempts[0].error == "HTTP 500"
+
+
+def test_it_does_not_follow_redirects(environment, make_token):
+    with receiving() as elsewhere, receiving(default=("redirect", None)) as receiver:
+        receiver.default = ("redirect", elsewhere.url)
+        endpoint_for(environment, receiver.url)
+        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        with pytest.raises(webhooks.WebhookDeliveryFailed, match="Redirect"):
+            webhooks.deliver_webhook(message)
+        receiver.wait_for(1)
+    assert elsewhere.received == []
+    attempt = WebhookDelivery.objects.get()
+    assert attempt.status_code == 302 and attempt.error == "Redirect (302) not followed"
+
+
+def test_a_hanging_receiver_times_out_within_the_total_limit(environment, make_token, settings):
+    settings.WEBHOOKS_TOTAL_TIMEOUT = 1
+    with receiving(default="hang") as receiver:
+        endpoint_for(environment, receiver.url)
+        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        started = time.monotonic()
+        with pytest.raises(webhooks.WebhookDeliveryFailed, match="Timed out"):
+            webhooks.deliver_webhook(message)
+        elapsed = time.monotonic() - started
+    assert elapsed < 10  # generous: the limit is 1 s, the receiver would hold it for 60
+    attempt = WebhookDelivery.objects.get()
+    assert attempt.status_code is None and attempt.error.startswith("Timed out")
+
+
+def test_it_refuses_private_targets_at_delivery_time(
+    environment, make_token, settings, monkeypatch
+):
+    """DNS rebinding: the name looked public when the endpoint was made, now it says 127.0.0.1."""
+    with receiving() as receiver:
+        endpoint_for(environment, f"http://rebind.example:{receiver.port}/hook")
+        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
+        real = socket.getaddrinfo
+
+        def rebinding(host, *args, **kwargs):
+            return real("127.0.0.1" if host == "rebind.example" else host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+        with pytest.raises(webhooks.WebhookDeliveryFailed, match="Refused"):
+            webhooks.deliver_webhook(message)
+        assert receiver.received == []
+    attempt = WebhookDelivery.objects.get()
+    assert "private address" in attempt.error and attempt.status_code is None
+
+
+def test_it_connects_to_the_address_it_checked(environment, make_token, monkeypatch):
+    """One lookup per attempt: the connection goes to that address, the Host header keeps the
+    name (so a second, different DNS answer cannot redirect the request)."""
+    answers = []
+    real = socket.getaddrinfo
+
+    def counting(host, *args, **kwargs):
+        if host == "pinned.example":
+            answers.append(host)
+            return real("127.0.0.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    with receiving() as receiver:
+        endpoint_for(environment, f"http://pinned.example:{receiver.port}/hook")
+        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        monkeypatch.setattr(socket, "getaddrinfo", counting)
+        webhooks.deliver_webhook(message)
+        [request] = receiver.wait_for(1)
+    assert request.headers["host"] == f"pinned.example:{receiver.port}"
+    assert answers == ["pinned.example"]
+
+
+def test_it_skips_deleted_and_disabled_endpoints(environment, make_token):
+    with receiving() as receiver:
+        kept, _ = endpoint_for(environment, receiver.url)
+        gone, _ = endpoint_for(environment, receiver.url)
+        token = completed(make_token)
+        messages = webhooks.enqueue_for_resolution([token], timezone.now())
+        to_gone = next(m for m in messages if m.payload["endpoint"] == gone.pk)
+        to_kept = next(m for m in messages if m.payload["endpoint"] == kept.pk)
+        assert webhooks.deliver_webhook(OutboxMessage(**_fields(to_gone))) is not None
+        webhooks.webhook_endpoint_delete(endpoint=gone)
+        webhooks.webhook_endpoint_update(endpoint=kept, enabled=False)
+        assert webhooks.deliver_webhook(to_gone) is None
+        skipped = webhooks.deliver_webhook(to_kept)
+        assert len(receiver.received) == 1  # only the one sent before the deletion
+    assert skipped is not None and skipped.error == "Not sent: the endpoint is disabled"
+
+
+def _fields(message):
+    return {"kind": message.kind, "token_id": message.token_id, "payload": message.payload}
+
