@@ -632,3 +632,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if skipped:
             text += f" {_plural(skipped, 'key')} already revoked."
         self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)
+
+
+# Webhook endpoints and their deliveries live in their own module.
+from tokens import webhooks_admin  # noqa: E402, F401

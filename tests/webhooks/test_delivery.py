@@ -225,4 +225,3 @@ def test_it_skips_deleted_and_disabled_endpoints(environment, make_token):
 
 def _fields(message):
     return {"kind": message.kind, "token_id": message.token_id, "payload": message.payload}
-
