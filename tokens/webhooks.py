@@ -53,7 +53,7 @@ from tokens.models import (
 
 Event = WebhookEndpoint.Event
 ALL_EVENTS: list[str] = list(Event.values)
-EVENT_FOR_STATUS = {
+EVENT_FOR_STATUS: dict[str, str] = {
     Token.Status.COMPLETED: Event.COMPLETED,
     Token.Status.TIMED_OUT: Event.TIMED_OUT,
     Token.Status.CANCELLED: Event.CANCELLED,
@@ -388,44 +388,52 @@ def event_body(*, event_type: str, token: Token, now: datetime) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
-def enqueue_for_resolution(tokens: Sequence[Token], now: datetime) -> list[OutboxMessage]:
-    """One outbox message per resolved token and subscribed, enabled endpoint.
+def enqueue_for_resolution(
+    *, token_ids: Sequence[str], status: str, now: datetime | None = None
+) -> list[OutboxMessage]:
+    """One outbox message per resolved token and enabled endpoint subscribed to its event.
 
-    Call inside the transaction that resolved the tokens, so events exist exactly when the
-    resolutions do. The body is rendered now and stored as text: every retry sends the same
-    bytes under the same ``webhook-id``.
+    Called by ``resolution.on_resolved`` inside the transaction that resolved the tokens, so
+    events exist exactly when the resolutions do. The body is rendered now and stored as text:
+    every retry sends the same bytes under the same ``webhook-id``.
     """
-    by_environment: dict[int, list[Token]] = {}
-    for token in tokens:
-        if token.status in EVENT_FOR_STATUS:
-            by_environment.setdefault(token.environment_id, []).append(token)
-    if not by_environment:
+    event_type = EVENT_FOR_STATUS.get(status)
+    if event_type is None or not token_ids:
         return []
-    endpoints = WebhookEndpoint.objects.filter(
-        environment_id__in=by_environment, enabled=True
-    ).select_related("environment")
-    messages: list[OutboxMessage] = []
+    now = now or timezone.now()
+    resolved = Token.objects.filter(pk__in=list(token_ids))
+    # One query when nobody listens (the common case for a sweep batch). Events are filtered
+    # here rather than in SQL: JSON containment is not available on SQLite.
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(
+            enabled=True, environment_id__in=resolved.values("environment_id")
+        ).order_by("id")
+        if event_type in endpoint.events
+    ]
+    if not endpoints:
+        return []
+    by_environment: dict[int, list[WebhookEndpoint]] = {}
     for endpoint in endpoints:
-        for token in by_environment[endpoint.environment_id]:
-            event_type = EVENT_FOR_STATUS[Token.Status(token.status)]
-            if event_type not in endpoint.events:
-                continue
-            token.environment = endpoint.environment  # for the callback URL; saves a query
-            payload = {
+        by_environment.setdefault(endpoint.environment_id, []).append(endpoint)
+    tokens = resolved.filter(environment_id__in=by_environment).select_related("environment")
+    messages = [
+        OutboxMessage(
+            kind=OutboxMessage.Kind.WEBHOOK,
+            token=token,
+            payload={
                 "endpoint": endpoint.pk,
                 "webhookId": "msg_" + keys.generate_token_id(),
                 "type": event_type,
-                "body": event_body(event_type=event_type, token=token, now=now),
-            }
-            messages.append(
-                OutboxMessage(
-                    kind=OutboxMessage.Kind.WEBHOOK,
-                    token=token,
-                    payload=payload,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
-            )
+                "body": body,
+            },
+            created_at=now,
+            next_attempt_at=now,
+        )
+        for token in tokens.order_by("id")
+        for body in [event_body(event_type=event_type, token=token, now=now)]
+        for endpoint in by_environment[token.environment_id]
+    ]
     return OutboxMessage.objects.bulk_create(messages)
 
 

@@ -28,6 +28,12 @@ def completed(make_token, **output):
     return token
 
 
+def enqueue(token, now=None):
+    """What resolution.on_resolved does for a resolved token."""
+    token.refresh_from_db()
+    return webhooks.enqueue_for_resolution(token_ids=[token.pk], status=token.status, now=now)
+
+
 def test_it_enqueues_one_message_per_subscribed_enabled_endpoint(
     environment, other_environment, make_token
 ):
@@ -41,7 +47,12 @@ def test_it_enqueues_one_message_per_subscribed_enabled_endpoint(
     cancelled.refresh_from_db()
     waiting = make_token()
 
-    messages = webhooks.enqueue_for_resolution([token, cancelled, waiting], timezone.now())
+    now = timezone.now()
+    messages = webhooks.enqueue_for_resolution(token_ids=[token.pk], status="COMPLETED", now=now)
+    messages += webhooks.enqueue_for_resolution(
+        token_ids=[cancelled.pk], status="CANCELLED", now=now
+    )
+    assert webhooks.enqueue_for_resolution(token_ids=[waiting.pk], status="WAITING") == []
 
     sent = {(m.payload["endpoint"], m.token_id, m.payload["type"]) for m in messages}
     assert sent == {
@@ -62,7 +73,7 @@ def test_the_event_carries_the_token_exactly_as_retrieve_renders_it(
     services.token_complete(token=token, actor=services.Actor.system(), data={"approved": True})
     token.refresh_from_db()
     now = timezone.now()
-    [message] = webhooks.enqueue_for_resolution([token], now)
+    [message] = enqueue(token, now)
 
     event = json.loads(message.payload["body"])
     assert set(event) == {"type", "timestamp", "data"}
@@ -79,7 +90,7 @@ def test_timed_out_tokens_raise_timed_out_events(environment, make_token):
     token = make_token(timeout="1s")
     services.token_expire_due(now=timezone.now() + timezone.timedelta(seconds=5))
     token.refresh_from_db()
-    [message] = webhooks.enqueue_for_resolution([token], timezone.now())
+    [message] = enqueue(token)
     event = json.loads(message.payload["body"])
     assert event["type"] == "waitpoint.timed_out"
     assert event["data"]["status"] == "TIMED_OUT"
@@ -89,7 +100,7 @@ def test_timed_out_tokens_raise_timed_out_events(environment, make_token):
 def test_it_delivers_a_signed_event_to_a_real_receiver(environment, make_token):
     with receiving() as receiver:
         endpoint, secret = endpoint_for(environment, receiver.url)
-        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        [message] = enqueue(completed(make_token))
         delivery = webhooks.deliver_webhook(message)
         [request] = receiver.wait_for(1)
 
@@ -116,7 +127,7 @@ def test_it_delivers_a_signed_event_to_a_real_receiver(environment, make_token):
 def test_it_retries_after_500s_with_the_same_webhook_id_and_body(environment, make_token):
     with receiving(statuses=[500, 503]) as receiver:
         endpoint, secret = endpoint_for(environment, receiver.url)
-        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        [message] = enqueue(completed(make_token))
         for _ in range(2):
             with pytest.raises(webhooks.WebhookDeliveryFailed, match="HTTP 5"):
                 webhooks.deliver_webhook(message)
@@ -140,7 +151,7 @@ def test_it_does_not_follow_redirects(environment, make_token):
     with receiving() as elsewhere, receiving(default=("redirect", None)) as receiver:
         receiver.default = ("redirect", elsewhere.url)
         endpoint_for(environment, receiver.url)
-        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        [message] = enqueue(completed(make_token))
         with pytest.raises(webhooks.WebhookDeliveryFailed, match="Redirect"):
             webhooks.deliver_webhook(message)
         receiver.wait_for(1)
@@ -153,7 +164,7 @@ def test_a_hanging_receiver_times_out_within_the_total_limit(environment, make_t
     settings.WEBHOOKS_TOTAL_TIMEOUT = 1
     with receiving(default="hang") as receiver:
         endpoint_for(environment, receiver.url)
-        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        [message] = enqueue(completed(make_token))
         started = time.monotonic()
         with pytest.raises(webhooks.WebhookDeliveryFailed, match="Timed out"):
             webhooks.deliver_webhook(message)
@@ -169,7 +180,7 @@ def test_it_refuses_private_targets_at_delivery_time(
     """DNS rebinding: the name looked public when the endpoint was made, now it says 127.0.0.1."""
     with receiving() as receiver:
         endpoint_for(environment, f"http://rebind.example:{receiver.port}/hook")
-        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        [message] = enqueue(completed(make_token))
         settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS = False
         real = socket.getaddrinfo
 
@@ -198,7 +209,7 @@ def test_it_connects_to_the_address_it_checked(environment, make_token, monkeypa
 
     with receiving() as receiver:
         endpoint_for(environment, f"http://pinned.example:{receiver.port}/hook")
-        [message] = webhooks.enqueue_for_resolution([completed(make_token)], timezone.now())
+        [message] = enqueue(completed(make_token))
         monkeypatch.setattr(socket, "getaddrinfo", counting)
         webhooks.deliver_webhook(message)
         [request] = receiver.wait_for(1)
@@ -211,7 +222,7 @@ def test_it_skips_deleted_and_disabled_endpoints(environment, make_token):
         kept, _ = endpoint_for(environment, receiver.url)
         gone, _ = endpoint_for(environment, receiver.url)
         token = completed(make_token)
-        messages = webhooks.enqueue_for_resolution([token], timezone.now())
+        messages = enqueue(token)
         to_gone = next(m for m in messages if m.payload["endpoint"] == gone.pk)
         to_kept = next(m for m in messages if m.payload["endpoint"] == kept.pk)
         assert webhooks.deliver_webhook(OutboxMessage(**_fields(to_gone))) is not None
