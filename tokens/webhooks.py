@@ -179,9 +179,9 @@ def clean_url(url: Any) -> str:
     targets are allowed, no loopback, link-local or private address (literal or resolved).
     A name that does not resolve yet is accepted; delivery checks again."""
     _scheme, host, port = _split_target(url)
-    url = str(url).strip()
+    cleaned = str(url).strip()
     if settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS:
-        return url
+        return cleaned
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
@@ -198,7 +198,7 @@ def clean_url(url: Any) -> str:
                 "Invalid url: the host resolves to a loopback, link-local or private address, "
                 "which is not accepted."
             ) from None
-    return url
+    return cleaned
 
 
 def clean_events(events: Any) -> list[str]:
@@ -540,12 +540,12 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Attempt:
     finally:
         timer.cancel()
         connection.close()
-    error = ""
+    problem = ""
     if 300 <= status < 400:
-        error = f"Redirect ({status}) not followed"
+        problem = f"Redirect ({status}) not followed"
     elif not 200 <= status < 300:
-        error = f"HTTP {status}"
-    return Attempt(status, elapsed_ms(), excerpt, error)
+        problem = f"HTTP {status}"
+    return Attempt(status, elapsed_ms(), excerpt, problem)
 
 
 def deliver_webhook(

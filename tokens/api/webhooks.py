@@ -10,8 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tokens import webhooks
+from tokens.api.authentication import ApiPrincipal
 from tokens.api.body import read_json_object
-from tokens.models import WebhookEndpoint, iso
+from tokens.models import Environment, WebhookEndpoint, iso
 
 BODY_LIMIT = 16 * 1024
 FIELDS = {"url": "url", "events": "events", "description": "description", "enabled": "enabled"}
@@ -43,12 +44,19 @@ def _render(endpoint: WebhookEndpoint, *, secret: str | None = None) -> Response
     return Response(WebhookEndpointOutputSerializer.to_representation(endpoint, secret=secret))
 
 
+def _environment(request: Request) -> Environment:
+    """The caller's environment (authentication put an ApiPrincipal in ``request.user``)."""
+    principal = request.user
+    assert isinstance(principal, ApiPrincipal)
+    return principal.environment
+
+
 class WebhookEndpointViewSet(viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     def _endpoint(self, request: Request, pk: str) -> WebhookEndpoint:
         return webhooks.webhook_endpoint_get_for_environment(
-            environment=request.user.environment, endpoint_id=pk
+            environment=_environment(request), endpoint_id=pk
         )
 
     def create(self, request: Request) -> Response:
@@ -57,12 +65,12 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         if "url" not in given:
             given["url"] = None  # the service says what is expected
         endpoint, secret = webhooks.webhook_endpoint_create(
-            environment=request.user.environment, **given
+            environment=_environment(request), **given
         )
         return _render(endpoint, secret=secret)
 
     def list(self, request: Request) -> Response:
-        endpoints = webhooks.webhook_endpoint_list(environment=request.user.environment)
+        endpoints = webhooks.webhook_endpoint_list(environment=_environment(request))
         output = WebhookEndpointOutputSerializer.to_representation
         return Response({"data": [output(endpoint) for endpoint in endpoints]})
 
