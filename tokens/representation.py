@@ -1,33 +1,13 @@
-"""A token as the v1 API renders it (retrieve, list, webhook payloads): one place, no HTTP.
-
-camelCase, optional fields omitted (never null), dates ISO-8601 UTC with ``Z``.
-"""
+"""How a token reads in the v1 API (retrieve, list, webhooks): camelCase, optional fields
+omitted (never null), ISO dates. Core: the API and webhook deliveries both render through it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-from django.urls import reverse
-
-from tokens import keys
+from tokens.links import callback_url
 from tokens.models import Token, iso
-
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-
-
-def configured_base_url() -> str:
-    """The public base URL where no request is at hand (worker, e-mails, webhooks)."""
-    return settings.PUBLIC_BASE_URL or DEFAULT_BASE_URL
-
-
-def callback_url(token: Token, *, base: str) -> str:
-    digest = keys.callback_hash(
-        callback_secret=token.environment.callback_secret, internal_id=token.id
-    )
-    path = reverse("token-callback", kwargs={"token_id": token.friendly_id, "digest": digest})
-    return base + path
 
 
 def v1_status(status: str) -> str:
@@ -35,34 +15,48 @@ def v1_status(status: str) -> str:
     return Token.Status.TIMED_OUT.value if status == Token.Status.CANCELLED else status
 
 
-def token_representation(
-    token: Token, *, now: datetime, base: str, detail: bool = True
-) -> dict[str, Any]:
-    """The token as list items (``detail=False``) and retrieve (``detail=True``) show it."""
-    state = token.effective(now)
-    cancelled = state.status == Token.Status.CANCELLED
-    data: dict[str, Any] = {
-        "id": token.friendly_id,
-        "url": callback_url(token, base=base),
-        "status": v1_status(state.status),
-        "statusDetail": state.status,
+def transition_body(token: Token, *, applied: bool, now: datetime) -> dict[str, Any]:
+    """The answer of complete, callback and cancel: upstream's ``{"success": true}`` plus ours."""
+    status = token.effective(now).status
+    return {
+        "success": True,
+        "applied": applied,
+        "status": v1_status(status),
+        "statusDetail": status,
     }
-    if state.completed_at:
-        data["completedAt"] = iso(state.completed_at)
-    if token.timeout_at:
-        data["timeoutAt"] = iso(token.timeout_at)
-        data["completedAfter"] = iso(token.timeout_at)
-    if token.idempotency_key:
-        data["idempotencyKey"] = token.idempotency_key
-        if token.idempotency_key_expires_at:
-            data["idempotencyKeyExpiresAt"] = iso(token.idempotency_key_expires_at)
-    data["tags"] = list(token.tags)
-    data["createdAt"] = iso(token.created_at)
-    if cancelled and token.cancelled_at:
-        data["cancelledAt"] = iso(token.cancelled_at)
-    if detail:
-        if state.output is not None:
-            data["output"] = state.output
-        data["outputType"] = state.output_type
-        data["outputIsError"] = state.output_is_error
-    return data
+
+
+class TokenOutputSerializer:
+    """Renders a token for list items (``detail=False``) and retrieve (``detail=True``)."""
+
+    def __init__(self, *, now: datetime, base: str, detail: bool) -> None:
+        self.now, self.base, self.detail = now, base, detail
+
+    def to_representation(self, token: Token) -> dict[str, Any]:
+        state = token.effective(self.now)
+        cancelled = state.status == Token.Status.CANCELLED
+        data: dict[str, Any] = {
+            "id": token.friendly_id,
+            "url": callback_url(token, base=self.base),
+            "status": v1_status(state.status),
+            "statusDetail": state.status,
+        }
+        if state.completed_at:
+            data["completedAt"] = iso(state.completed_at)
+        if token.timeout_at:
+            data["timeoutAt"] = iso(token.timeout_at)
+            data["completedAfter"] = iso(token.timeout_at)
+        if token.idempotency_key:
+            data["idempotencyKey"] = token.idempotency_key
+            if token.idempotency_key_expires_at:
+                data["idempotencyKeyExpiresAt"] = iso(token.idempotency_key_expires_at)
+        data["tags"] = list(token.tags)
+        data["createdAt"] = iso(token.created_at)
+        if cancelled and token.cancelled_at:
+            data["cancelledAt"] = iso(token.cancelled_at)
+        if self.detail:
+            if state.output is not None:
+                data["output"] = state.output
+            data["outputType"] = state.output_type
+            data["outputIsError"] = state.output_is_error
+        return data

@@ -39,7 +39,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from tokens import keys, representation
+from tokens import keys, links, outbox
 from tokens.exceptions import InvalidInput, NotFound
 from tokens.models import (
     WEBHOOK_PREFIX,
@@ -50,6 +50,7 @@ from tokens.models import (
     WebhookEndpoint,
     iso,
 )
+from tokens.representation import TokenOutputSerializer
 
 Event = WebhookEndpoint.Event
 ALL_EVENTS: list[str] = list(Event.values)
@@ -326,11 +327,9 @@ def webhook_endpoint_retry_undelivered(
     *, endpoint: WebhookEndpoint, now: datetime | None = None
 ) -> int:
     """Every failed or pending event of this endpoint → due now (support staff: "retry now")."""
-    from tokens import services
-
     count = 0
     for message in webhook_messages_undelivered(endpoint=endpoint):
-        count += services.outbox_retry(message=message, now=now)
+        count += outbox.retry(message=message, now=now)
     return count
 
 
@@ -381,9 +380,8 @@ def webhook_messages_undelivered(*, endpoint: WebhookEndpoint) -> QuerySet[Outbo
 
 def event_body(*, event_type: str, token: Token, now: datetime) -> str:
     """``{"type", "timestamp", "data"}`` with the token exactly as retrieve renders it."""
-    data = representation.token_representation(
-        token, now=now, base=representation.configured_base_url(), detail=True
-    )
+    rendering = TokenOutputSerializer(now=now, base=links.public_base_url(), detail=True)
+    data = rendering.to_representation(token)
     event = {"type": event_type, "timestamp": iso(now), "data": data}
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
@@ -434,7 +432,7 @@ def enqueue_for_resolution(
         for body in [event_body(event_type=event_type, token=token, now=now)]
         for endpoint in by_environment[token.environment_id]
     ]
-    return OutboxMessage.objects.bulk_create(messages)
+    return outbox.enqueue_many(messages)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -548,22 +546,25 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Attempt:
     return Attempt(status, elapsed_ms(), excerpt, problem)
 
 
-def deliver_webhook(
-    message: OutboxMessage, *, now: datetime | None = None
-) -> WebhookDelivery | None:
+def _retry_after(attempts: int) -> timedelta:
+    """The wait after the n-th failed attempt (the outbox stops after MAX_ATTEMPTS)."""
+    return RETRY_DELAYS[min(max(attempts, 1), len(RETRY_DELAYS)) - 1]
+
+
+@outbox.handler(OutboxMessage.Kind.WEBHOOK, max_attempts=MAX_ATTEMPTS, backoff=_retry_after)
+def deliver_webhook(message: OutboxMessage) -> None:
     """Send one webhook message once and record the attempt; raise to have it retried.
 
-    Runs outside any transaction, so a slow receiver holds no lock and no connection to the
-    database. Returns None when there is nothing to send (the endpoint was deleted).
+    Called by the outbox worker with no transaction open, so a slow receiver holds no lock;
+    each message is one event for one endpoint, sent concurrently with the others.
     """
     payload = message.payload
     endpoint = WebhookEndpoint.objects.filter(pk=payload.get("endpoint")).first()
     if endpoint is None:
-        return None
+        raise outbox.Skip("the webhook endpoint was deleted.")
     if not endpoint.enabled:
-        return _record_attempt(
-            endpoint, message, Attempt(None, 0, "", "Not sent: the endpoint is disabled"), now
-        )
+        _record_attempt(endpoint, message, Attempt(None, 0, "", "Not sent: endpoint disabled"))
+        raise outbox.Skip("the webhook endpoint is disabled.")
     body: str = payload["body"]
     headers = signed_headers(
         secret=endpoint_secret(endpoint),
@@ -572,14 +573,13 @@ def deliver_webhook(
         body=body,
     )
     attempt = post(endpoint.url, body=body.encode(), headers=headers)
-    delivery = _record_attempt(endpoint, message, attempt, now)
+    _record_attempt(endpoint, message, attempt)
     if not attempt.succeeded:
         raise WebhookDeliveryFailed(attempt.error)
-    return delivery
 
 
 def _record_attempt(
-    endpoint: WebhookEndpoint, message: OutboxMessage, attempt: Attempt, now: datetime | None
+    endpoint: WebhookEndpoint, message: OutboxMessage, attempt: Attempt
 ) -> WebhookDelivery:
     previous = WebhookDelivery.objects.filter(message=message).count() if message.pk else 0
     return WebhookDelivery.objects.create(
@@ -594,12 +594,5 @@ def _record_attempt(
         latency_ms=attempt.latency_ms,
         response_excerpt=attempt.response_excerpt,
         error=attempt.error,
-        created_at=now or timezone.now(),
+        created_at=timezone.now(),
     )
-
-
-def retry_delay(attempts: int) -> timedelta | None:
-    """How long to wait after ``attempts`` failed attempts; None: give up."""
-    if attempts < 1 or attempts > len(RETRY_DELAYS):
-        return None
-    return RETRY_DELAYS[attempts - 1]

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from tokens import keys, services, webhooks
+from tokens import keys, outbox, webhooks
 from tokens.admin import NoSaveButtons  # this module is imported at the end of tokens.admin
 from tokens.exceptions import InvalidInput
 from tokens.models import WebhookDelivery, WebhookEndpoint
@@ -261,7 +261,7 @@ class WebhookDeliveryAdmin(NoSaveButtons, admin.ModelAdmin):
     def retry_events(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         applied = skipped = 0
         for message in {d.message for d in queryset.select_related("message") if d.message}:
-            if services.outbox_retry(message=message):
+            if outbox.retry(message=message):
                 applied += 1
             else:
                 skipped += 1

@@ -30,8 +30,7 @@ def a_failed_event(environment, make_token):
     )
     token = make_token()
     services.token_complete(token=token, actor=services.Actor.system(), data={"x": 1})
-    token.refresh_from_db()
-    [message] = webhooks.enqueue_for_resolution(token_ids=[token.pk], status=token.status)
+    [message] = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.WEBHOOK, token=token)
     WebhookDelivery.objects.create(
         endpoint=endpoint,
         message=message,

@@ -7,11 +7,12 @@ import socket
 import time
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
 from tests.webhooks.receiver import receiving, verify_independently
-from tokens import services, webhooks
+from tokens import outbox, services, webhooks
 from tokens.models import OutboxMessage, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
@@ -28,41 +29,62 @@ def completed(make_token, **output):
     return token
 
 
-def enqueue(token, now=None):
-    """What resolution.on_resolved does for a resolved token."""
-    token.refresh_from_db()
-    return webhooks.enqueue_for_resolution(token_ids=[token.pk], status=token.status, now=now)
+def webhook_messages(token=None):
+    messages = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.WEBHOOK).order_by("id")
+    return list(messages.filter(token=token) if token is not None else messages)
 
 
-def test_it_enqueues_one_message_per_subscribed_enabled_endpoint(
+def enqueue(token):
+    """The webhook messages the token's resolution enqueued (resolution.on_resolved)."""
+    return webhook_messages(token)
+
+
+def delivery_of(message):
+    return WebhookDelivery.objects.filter(message=message).order_by("-attempt").first()
+
+
+def test_every_resolution_path_enqueues_one_message_per_subscribed_enabled_endpoint(
     environment, other_environment, make_token
 ):
     everything, _ = endpoint_for(environment, "https://a.example/")
     only_cancel, _ = endpoint_for(environment, "https://b.example/", events=["waitpoint.cancelled"])
     endpoint_for(environment, "https://c.example/", enabled=False)
     endpoint_for(other_environment, "https://d.example/")
+    system = services.Actor.system()
     token = completed(make_token)
     cancelled = make_token()
-    services.token_cancel(token=cancelled, actor=services.Actor.system(), reason="no")
-    cancelled.refresh_from_db()
+    services.token_cancel(token=cancelled, actor=system, reason="no")
+    forced = make_token()
+    services.token_force_timeout(token=forced, actor=system)
+    swept = make_token(timeout="1s")
+    services.token_expire_due(now=timezone.now() + timezone.timedelta(seconds=5))
     waiting = make_token()
+    services.token_complete(token=token, actor=system, data={"again": True})  # ignored
 
-    now = timezone.now()
-    messages = webhooks.enqueue_for_resolution(token_ids=[token.pk], status="COMPLETED", now=now)
-    messages += webhooks.enqueue_for_resolution(
-        token_ids=[cancelled.pk], status="CANCELLED", now=now
-    )
-    assert webhooks.enqueue_for_resolution(token_ids=[waiting.pk], status="WAITING") == []
-
-    sent = {(m.payload["endpoint"], m.token_id, m.payload["type"]) for m in messages}
+    sent = {(m.payload["endpoint"], m.token_id, m.payload["type"]) for m in webhook_messages()}
     assert sent == {
         (everything.pk, token.pk, "waitpoint.completed"),
         (everything.pk, cancelled.pk, "waitpoint.cancelled"),
         (only_cancel.pk, cancelled.pk, "waitpoint.cancelled"),
+        (everything.pk, forced.pk, "waitpoint.timed_out"),
+        (everything.pk, swept.pk, "waitpoint.timed_out"),
     }
-    stored = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.WEBHOOK)
-    assert stored.count() == 3
-    assert len({m.payload["webhookId"] for m in stored}) == 3
+    assert len(webhook_messages()) == 5  # the ignored second completion added nothing
+    assert len({m.payload["webhookId"] for m in webhook_messages()}) == 5
+    assert webhook_messages(waiting) == []
+    assert webhooks.enqueue_for_resolution(token_ids=[waiting.pk], status="WAITING") == []
+
+
+def test_events_are_written_in_the_resolving_transaction(environment, make_token):
+    endpoint_for(environment, "https://a.example/")
+    token = make_token()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.token_complete(token=token, actor=services.Actor.system(), data={"x": 1})
+        assert len(webhook_messages(token)) == 1
+        raise RuntimeError("roll the resolution back")
+    token.refresh_from_db()
+    assert token.status == "WAITING"
+    assert webhook_messages(token) == []
 
 
 def test_the_event_carries_the_token_exactly_as_retrieve_renders_it(
@@ -71,9 +93,7 @@ def test_the_event_carries_the_token_exactly_as_retrieve_renders_it(
     endpoint_for(environment, "https://a.example/")
     token = make_token(timeout="1h", tags=["order:42"], idempotency_key="k")
     services.token_complete(token=token, actor=services.Actor.system(), data={"approved": True})
-    token.refresh_from_db()
-    now = timezone.now()
-    [message] = enqueue(token, now)
+    [message] = enqueue(token)
 
     event = json.loads(message.payload["body"])
     assert set(event) == {"type", "timestamp", "data"}
@@ -89,7 +109,6 @@ def test_timed_out_tokens_raise_timed_out_events(environment, make_token):
     endpoint_for(environment, "https://a.example/", events=["waitpoint.timed_out"])
     token = make_token(timeout="1s")
     services.token_expire_due(now=timezone.now() + timezone.timedelta(seconds=5))
-    token.refresh_from_db()
     [message] = enqueue(token)
     event = json.loads(message.payload["body"])
     assert event["type"] == "waitpoint.timed_out"
@@ -101,8 +120,9 @@ def test_it_delivers_a_signed_event_to_a_real_receiver(environment, make_token):
     with receiving() as receiver:
         endpoint, secret = endpoint_for(environment, receiver.url)
         [message] = enqueue(completed(make_token))
-        delivery = webhooks.deliver_webhook(message)
+        webhooks.deliver_webhook(message)
         [request] = receiver.wait_for(1)
+        delivery = delivery_of(message)
 
     assert request.path == "/hook"
     assert request.body == message.payload["body"].encode()
@@ -225,14 +245,12 @@ def test_it_skips_deleted_and_disabled_endpoints(environment, make_token):
         messages = enqueue(token)
         to_gone = next(m for m in messages if m.payload["endpoint"] == gone.pk)
         to_kept = next(m for m in messages if m.payload["endpoint"] == kept.pk)
-        assert webhooks.deliver_webhook(OutboxMessage(**_fields(to_gone))) is not None
         webhooks.webhook_endpoint_delete(endpoint=gone)
         webhooks.webhook_endpoint_update(endpoint=kept, enabled=False)
-        assert webhooks.deliver_webhook(to_gone) is None
-        skipped = webhooks.deliver_webhook(to_kept)
-        assert len(receiver.received) == 1  # only the one sent before the deletion
-    assert skipped is not None and skipped.error == "Not sent: the endpoint is disabled"
-
-
-def _fields(message):
-    return {"kind": message.kind, "token_id": message.token_id, "payload": message.payload}
+        with pytest.raises(outbox.Skip, match="deleted"):
+            webhooks.deliver_webhook(to_gone)
+        with pytest.raises(outbox.Skip, match="disabled"):
+            webhooks.deliver_webhook(to_kept)
+        assert receiver.received == []
+    assert delivery_of(to_kept).error == "Not sent: endpoint disabled"
+    assert not OutboxMessage.objects.filter(pk=to_gone.pk).exists()  # dropped with its endpoint
