@@ -40,10 +40,12 @@ def test_every_html_page_carries_both_policies(environment, make_token, django_u
         (dashboard, "/"),
         (dashboard, f"{env}/tokens"),
         (dashboard, f"/tokens/{token.friendly_id}"),
+        (dashboard, f"{env}/webhooks"),
         (admin, "/admin/"),
         (admin, "/admin/tokens/token/"),
         (admin, f"/admin/tokens/token/{token.pk}/change/"),
         (admin, "/admin/tokens/apikey/add/"),
+        (admin, "/admin/tokens/webhookendpoint/add/"),
     ]
     for client, path in pages:
         response = client.get(path)

@@ -59,6 +59,8 @@ def test_dashboard_pages_run_under_the_policy(browser, live_server, environment)
     copy = browser.find_element(By.CSS_SELECTOR, "button[data-copy='#callback-url']")
     copy.click()
     wait(browser).until(lambda d: copy.text == "Copied")
+    browser.get(f"{live_server.url}/projects/payments/prod/webhooks")
+    wait(browser).until(ec.presence_of_element_located((By.TAG_NAME, "h1")))
     assert policy_violations(browser) == []
 
 
