@@ -187,3 +187,12 @@ def token_ids_resolved(*, token_ids: list[str]) -> list[str]:
             .values_list("pk", flat=True)
         )
     return resolved
+
+
+def tokens_by_ids(*, token_ids: list[str]) -> dict[str, Token]:
+    """Tokens by internal id with their environment, for waking long-poll waiters. Unscoped:
+    the waiters were authorised for their token when they started waiting."""
+    return {
+        token.pk: token
+        for token in Token.objects.select_related("environment").filter(pk__in=token_ids)
+    }

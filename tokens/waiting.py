@@ -25,12 +25,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.db import connections
 
 from tokens.signals import token_resolved
+
+if TYPE_CHECKING:
+    from tokens.models import Token
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +56,13 @@ def _db_executor() -> ThreadPoolExecutor:
 
 
 def _with_fresh_connection(function: Callable[[], T]) -> T:
-    # Each of these few threads keeps one connection open for good (they serve no Django
-    # request, whose end would close it). After any error it is closed, so that a restarted
+    # These threads serve no Django request, whose end would close the connection: close it
+    # here, which hands it back to the pool under ASGI (settings: "pool") and means a restarted
     # database costs one failed read, not every read after it.
     try:
         return function()
-    except Exception:
+    finally:
         connections["default"].close()
-        raise
 
 
 async def run_db(function: Callable[[], T]) -> T:
@@ -72,19 +74,21 @@ async def run_db(function: Callable[[], T]) -> T:
 class WaitHub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.waiters: dict[str, set[asyncio.Future[None]]] = {}
+        # A waiter's future gets the token as read after its resolution, or None: read it again.
+        self.waiters: dict[str, set[asyncio.Future[Token | None]]] = {}
         self.task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        self.blocked = 0  # waiters that have read their token and now await a wake-up
 
     # -- waiters ------------------------------------------------------------------------------
 
-    def subscribe(self, token_id: str) -> asyncio.Future[None]:
+    def subscribe(self, token_id: str) -> asyncio.Future[Token | None]:
         self._ensure_started()
-        future: asyncio.Future[None] = self.loop.create_future()
+        future: asyncio.Future[Token | None] = self.loop.create_future()
         self.waiters.setdefault(token_id, set()).add(future)
         return future
 
-    def unsubscribe(self, token_id: str, future: asyncio.Future[None]) -> None:
+    def unsubscribe(self, token_id: str, future: asyncio.Future[Token | None]) -> None:
         futures = self.waiters.get(token_id)
         if futures is not None:
             futures.discard(future)
@@ -92,14 +96,32 @@ class WaitHub:
                 del self.waiters[token_id]
 
     def wake(self, token_ids: Iterable[str]) -> None:
-        """Wake every waiter of these tokens (call on the hub's loop)."""
+        """These tokens were resolved: read them once for all their waiters, then wake them
+        with the fresh row (call on the hub's loop)."""
+        ids = [token_id.strip() for token_id in token_ids if token_id.strip() in self.waiters]
+        if ids:
+            self.loop.create_task(self._deliver(ids))
+
+    async def _deliver(self, token_ids: list[str]) -> None:
+        from tokens.selectors import tokens_by_ids
+
+        try:
+            fresh = await run_db(lambda: tokens_by_ids(token_ids=token_ids))
+        except Exception as error:  # noqa: BLE001 - the waiters read the row themselves
+            logger.warning("wait hub: reading resolved tokens failed (%s)", error)
+            fresh = {}
         for token_id in token_ids:
-            for future in self.waiters.pop(token_id.strip(), ()):
+            for future in self.waiters.pop(token_id, ()):
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result(fresh.get(token_id))
 
     def wake_all(self) -> None:
-        self.wake(list(self.waiters))
+        """Let every waiter read its token again (after a gap in notifications)."""
+        for futures in self.waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+        self.waiters.clear()
 
     def wake_threadsafe(self, token_ids: list[str]) -> None:
         if not self.loop.is_closed():
@@ -191,6 +213,12 @@ def hub() -> WaitHub:
         if loop not in _hubs:
             _hubs[loop] = WaitHub(loop)
         return _hubs[loop]
+
+
+def blocked_waiters() -> int:
+    """Waiters of this process now blocked (for /healthz and the tests that need to know)."""
+    with _hubs_lock:
+        return sum(each.blocked for each in _hubs.values())
 
 
 def _on_token_resolved(sender: object, token_ids: list[str], **kwargs: object) -> None:

@@ -4,6 +4,7 @@ Two things sit in front of Django's own handler:
 
 * ``GET /api/v1/waitpoints/tokens/{id}/wait`` goes straight to ``tokens.api.wait.asgi_wait``,
   a coroutine per waiter instead of a thread per waiter (see that module for why);
+* request targets longer than ``MAX_URI_BYTES`` get 414;
 * ``guard_request_body`` answers 413 before reading a body that announces more than the
   largest accepted body, and 408 to a client that does not send its announced body within
   ``WAITPOINTS_BODY_TIMEOUT_SECONDS``, then closes the connection: Django's ASGI handler reads
@@ -93,8 +94,16 @@ async def guard_request_body(scope: dict[str, Any], receive: Receive, send: Send
     await django_application(scope, replay, send)
 
 
+# Longer request targets get 414. (Hypercorn refuses heads over 16 KiB with 431 only when they
+# arrive in more than one read, so it cannot be the only limit.)
+MAX_URI_BYTES = 8 * 1024
+
+
 async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if scope["type"] == "http":
+        if len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) > MAX_URI_BYTES:
+            await _json(send, 414, f"Request URI too long (at most {MAX_URI_BYTES} bytes)")
+            return
         match = WAIT_PATH.match(scope["path"])
         if match:
             await asgi_wait(scope, receive, send, match["token_id"])

@@ -131,12 +131,20 @@ TEMPLATES = [
 
 if os.environ.get("DATABASE_URL"):
     # Under ASGI (the web role) Django runs each synchronous request on a thread of its own
-    # that ends with the request, so a persistent connection would be left behind by every
-    # request: Django's documentation says to disable them there.
-    _conn_max_age = 0 if os.environ.get("WAITPOINTS_SERVER") == "asgi" else 60
+    # that ends with the request, so persistent connections would be left behind: Django's
+    # documentation says to use a connection pool there instead (one per web process).
+    _asgi = os.environ.get("WAITPOINTS_SERVER") == "asgi"
     DATABASES = {
-        "default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=_conn_max_age)
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=0 if _asgi else 60
+        )
     }
+    if _asgi:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": env_int("WEB_DATABASE_POOL_SIZE", 20),
+            "timeout": 10,
+        }
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {

@@ -92,10 +92,13 @@ def _read(token: Token, base: str) -> tuple[Token, dict[str, Any]]:
         environment=token.environment, token_id=token.friendly_id
     )
     fresh.environment = token.environment  # the callback URL needs it; spare the query
-    body = TokenOutputSerializer(now=timezone.now(), base=base, detail=True).to_representation(
-        fresh
-    )
-    return fresh, body
+    return fresh, _render(fresh, base)
+
+
+def _render(token: Token, base: str) -> dict[str, Any]:
+    """Retrieve's JSON; no database access (the environment is already loaded)."""
+    serializer = TokenOutputSerializer(now=timezone.now(), base=base, detail=True)
+    return serializer.to_representation(token)
 
 
 RunDb = Callable[[Callable[[], Any]], Awaitable[Any]]
@@ -147,11 +150,21 @@ async def wait_answer(
                     until_timeout = (token.timeout_at - timezone.now()).total_seconds()
                     remaining = min(remaining, max(until_timeout, 0) + 0.002)
                 pending: set[asyncio.Future[Any]] = {wake} if gone is None else {wake, gone}
-                await asyncio.wait(pending, timeout=remaining, return_when="FIRST_COMPLETED")
+                hub.blocked += 1
+                try:
+                    await asyncio.wait(pending, timeout=remaining, return_when="FIRST_COMPLETED")
+                finally:
+                    hub.blocked -= 1
                 if gone is not None and gone.done():
                     return None
             finally:
                 hub.unsubscribe(token.id, wake)
+            fresh = wake.result() if wake.done() else None
+            if fresh is not None:
+                # The hub read it once for all its waiters, after the resolution committed.
+                body = _render(fresh, base)
+                if body["statusDetail"] != Token.Status.WAITING:
+                    return Answer(200, body, {})
     finally:
         if gone is not None:
             gone.cancel()
