@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
 
+import pytest
+
 from tests.smoke.processes import BIN, free_port, running, subprocess_env, wait_for_health
 
 HYPERCORN = [
@@ -97,3 +99,11 @@ def live_web(directory: Path, **env_overrides: str) -> Iterator[LiveServer]:
         url = f"http://127.0.0.1:{port}"
         wait_for_health(url, process, log)
         yield LiveServer(url=url, process=process, log=log, port=port)
+
+
+@pytest.fixture(scope="session")
+def web(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[LiveServer]:
+    """The web role as the Procfile runs it (hypercorn), one worker, on the test database.
+    Import it into a conftest to use it."""
+    with django_db_blocker.unblock(), live_web(tmp_path_factory.mktemp("web")) as server:
+        yield server
