@@ -25,6 +25,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
@@ -170,7 +171,7 @@ class WaitHub:
             if not waited:
                 continue
             try:
-                resolved = await run_db(lambda ids=waited: token_ids_resolved(token_ids=ids))
+                resolved = await run_db(partial(token_ids_resolved, token_ids=waited))
             except Exception as error:  # noqa: BLE001 - try again next round
                 logger.warning("wait hub: re-check failed (%s)", error)
                 continue
@@ -184,7 +185,7 @@ def _is_postgresql() -> bool:
 def _conninfo() -> str:
     from psycopg.conninfo import make_conninfo
 
-    db: dict[str, Any] = settings.DATABASES["default"]
+    db: dict[str, Any] = dict(settings.DATABASES["default"])
     params: dict[str, Any] = {
         "dbname": db.get("NAME") or "",
         "user": db.get("USER") or None,

@@ -19,8 +19,9 @@ import io
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -33,10 +34,11 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from tokens import selectors, waiting
 from tokens.api.authentication import ApiPrincipal, authenticate_bearer
-from tokens.api.serializers import TokenOutputSerializer, base_url
 from tokens.durations import parse_duration
 from tokens.exceptions import TokenError
+from tokens.http import base_url
 from tokens.models import Token
+from tokens.representation import TokenOutputSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +142,7 @@ async def wait_answer(
             try:
                 # Read after subscribing: a resolution committed before the subscription is
                 # seen here, one committed after it wakes us.
-                token, body = await run_db(lambda t=token: _read(t, base))
+                token, body = await run_db(partial(_read, token, base))
                 remaining = deadline - loop.time()
                 if body["statusDetail"] != Token.Status.WAITING or remaining <= 0:
                     return Answer(200, body, {})
@@ -175,7 +177,7 @@ async def wait_answer(
 # ------------------------------------------------------------------------------------------------
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
 async def _until_disconnect(receive: Receive) -> None:
