@@ -6,7 +6,7 @@ headers, so a client that never finishes them holds its socket forever.
 
 Environment variables:
 
-* ``BIND_HOST`` / ``PORT`` (``127.0.0.1`` / ``8000``): where to listen.
+* ``BIND_HOST`` / ``PORT`` (``0.0.0.0`` / ``8000``; bin/serve sets 127.0.0.1): where to listen.
 * ``WEB_CONCURRENCY`` (default: the number of CPU cores): worker processes. Each runs one event
   loop: it serves any number of waiters and slow clients, and runs ordinary (synchronous) Django
   views on a thread per request in flight.
@@ -22,7 +22,9 @@ from __future__ import annotations
 import logging
 import os
 
-bind = [f"{os.environ.get('BIND_HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
+# All interfaces by default, as platforms that set PORT expect; bin/serve sets 127.0.0.1.
+_host = os.environ.get("BIND_HOST", "0.0.0.0")  # noqa: S104
+bind = [f"{_host}:{os.environ.get('PORT', '8000')}"]
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 keep_alive_timeout = float(os.environ.get("WEB_HEADER_TIMEOUT") or 10)
 read_timeout = int(os.environ.get("WEB_READ_TIMEOUT") or 90)
