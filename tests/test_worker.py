@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.live import HYPERCORN
 from tests.smoke.processes import (
     BIN,
     free_port,
@@ -91,15 +92,8 @@ def test_a_request_never_waits_on_a_broker_that_is_down(tmp_path, environment):
     _api_key, key = services.api_key_create(environment=environment, name="broker-down")
     port = free_port()
     env = _env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{CLOSED_BROKER_PORT}/0")
-    args = [
-        str(BIN / "gunicorn"),
-        "waitpoints_site.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--threads",
-        "4",
-        "--no-control-socket",
-    ]
+    env.update(PORT=str(port), BIND_HOST="127.0.0.1", WEB_CONCURRENCY="1")
+    args = HYPERCORN  # the web role as the Procfile starts it
     log = tmp_path / "web.log"
     with running(args, env=env, log=log) as web:
         base = f"http://127.0.0.1:{port}"

@@ -55,11 +55,13 @@ def quick_timeouts(django_db_setup, django_db_blocker, tmp_path_factory) -> Iter
 def test_200_half_open_connections_do_not_stall_healthz(web: LiveServer, record_property) -> None:
     """Hold 200 unfinished requests (re-opened as soon as the server drops one) for
     WAITPOINTS_SLOW_CLIENT_SECONDS (default 6; the figure in docs/security.md used 60) while
-    another client asks /healthz twice a second with a 1-second timeout."""
+    another client asks /healthz twice a second. Every request must be answered (within a
+    generous 10 s: the machine running the suite may be busy); how many within 1 s is the
+    figure for docs/security.md."""
     duration = float(os.environ.get("WAITPOINTS_SLOW_CLIENT_SECONDS", "6"))
     payloads = [UNFINISHED_HEAD, SHORT_BODY] * 100
     held = [open_slow(web.port, payload) for payload in payloads]
-    answered, asked, slowest, reopened = 0, 0, 0.0, 0
+    answered, within_1s, asked, slowest, reopened = 0, 0, 0, 0.0, 0
     try:
         end = time.monotonic() + duration
         while time.monotonic() < end:
@@ -71,19 +73,21 @@ def test_200_half_open_connections_do_not_stall_healthz(web: LiveServer, record_
             asked += 1
             started = time.monotonic()
             try:
-                if httpx.get(f"{web.url}/healthz", timeout=1).status_code == 200:
-                    answered += 1
-                    slowest = max(slowest, time.monotonic() - started)
+                status = httpx.get(f"{web.url}/healthz", timeout=10).status_code
             except httpx.TimeoutException:
-                pass
-            time.sleep(max(0.0, 0.5 - (time.monotonic() - started)))
+                status = 0
+            elapsed = time.monotonic() - started
+            answered += status == 200
+            within_1s += status == 200 and elapsed <= 1.0
+            slowest = max(slowest, elapsed)
+            time.sleep(max(0.0, 0.5 - elapsed))
     finally:
         for sock in held:
             sock.close()
     summary = (
         f"200 half-open connections held {duration:.0f} s: /healthz answered "
-        f"{answered}/{asked} within 1 s (slowest {slowest * 1000:.0f} ms; "
-        f"{reopened} dropped by the server and re-opened)"
+        f"{within_1s}/{asked} within 1 s, {answered}/{asked} in all (slowest "
+        f"{slowest * 1000:.0f} ms; {reopened} dropped by the server and re-opened)"
     )
     print(summary)
     record_property("slow_clients", summary)
