@@ -35,7 +35,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from tokens import selectors, waiting
 from tokens.api.authentication import ApiPrincipal, authenticate_bearer
 from tokens.durations import parse_duration
-from tokens.exceptions import TokenError
+from tokens.exceptions import PermissionDenied, TokenError
 from tokens.http import base_url
 from tokens.models import Token
 from tokens.representation import TokenOutputSerializer
@@ -85,7 +85,7 @@ def _authorize(header: str, token_param: str) -> Token:
         environment=principal.environment, token_id=token_param
     )
     if not principal.may_write_waitpoint(token_param, token.friendly_id):
-        raise TokenError("Unauthorized")  # re-raised as 403 below, as complete answers
+        raise PermissionDenied("Unauthorized")  # complete's answer for a JWT of another token
     return token
 
 
@@ -129,8 +129,7 @@ async def wait_answer(
     except AuthenticationFailed as error:
         return _error(str(error.detail), 401, **{"WWW-Authenticate": 'Bearer realm="api"'})
     except TokenError as error:
-        status = 403 if error.message == "Unauthorized" else error.http_status
-        return _error(error.message, status)
+        return _error(error.message, error.http_status)
 
     loop = asyncio.get_running_loop()
     hub = waiting.hub()
