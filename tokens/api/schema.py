@@ -30,8 +30,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from tokens.api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tokens.filters import API_STATUSES
+from tokens.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tokens.services import (
     MAX_APPROVERS,
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -292,12 +292,14 @@ class PaginationSerializer(serializers.Serializer):
 
 @extend_schema_serializer(many=False)
 class TokenListSerializer(serializers.Serializer):
-    data = WaitpointTokenSerializer(many=True)
+    # A JSON key named like Serializer.data: DRF's metaclass moves declared fields out of the
+    # class namespace, so the property is untouched; only the stubs see a clash.
+    data = WaitpointTokenSerializer(many=True)  # type: ignore[assignment]
     pagination = PaginationSerializer()
 
 
 class CompleteTokenRequestSerializer(serializers.Serializer):
-    data = AnyJsonField(
+    data = AnyJsonField(  # type: ignore[assignment]  # a JSON key, as in TokenListSerializer
         required=False,
         help_text=(
             "The output, any JSON value (the SDK's `completeToken(id, data)`). Absent: the "
