@@ -98,22 +98,19 @@ def expire_due(
     lock = (
         " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     )
+    # MATERIALIZED: as a plain IN (subquery), PostgreSQL may run the LIMIT more than once and
+    # update more rows than the batch (seen in tests); a materialized CTE runs it once.
     sql = (
-        f"UPDATE {table} SET status = %s, completed_at = timeout_at, output = NULL, "  # noqa: S608 - names are ours
-        f"output_type = %s, output_is_error = %s "
-        f"WHERE status = %s AND id IN (SELECT id FROM {table} "
+        f"WITH due AS MATERIALIZED (SELECT id FROM {table} "  # noqa: S608 - names are ours
         f"WHERE status = %s AND timeout_at <= {clock_sql}{only} "
-        f"ORDER BY timeout_at LIMIT %s{lock}) RETURNING id"
+        f"ORDER BY timeout_at LIMIT %s{lock}) "
+        f"UPDATE {table} SET status = %s, completed_at = timeout_at, output = NULL, "
+        f"output_type = %s, output_is_error = %s "
+        f"WHERE status = %s AND id IN (SELECT id FROM due) RETURNING id"
     )
     waiting = Token.Status.WAITING.value
-    all_params: list[Any] = [
-        Token.Status.TIMED_OUT.value,
-        "application/json",
-        True,
-        waiting,
-        waiting,
-    ]
-    all_params += params + [limit]
+    all_params: list[Any] = [waiting, *params, limit]
+    all_params += [Token.Status.TIMED_OUT.value, "application/json", True, waiting]
     with connection.cursor() as cursor:
         cursor.execute(sql, all_params)
         expired = [row[0] for row in cursor.fetchall()]

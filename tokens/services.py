@@ -313,15 +313,17 @@ def _transition(
     if event is not None:
         return TransitionResult(token=token, applied=True, resolution=event)
     with transaction.atomic():
-        return _refused(token, ignored, actor, now or timezone.now())
+        return _refused(token, ignored, actor, now)
 
 
-def _refused(token: Token, kind: str, actor: Actor, now: datetime) -> TransitionResult:
+def _refused(token: Token, kind: str, actor: Actor, now: datetime | None) -> TransitionResult:
     """Nothing applied: persist an overdue timeout, audit the attempt, report who resolved it."""
-    if token.is_due(now):
-        resolution.expire_due(now=now, limit=1, token_ids=[token.pk])
-    token.refresh_from_db()
-    audit.record(token, kind, actor, now, status=token.status)
+    token.refresh_from_db()  # the in-memory row may hold a transition that was rolled back
+    # Refused while WAITING: the deadline passed (on the database's clock, or ``now``).
+    waiting = token.status == Token.Status.WAITING and token.timeout_at is not None
+    if waiting and resolution.expire_due(now=now, limit=1, token_ids=[token.pk]):
+        token.refresh_from_db()
+    audit.record(token, kind, actor, now or timezone.now(), status=token.status)
     return TransitionResult(
         token=token, applied=False, resolution=selectors.token_resolution_event(token=token)
     )
