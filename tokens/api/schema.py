@@ -508,12 +508,17 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 V = TypeVar("V", bound=Callable[..., Any])
 
 
-def described(**operations: Callable[[Callable[..., Any]], Any]) -> Callable[[V], V]:
+def described(
+    *, bearer: bool = False, public_access_token: bool = False, **operations: Any
+) -> Callable[[V], V]:
     """Describe a plain Django view to drf-spectacular, which only sees DRF views.
 
     ``@described(post=extend_schema(…))`` attaches a stand-in DRF view with the decorated
     methods; ``include_plain_views`` (a preprocessing hook) puts it on the view's URL.
+    ``bearer``: the view takes a secret key (and a public access token if
+    ``public_access_token``), as the API views do; otherwise it takes no credential.
     """
+    from tokens.api.authentication import ApiKeyAuthentication
 
     def attach(view: V) -> V:
         def method(name: str) -> Callable[..., Any]:
@@ -524,7 +529,8 @@ def described(**operations: Callable[[Callable[..., Any]], Any]) -> Callable[[V]
             return operations[name](handler)
 
         attrs: dict[str, Any] = {
-            "authentication_classes": [],
+            "authentication_classes": [ApiKeyAuthentication] if bearer else [],
+            "allow_public_access_token": public_access_token,
             "permission_classes": [],
             **{name: method(name) for name in operations},
         }
