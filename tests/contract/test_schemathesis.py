@@ -27,7 +27,6 @@ from django.conf import settings
 from django.db import connection
 
 from tests.smoke.processes import (
-    ROOT,
     free_port,
     manage,
     request,
@@ -193,7 +192,7 @@ def run_schemathesis(base: str, secret: str, tmp_path: Path) -> tuple[int, str]:
     ]
     completed = subprocess.run(
         args,
-        cwd=ROOT,
+        cwd=tmp_path,  # schemathesis keeps a cache (.schemathesis/) in its working directory
         env=subprocess_env(),
         capture_output=True,
         text=True,
