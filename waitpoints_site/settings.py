@@ -241,6 +241,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "TAGS": [
         {"name": "Waitpoint tokens", "description": "Create, read, complete and cancel tokens."},
+        {"name": "Webhooks", "description": "Endpoints that receive resolved tokens' events."},
         {"name": "Auth", "description": "Public access tokens for the SDK."},
     ],
     # The schema and its docs are public: the contract is not a secret (the API still is).

@@ -118,6 +118,8 @@ def test_it_marks_our_extensions(schema) -> None:
     assert "x-waitpoints-extension" not in token["status"]
     assert components["CreateTokenRequest"]["properties"]["approvers"]["x-waitpoints-extension"]
     assert components["TransitionResponse"]["properties"]["applied"]["x-waitpoints-extension"]
+    webhooks = [op for path, item in paths.items() if "/webhooks" in path for op in item.values()]
+    assert len(webhooks) == 6 and all(op["x-waitpoints-extension"] for op in webhooks)
 
 
 def test_the_docs_page_is_served_with_its_own_assets(anonymous_client) -> None:

@@ -39,6 +39,7 @@ from tokens.services import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
 )
+from tokens.webhooks import ALL_EVENTS, MAX_DESCRIPTION_LENGTH, MAX_URL_LENGTH
 
 EXTENSION = "x-waitpoints-extension"
 TOKENS_TAG = "Waitpoint tokens"
@@ -564,3 +565,77 @@ def include_plain_views(
 
     walk(get_resolver().url_patterns, "")
     return [*endpoints, *extra]
+
+
+# ------------------------------------------------------------------------------------------------
+# Our extension: webhook endpoints
+# ------------------------------------------------------------------------------------------------
+
+WEBHOOKS_TAG = "Webhooks"
+
+
+class WebhookEndpointSerializer(serializers.Serializer):
+    """A webhook endpoint of the caller's environment."""
+
+    id = serializers.CharField(help_text="`webhook_` followed by the internal id.")
+    url = serializers.URLField()
+    events = serializers.ListField(child=serializers.ChoiceField(choices=ALL_EVENTS))
+    enabled = serializers.BooleanField()
+    description = serializers.CharField(required=False)
+    createdAt = serializers.DateTimeField()  # noqa: N815
+    updatedAt = serializers.DateTimeField()  # noqa: N815
+    secret = serializers.CharField(
+        required=False,
+        help_text=(
+            "The signing secret (Standard Webhooks, `whsec_…`): only in the answer of create "
+            "and rotate-secret, never again."
+        ),
+    )
+
+
+class WebhookEndpointWriteSerializer(serializers.Serializer):
+    url = serializers.URLField(
+        max_length=MAX_URL_LENGTH,
+        help_text="An http(s) URL; loopback, link-local and private addresses are refused.",
+    )
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=ALL_EVENTS),
+        min_length=1,
+        help_text="The events to send; all of them when absent on create.",
+    )
+    description = serializers.CharField(
+        max_length=MAX_DESCRIPTION_LENGTH, allow_blank=True, required=False
+    )
+    enabled = serializers.BooleanField(required=False, help_text="Default true.")
+
+
+class WebhookEndpointCreateSerializer(WebhookEndpointWriteSerializer):
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=ALL_EVENTS), min_length=1, required=False
+    )
+
+
+class WebhookEndpointUpdateSerializer(WebhookEndpointWriteSerializer):
+    url = serializers.URLField(max_length=MAX_URL_LENGTH, required=False)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=ALL_EVENTS), min_length=1, required=False
+    )
+
+
+@extend_schema_serializer(many=False)
+class WebhookEndpointListSerializer(serializers.Serializer):
+    data = WebhookEndpointSerializer(many=True)  # type: ignore[assignment]  # a JSON key
+
+
+class WebhookEndpointDeletedSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    deleted = TrueField()
+
+
+def webhook_id_parameter() -> OpenApiParameter:
+    return OpenApiParameter(
+        "id",
+        str,
+        OpenApiParameter.PATH,
+        description="`webhook_<id>`; another environment's endpoint is a 404.",
+    )
