@@ -37,6 +37,7 @@ def test_every_html_page_carries_both_policies(environment, make_token, django_u
         (anonymous, callback_url(token, base="")[:-4] + "0000"),  # the invalid-link page
         (anonymous, "/no-such-page"),
         (anonymous, "/admin/login/"),
+        (anonymous, "/api/docs/"),
         (dashboard, "/"),
         (dashboard, f"{env}/tokens"),
         (dashboard, f"/tokens/{token.friendly_id}"),
@@ -72,7 +73,8 @@ def test_no_template_needs_unsafe_inline() -> None:
     for path in sorted((ROOT / "templates").rglob("*.html")):
         if "emails" in path.parts:
             continue
-        text = path.read_text()
+        # Template comments are not sent to the browser.
+        text = re.sub(r"{% comment %}.*?{% endcomment %}|{#.*?#}", "", path.read_text(), flags=re.S)
         found += [f"{path.relative_to(ROOT)}: {what}" for rx, what in INLINE if rx.search(text)]
     assert found == []
 
@@ -110,11 +112,5 @@ def test_check_deploy_is_clean_with_the_documented_production_settings() -> None
         check=False,
     )
     output = result.stdout + result.stderr
-    # drf_spectacular's warnings are about the OpenAPI schema (issue 9, item 11), not deployment
-    # security; everything else must be silent.
-    issues = [
-        line
-        for line in output.splitlines()
-        if re.match(r"\?: \(|[\w.]+: \(", line) and "drf_spectacular" not in line
-    ]
-    assert issues == [], output
+    assert result.returncode == 0, output
+    assert "System check identified no issues (0 silenced)." in output, output

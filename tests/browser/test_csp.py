@@ -95,3 +95,9 @@ def test_the_admin_runs_under_the_policy(browser, live_server, environment, djan
     assert selected == len(secret.get_attribute("value")) > 32
     assert secret.value_of_css_property("font-family") == "monospace"
     assert policy_violations(browser) == []
+
+
+def test_the_api_docs_run_under_the_policy(browser, live_server) -> None:
+    browser.get(f"{live_server.url}/api/docs/")
+    wait(browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".opblock")))
+    assert policy_violations(browser) == []
