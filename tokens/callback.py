@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
-from tokens import keys, selectors, services
+from tokens import decisions, keys, selectors, services
 from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
 from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of, decision_output
 from tokens.exceptions import TokenError
@@ -116,7 +116,19 @@ def _decide_from_form(
         )
         # 200, as Django re-renders an invalid form (a 4xx HTML page on /api/ becomes JSON).
         return confirmation_page(request, token_id, digest, error=error, comment=comment)
-    output = decision_output(decision, comment)
+    values, field_errors = decisions.clean_field_values(
+        token.decision_spec, request.POST, decision=decision
+    )
+    if field_errors:
+        return confirmation_page(
+            request,
+            token_id,
+            digest,
+            error="Check the highlighted fields.",
+            comment=comment,
+            field_errors=field_errors,
+        )
+    output = decision_output(decision, comment, fields=values)
     result = services.token_complete(token=token, actor=_actor(request), data=output)
     # Post/redirect/get: the page then shows the outcome, and a reload cannot post again.
     return _private(redirect(request.path if result.applied else f"{request.path}?ignored=1"))
@@ -130,6 +142,7 @@ def confirmation_page(
     *,
     error: str = "",
     comment: str = "",
+    field_errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     try:
@@ -148,6 +161,10 @@ def confirmation_page(
         "error": error,
         "comment": comment,
         "max_comment_length": MAX_COMMENT_LENGTH,
+        "labels": decisions.labels(token.decision_spec),
+        "field_specs": decisions.field_specs(token.decision_spec),
+        "field_values": request.POST if request.method == "POST" else {},
+        "field_errors": field_errors or {},
         "ignored": request.GET.get("ignored") == "1",
         "output": decision_of(state.output, state.output_type),
         "resolution": selectors.token_resolution_event(token=token),

@@ -14,7 +14,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from tokens import audit, outbox
+from tokens import audit, decisions, outbox
 from tokens.audit import Actor
 from tokens.links import callback_url, dashboard_url, public_base_url
 from tokens.models import OutboxMessage, Token, TokenEvent
@@ -32,6 +32,7 @@ def approval_context(message: OutboxMessage) -> dict[str, object]:
         "approve_url": f"{url}?decision=approved",
         "reject_url": f"{url}?decision=rejected",
         "dashboard_url": dashboard_url(token, base=base),
+        "labels": decisions.labels(token.decision_spec),
     }
 
 

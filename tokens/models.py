@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -144,6 +145,13 @@ class Token(models.Model):
     idempotency_key_expires_at = models.DateTimeField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)
     approvers = models.JSONField(default=list, blank=True)
+    # What the approvers decide (our extensions to create; see tokens.markup, tokens.decisions).
+    title = models.CharField(max_length=200, blank=True, default="")
+    description = models.TextField(blank=True, default="")  # Markdown
+    # JSON text, not jsonb: jsonb reorders object keys, and the caller's order is the order of
+    # the context table's rows and of the decision's input fields.
+    context_json = models.TextField(blank=True, default="")
+    decision_json = models.TextField(blank=True, default="")  # labels and input fields
     output = models.TextField(null=True, blank=True)
     output_type = models.CharField(max_length=64, default="application/json")
     output_is_error = models.BooleanField(default=False)
@@ -192,6 +200,16 @@ class Token(models.Model):
     @property
     def friendly_id(self) -> str:
         return keys.friendly_id(self.id)
+
+    @property
+    def context(self) -> dict[str, Any] | None:
+        """The request's context object (None when the caller sent none)."""
+        return json.loads(self.context_json) if self.context_json else None
+
+    @property
+    def decision_spec(self) -> dict[str, Any] | None:
+        """The decision's labels and input fields (``tokens.decisions.clean_decision``)."""
+        return json.loads(self.decision_json) if self.decision_json else None
 
     def is_due(self, now: datetime) -> bool:
         return (

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from tokens import audit, keys, outbox, resolution, selectors
+from tokens import audit, decisions, keys, markup, outbox, resolution, selectors
 from tokens.audit import Actor
 from tokens.durations import resolve_timeout, resolve_ttl
 from tokens.exceptions import InvalidInput, TooManyTags
@@ -34,6 +34,17 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 2048
 MAX_APPROVERS = 20
 MAX_REASON_LENGTH = 1000  # a cancellation's reason
 NO_OUTPUT = object()  # "data" absent: the token completes without output
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the approvers are asked (validated): title, Markdown description, context, the
+    decision's labels and input fields."""
+
+    title: str = ""
+    description: str = ""
+    context: dict[str, Any] | None = None
+    decision: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +197,10 @@ def token_create(
     idempotency_key_ttl: Any = None,
     tags: Any = None,
     approvers: Any = None,
+    title: Any = None,
+    description: Any = None,
+    context: Any = None,
+    decision: Any = None,
     now: datetime | None = None,
 ) -> CreateResult:
     """Nothing → WAITING token, or the original token while its idempotency key is active."""
@@ -210,6 +225,12 @@ def token_create(
         resolve_ttl(idempotency_key_ttl, now=now)  # still reject nonsense
     clean = clean_tags(tags)
     addresses = clean_approvers(approvers)
+    request = RequestInfo(
+        title=markup.clean_title(title),
+        description=markup.clean_description(description),
+        context=markup.clean_context(context),
+        decision=decisions.clean_decision(decision),
+    )
 
     for _attempt in range(3):
         with transaction.atomic():
@@ -228,6 +249,7 @@ def token_create(
                         key_expires_at,
                         clean,
                         addresses,
+                        request,
                     )
             except IntegrityError:
                 if not idempotency_key:
@@ -263,6 +285,7 @@ def _insert_token(
     key_expires_at: datetime | None,
     tags: list[str],
     approvers: list[str],
+    request: RequestInfo,
 ) -> Token:
     digest = keys.idempotency_digest(idempotency_key) if idempotency_key else None
     token = Token.objects.create(
@@ -274,6 +297,10 @@ def _insert_token(
         idempotency_key_expires_at=key_expires_at,
         tags=tags,
         approvers=approvers,
+        title=request.title,
+        description=request.description,
+        context_json=_json_text(request.context),
+        decision_json=_json_text(request.decision),
         created_at=now,
     )
     TokenTag.objects.bulk_create(
@@ -282,6 +309,10 @@ def _insert_token(
     audit.record(token, TokenEvent.Kind.CREATED, actor, now)
     _enqueue_approval_emails(token, approvers, now)
     return token
+
+
+def _json_text(value: dict[str, Any] | None) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if value else ""
 
 
 def _enqueue_approval_emails(token: Token, addresses: list[str], now: datetime) -> int:

@@ -65,6 +65,10 @@ class TokenViewSet(viewsets.ViewSet):
             idempotency_key_ttl=body.get("idempotencyKeyTTL"),
             tags=body.get("tags"),
             approvers=body.get("approvers"),
+            title=body.get("title"),
+            description=body.get("description"),
+            context=body.get("context"),
+            decision=body.get("decision"),
         )
         token = result.token
         url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)

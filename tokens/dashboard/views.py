@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from tokens import keys, selectors, services
+from tokens import decisions, keys, selectors, services
 from tokens.dashboard import forms
 from tokens.decisions import DECISIONS, decision_of, decision_output
 from tokens.exceptions import NotFound
@@ -224,6 +224,7 @@ def _render_detail(
     role: str | None,
     *,
     json_form: forms.CompleteJsonForm | None = None,
+    field_errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     now = timezone.now()
@@ -244,6 +245,11 @@ def _render_detail(
         "decision": decided.get("status") if decided.get("status") in DECISIONS else None,
         "comment": decided.get("comment") if isinstance(decided.get("comment"), str) else "",
         "json_form": json_form or forms.CompleteJsonForm(),
+        "labels": decisions.labels(token.decision_spec),
+        "field_specs": decisions.field_specs(token.decision_spec),
+        "field_values": request.POST if request.method == "POST" else {},
+        "field_errors": field_errors or {},
+        "decided_fields": decided.get("fields") if isinstance(decided.get("fields"), dict) else {},
         "environment": token.environment,
     }
     return render(request, "dashboard/token_detail.html", context, status=status)
@@ -272,14 +278,30 @@ def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
     token = _token_for_action(request, token_id, action)
     if token is not None:
         form = forms.DecisionForm(request.POST)
-        if form.is_valid():
+        values, field_errors = decisions.clean_field_values(
+            token.decision_spec, request.POST, decision=decision
+        )
+        if not form.is_valid():
+            messages.error(request, f"Comments are at most {forms.MAX_COMMENT_LENGTH} characters.")
+        elif field_errors:
+            if request.POST.get("next"):  # a quick decision from a list: ask on the token's page
+                messages.error(request, f"{token.friendly_id} needs your input first.")
+                return redirect(_detail_url(token))
+            role = selectors.membership_role_for_user(
+                user=request.user, project=token.environment.project
+            )
+            messages.error(request, "Check the highlighted fields; nothing was decided.")
+            return _render_detail(request, token, role, field_errors=field_errors, status=400)
+        else:
             output = decision_output(
-                decision, form.cleaned_data["comment"].strip(), by=request.user.get_username()
+                decision,
+                form.cleaned_data["comment"].strip(),
+                by=request.user.get_username(),
+                fields=values,
             )
             result = services.token_complete(token=token, actor=_actor(request), data=output)
-            _report(request, result, "Approved" if decision == "approved" else "Rejected")
-        else:
-            messages.error(request, f"Comments are at most {forms.MAX_COMMENT_LENGTH} characters.")
+            verb = "Approved" if decision == "approved" else "Rejected"
+            _report(request, result, verb)
     fallback = _detail_url(token) if token else reverse("dashboard:token_detail", args=[token_id])
     return redirect(_next_or(request, fallback))
 
@@ -374,6 +396,8 @@ def _bulk_one(
     if not selectors.role_allows(roles[project.pk], action):
         services.token_action_denied(token=token, actor=_actor(request), action=action)
         return "denied"
+    if decision == "approved" and decisions.has_required_fields(token.decision_spec):
+        return "needs_input"  # approving it asks for input: only on its own page
     output = decision_output(decision, comment, by=request.user.get_username())
     result = services.token_complete(token=token, actor=_actor(request), data=output)
     return "applied" if result.applied else "ignored"
@@ -400,6 +424,14 @@ def _bulk_messages(request: HttpRequest, decision: str, outcomes: Counter[str]) 
             (
                 messages.error,
                 f"Not allowed for {_plural(outcomes['denied'])}: your role there cannot decide.",
+            )
+        )
+    if outcomes["needs_input"]:
+        send.append(
+            (
+                messages.error,
+                f"{_plural(outcomes['needs_input'])} not approved: approving asks for input, "
+                "so open each one.",
             )
         )
     if outcomes["missing"]:
