@@ -30,6 +30,7 @@ from tokens.models import (
     Membership,
     OutboxMessage,
     Project,
+    Recipient,
     Token,
     TokenEvent,
 )
@@ -153,6 +154,15 @@ class OutboxMessageInline(ReadOnlyInline):
         return _outbox_state(message)
 
 
+class RecipientInline(ReadOnlyInline):
+    model = Recipient
+    verbose_name = "e-mailed approver"
+    verbose_name_plural = "e-mailed approvers (personal links; revoke one under Recipients)"
+    fields = ("email", "created_at", "revoked_at")
+    readonly_fields = fields
+    show_change_link = True
+
+
 class TagListFilter(admin.SimpleListFilter):
     """Tokens carrying one tag; the options are the most used tags (the search box finds any)."""
 
@@ -197,7 +207,7 @@ class TokenAdmin(NoSaveButtons, admin.ModelAdmin):
     search_help_text = "Token id (waitpoint_… or bare), idempotency key, or an exact tag."
     date_hierarchy = "created_at"
     show_full_result_count = False  # a COUNT(*) over all tokens on every page is not free
-    inlines = (TokenEventInline, OutboxMessageInline)
+    inlines = (TokenEventInline, RecipientInline, OutboxMessageInline)
     actions = ("cancel_tokens", "force_timeout_tokens", "resend_approval_emails")
     fieldsets = (
         (None, {"fields": ("friendly_id", "environment", "status_label", "tag_list")}),
@@ -633,4 +643,35 @@ class ApiKeyAdmin(admin.ModelAdmin):
         text = f"Revoked {_plural(applied, 'API key')}."
         if skipped:
             text += f" {_plural(skipped, 'key')} already revoked."
+        self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)
+
+
+@admin.register(Recipient)
+class RecipientAdmin(NoSaveButtons, admin.ModelAdmin):
+    """E-mailed approvers and their personal links: revoke one without touching the others."""
+
+    list_display = ("email", "token", "created_at", "revoked_at")
+    list_select_related = ("token",)
+    search_fields = ("=email", "=token__id")
+    search_help_text = "An exact e-mail address or token id (bare)."
+    readonly_fields = ("token", "email", "created_at", "revoked_at")
+    actions = ("revoke_links",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(
+        description="Revoke the personal links of selected recipients", permissions=["change"]
+    )
+    def revoke_links(self, request: HttpRequest, queryset: QuerySet[Recipient]) -> None:
+        applied = skipped = 0
+        for recipient in queryset.select_related("token"):
+            if services.recipient_revoke(recipient=recipient, actor=_actor(request)):
+                applied += 1
+                self.log_change(request, recipient, "Revoked personal link")
+            else:
+                skipped += 1
+        text = f"Revoked {_plural(applied, 'personal link')}."
+        if skipped:
+            text += f" {_plural(skipped, 'link')} already revoked."
         self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)

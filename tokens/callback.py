@@ -7,6 +7,7 @@ they render the confirmation page, because mail scanners and chat previews fetch
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -20,7 +21,7 @@ from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
 from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of, decision_output
 from tokens.exceptions import TokenError
 from tokens.http import actor_from_request
-from tokens.models import Token, TokenEvent
+from tokens.models import Recipient, Token, TokenEvent
 from tokens.representation import transition_body
 
 
@@ -44,7 +45,12 @@ def _private(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _actor(request: HttpRequest) -> services.Actor:
+def _actor(request: HttpRequest, recipient: Recipient | None = None) -> services.Actor:
+    if recipient is not None:  # a personal link: the decision is this address's
+        actor = actor_from_request(
+            request, TokenEvent.Channel.CALLBACK, credential=TokenEvent.Credential.PERSONAL_LINK
+        )
+        return replace(actor, email=recipient.email)
     return actor_from_request(
         request, TokenEvent.Channel.CALLBACK, credential=TokenEvent.Credential.CALLBACK_URL
     )
@@ -54,41 +60,76 @@ class InvalidHash(TokenError):
     http_status = 401
 
 
-def _authorised_token(token_id: str, digest: str) -> Token:
-    token = selectors.token_get_by_id(token_id=token_id)
-    if not keys.callback_hash_matches(
-        callback_secret=token.environment.callback_secret, internal_id=token.id, given=digest
+class LinkRevoked(TokenError):
+    http_status = 403
+
+
+@dataclass(frozen=True)
+class Link:
+    """The plain callback URL (``recipient_id`` None) or one recipient's personal link."""
+
+    token_id: str
+    digest: str
+    recipient_id: int | None = None
+
+
+def _authorised(link: Link) -> tuple[Token, Recipient | None]:
+    token = selectors.token_get_by_id(token_id=link.token_id)
+    secret = token.environment.callback_secret
+    if link.recipient_id is None:
+        if not keys.callback_hash_matches(
+            callback_secret=secret, internal_id=token.id, given=link.digest
+        ):
+            raise InvalidHash("Invalid URL, hash doesn't match")
+        return token, None
+    recipient = selectors.recipient_get(token=token, recipient_id=link.recipient_id)
+    if recipient is None or not keys.personal_hash_matches(
+        callback_secret=secret, internal_id=token.id, address=recipient.email, given=link.digest
     ):
         raise InvalidHash("Invalid URL, hash doesn't match")
-    return token
+    if not recipient.is_active:
+        raise LinkRevoked("This link was revoked.")
+    return token, recipient
 
 
 @csrf_exempt
 def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResponse:
+    return _callback(request, Link(token_id=token_id, digest=digest))
+
+
+@csrf_exempt
+def token_personal(
+    request: HttpRequest, token_id: str, recipient_id: int, digest: str
+) -> HttpResponse:
+    """One recipient's link: as the callback URL, but the decision is recorded as theirs."""
+    return _callback(request, Link(token_id=token_id, digest=digest, recipient_id=recipient_id))
+
+
+def _callback(request: HttpRequest, link: Link) -> HttpResponse:
     if request.method in ("GET", "HEAD"):
         if _prefers_json(request):
             response = JsonResponse({"error": "Method not allowed"}, status=405)
             response["Allow"] = "POST"
             return response
-        return confirmation_page(request, token_id, digest)
+        return confirmation_page(request, link)
     if request.method != "POST":
         response = JsonResponse({"error": "Method not allowed"}, status=405)
         response["Allow"] = "POST"
         return response
     try:
         raw = read_body(request, limit=COMPLETE_BODY_LIMIT)
-        token = _authorised_token(token_id, digest)
+        token, recipient = _authorised(link)
     except TokenError as error:
         return JsonResponse({"error": error.message}, status=error.http_status)
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return _decide_from_form(request, token, token_id, digest)
+        return _decide_from_form(request, token, recipient, link)
     try:
         data: Any = parse_json(raw)
     except TokenError:
         data = {}
     # Upstream: the whole body is the output; an empty or invalid body means {}.
     result = services.token_complete(
-        token=token, actor=_actor(request), data={} if data is EMPTY else data
+        token=token, actor=_actor(request, recipient), data={} if data is EMPTY else data
     )
     body = transition_body(result.token, applied=result.applied, now=timezone.now())
     return JsonResponse(body)
@@ -100,7 +141,7 @@ def _no_view(request: HttpRequest) -> HttpResponse:
 
 
 def _decide_from_form(
-    request: HttpRequest, token: Token, token_id: str, digest: str
+    request: HttpRequest, token: Token, recipient: Recipient | None, link: Link
 ) -> HttpResponse:
     # The page carries a CSRF token: a cross-site form cannot ride on a link someone opened.
     refusal = CsrfViewMiddleware(_no_view).process_view(request, _no_view, (), {})
@@ -115,21 +156,21 @@ def _decide_from_form(
             else f"The comment is too long (at most {MAX_COMMENT_LENGTH} characters)."
         )
         # 200, as Django re-renders an invalid form (a 4xx HTML page on /api/ becomes JSON).
-        return confirmation_page(request, token_id, digest, error=error, comment=comment)
+        return confirmation_page(request, link, error=error, comment=comment)
     values, field_errors = decisions.clean_field_values(
         token.decision_spec, request.POST, decision=decision
     )
     if field_errors:
         return confirmation_page(
             request,
-            token_id,
-            digest,
+            link,
             error="Check the highlighted fields.",
             comment=comment,
             field_errors=field_errors,
         )
-    output = decision_output(decision, comment, fields=values)
-    result = services.token_complete(token=token, actor=_actor(request), data=output)
+    by = recipient.email if recipient else None
+    output = decision_output(decision, comment, by=by, fields=values)
+    result = services.token_complete(token=token, actor=_actor(request, recipient), data=output)
     # Post/redirect/get: the page then shows the outcome, and a reload cannot post again.
     return _private(redirect(request.path if result.applied else f"{request.path}?ignored=1"))
 
@@ -137,8 +178,7 @@ def _decide_from_form(
 @ensure_csrf_cookie
 def confirmation_page(
     request: HttpRequest,
-    token_id: str,
-    digest: str,
+    link: Link,
     *,
     error: str = "",
     comment: str = "",
@@ -146,7 +186,10 @@ def confirmation_page(
     status: int = 200,
 ) -> HttpResponse:
     try:
-        token = _authorised_token(token_id, digest)
+        token, recipient = _authorised(link)
+    except LinkRevoked:
+        response = render(request, "callback/invalid.html", {"revoked": True}, status=403)
+        return _private(response)
     except TokenError:
         response = render(request, "callback/invalid.html", status=404)
         return _private(response)
@@ -155,6 +198,7 @@ def confirmation_page(
     decision = request.GET.get("decision", "")
     context = {
         "token": token,
+        "recipient": recipient,
         "state": state,
         "now": now,
         "decision": decision if decision in DECISIONS else "",

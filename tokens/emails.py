@@ -16,14 +16,20 @@ from django.utils import timezone
 
 from tokens import audit, decisions, outbox
 from tokens.audit import Actor
-from tokens.links import callback_url, dashboard_url, public_base_url
-from tokens.models import OutboxMessage, Token, TokenEvent
+from tokens.links import callback_url, dashboard_url, personal_url, public_base_url
+from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
 
 
 def approval_context(message: OutboxMessage) -> dict[str, object]:
     token = message.token
     base = public_base_url()
-    url = callback_url(token, base=base)
+    # Each recipient gets a link of their own, built from the message alone; messages queued
+    # before personal links existed carry no recipient and keep the plain callback URL.
+    recipient_id, to = message.payload.get("recipient"), message.payload["to"]
+    if recipient_id:
+        url = personal_url(token, (recipient_id, to), base=base)
+    else:
+        url = callback_url(token, base=base)
     return {
         "token": token,
         "project": token.environment.project,
@@ -33,6 +39,7 @@ def approval_context(message: OutboxMessage) -> dict[str, object]:
         "reject_url": f"{url}?decision=rejected",
         "dashboard_url": dashboard_url(token, base=base),
         "labels": decisions.labels(token.decision_spec),
+        "recipient": to if recipient_id else "",
     }
 
 
@@ -82,4 +89,10 @@ def send_approval_email(message: OutboxMessage) -> None:
     if message.token.effective(timezone.now()).status != Token.Status.WAITING:
         # Decided (or timed out) before we got to it: asking now would only confuse.
         raise outbox.Skip("the token was already resolved.")
+    recipient_id = message.payload.get("recipient")
+    if (
+        recipient_id
+        and Recipient.objects.filter(pk=recipient_id, revoked_at__isnull=False).exists()
+    ):
+        raise outbox.Skip("this recipient's link was revoked.")
     approval_message(message).send(fail_silently=False)

@@ -289,6 +289,7 @@ class TokenEvent(models.Model):
         DENIED = "denied", "Action denied"
         EMAIL_SENT = "email_sent", "Approval e-mail sent"
         EMAIL_FAILED = "email_failed", "Approval e-mail failed"
+        LINK_REVOKED = "link_revoked", "Personal link revoked"
 
     class Credential(models.TextChoices):
         """What proved the actor's right to act, beside the channel it came through."""
@@ -296,6 +297,7 @@ class TokenEvent(models.Model):
         SECRET_KEY = "secret_key", "secret key"
         PUBLIC_ACCESS_TOKEN = "public_access_token", "public access token"
         CALLBACK_URL = "callback_url", "callback URL"
+        PERSONAL_LINK = "personal_link", "personal link"
         SESSION = "session", "login"
         SYSTEM = "system", "system"
 
@@ -321,6 +323,8 @@ class TokenEvent(models.Model):
     credential = models.CharField(max_length=32, choices=Credential.choices, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True, default="")
+    # The address a personal link was signed for: who decided through it.
+    email = models.CharField(max_length=254, blank=True, default="")
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
 
@@ -335,6 +339,8 @@ class TokenEvent(models.Model):
     def actor_label(self) -> str:
         if self.user_id:
             return str(self.user)
+        if self.email:
+            return self.email
         key = f"API key {self.api_key.prefix}…" if self.api_key else "API key"
         if self.credential == self.Credential.PUBLIC_ACCESS_TOKEN:
             # Signed by a secret key (the SDK's auth.createPublicToken) or issued on create.
@@ -345,6 +351,29 @@ class TokenEvent(models.Model):
         if self.channel == self.Channel.CALLBACK:
             return "callback URL"
         return "system"
+
+
+class Recipient(models.Model):
+    """One e-mailed approver of a token: their personal link is signed for this address
+    (``keys.personal_hash``) and names this row, so it can be revoked alone."""
+
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="recipients")
+    email = models.CharField(max_length=254)
+    created_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "email"], name="recipient_unique_email")
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
 
 
 class OutboxMessage(models.Model):

@@ -10,7 +10,16 @@ from django.db.models.functions import Now
 
 from tokens import keys
 from tokens.exceptions import NotFound
-from tokens.models import ApiKey, Environment, Membership, Project, Token, TokenEvent, TokenTag
+from tokens.models import (
+    ApiKey,
+    Environment,
+    Membership,
+    Project,
+    Recipient,
+    Token,
+    TokenEvent,
+    TokenTag,
+)
 
 
 def status_q(status: str, *, now: datetime, cancelled_as_timed_out: bool) -> Q:
@@ -72,6 +81,11 @@ def token_get_for_environment(*, environment: Environment, token_id: str) -> Tok
 def token_get_by_id(*, token_id: str) -> Token:
     """Unscoped lookup for the callback URL, whose hash is the credential."""
     return _one_token(Token.objects.select_related("environment__project"), token_id)
+
+
+def recipient_get(*, token: Token, recipient_id: int) -> Recipient | None:
+    """One recipient of this token (for its personal link), revoked or not; None if unknown."""
+    return Recipient.objects.filter(token=token, pk=recipient_id).first()
 
 
 # ------------------------------------------------------------------------------------------------

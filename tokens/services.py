@@ -20,6 +20,7 @@ from tokens.models import (
     Environment,
     OutboxMessage,
     Project,
+    Recipient,
     Token,
     TokenEvent,
     TokenTag,
@@ -316,18 +317,29 @@ def _json_text(value: dict[str, Any] | None) -> str:
 
 
 def _enqueue_approval_emails(token: Token, addresses: list[str], now: datetime) -> int:
+    """One e-mail per address, each carrying that recipient's own link; revoked recipients
+    get nothing (a resend does not undo a revocation)."""
+    existing = {r.email: r for r in Recipient.objects.filter(token=token, email__in=addresses)}
+    new = [
+        Recipient(token=token, email=address, created_at=now)
+        for address in addresses
+        if address not in existing
+    ]
+    for recipient in Recipient.objects.bulk_create(new):
+        existing[recipient.email] = recipient
+    active = [existing[address] for address in addresses if existing[address].is_active]
     outbox.enqueue_many(
         [
             outbox.message(
                 kind=OutboxMessage.Kind.APPROVAL_EMAIL,
                 token=token,
-                payload={"to": address},
+                payload={"to": recipient.email, "recipient": recipient.pk},
                 now=now,
             )
-            for address in addresses
+            for recipient in active
         ]
     )
-    return len(addresses)
+    return len(active)
 
 
 def _transition(
@@ -440,6 +452,22 @@ def token_resend_approval_emails(*, token: Token, now: datetime | None = None) -
     if token.effective(now).status != Token.Status.WAITING or not token.approvers:
         return 0
     return _enqueue_approval_emails(token, list(token.approvers), now)
+
+
+def recipient_revoke(*, recipient: Recipient, actor: Actor, now: datetime | None = None) -> bool:
+    """Revoke one recipient's personal link (the others and the plain callback URL keep
+    working). Returns False if it already was revoked; audited on the token."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        updated = Recipient.objects.filter(pk=recipient.pk, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        if updated:
+            audit.record(
+                recipient.token, TokenEvent.Kind.LINK_REVOKED, actor, now, to=recipient.email
+            )
+    recipient.refresh_from_db(fields=["revoked_at"])
+    return updated == 1
 
 
 def token_action_denied(

@@ -12,6 +12,11 @@ urlpatterns = [
         callback.token_callback,
         name="token-callback",
     ),
+    path(
+        "api/v1/waitpoints/tokens/<str:token_id>/decide/<int:recipient_id>/<str:digest>",
+        callback.token_personal,
+        name="token-personal",
+    ),
     path("api/v1/", include("tokens.api.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
