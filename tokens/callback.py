@@ -18,8 +18,8 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from tokens import decisions, keys, selectors, services
 from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
-from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of, decision_output
-from tokens.exceptions import TokenError
+from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of
+from tokens.exceptions import DecisionRefused, TokenError
 from tokens.http import actor_from_request
 from tokens.models import Recipient, Token, TokenEvent
 from tokens.representation import transition_body
@@ -168,10 +168,21 @@ def _decide_from_form(
             comment=comment,
             field_errors=field_errors,
         )
-    by = recipient.email if recipient else None
-    output = decision_output(decision, comment, by=by, fields=values)
-    result = services.token_complete(token=token, actor=_actor(request, recipient), data=output)
+    voter = services.Voter.for_email(recipient.email) if recipient else None
+    try:
+        result = services.token_decide(
+            token=token,
+            actor=_actor(request, recipient),
+            voter=voter,
+            decision=decision,
+            comment=comment,
+            fields=values,
+        )
+    except DecisionRefused as refused:
+        return confirmation_page(request, link, error=refused.message, comment=comment)
     # Post/redirect/get: the page then shows the outcome, and a reload cannot post again.
+    if result.applied and not result.resolved:
+        return _private(redirect(f"{request.path}?voted=1"))
     return _private(redirect(request.path if result.applied else f"{request.path}?ignored=1"))
 
 
@@ -195,6 +206,7 @@ def confirmation_page(
         return _private(response)
     now = timezone.now()
     state = token.effective(now)
+    votes = selectors.votes_for_token(token=token) if token.required_approvals > 1 else []
     decision = request.GET.get("decision", "")
     context = {
         "token": token,
@@ -210,6 +222,12 @@ def confirmation_page(
         "field_values": request.POST if request.method == "POST" else {},
         "field_errors": field_errors or {},
         "ignored": request.GET.get("ignored") == "1",
+        "voted": request.GET.get("voted") == "1",
+        "votes": votes,
+        "approvals": sum(vote.decision == "approved" for vote in votes),
+        "my_vote": next(
+            (v for v in votes if recipient and v.voter == recipient.email.lower()), None
+        ),
         "output": decision_of(state.output, state.output_type),
         "resolution": selectors.token_resolution_event(token=token),
     }

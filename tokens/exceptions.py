@@ -43,3 +43,9 @@ class LengthRequired(TokenError):
 
     def __init__(self) -> None:
         super().__init__("Content-Length header is required")
+
+
+class DecisionRefused(TokenError):
+    """A person may not decide this way (their own request, a second vote, no identity)."""
+
+    http_status = 403

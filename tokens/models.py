@@ -152,6 +152,10 @@ class Token(models.Model):
     # the context table's rows and of the decision's input fields.
     context_json = models.TextField(blank=True, default="")
     decision_json = models.TextField(blank=True, default="")  # labels and input fields
+    # N of the approvers must approve (tokens.services.token_decide); one rejection suffices.
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    # Who asked (an e-mail address or a username): never allowed to approve it.
+    requested_by = models.CharField(max_length=254, blank=True, default="")
     output = models.TextField(null=True, blank=True)
     output_type = models.CharField(max_length=64, default="application/json")
     output_is_error = models.BooleanField(default=False)
@@ -290,6 +294,7 @@ class TokenEvent(models.Model):
         EMAIL_SENT = "email_sent", "Approval e-mail sent"
         EMAIL_FAILED = "email_failed", "Approval e-mail failed"
         LINK_REVOKED = "link_revoked", "Personal link revoked"
+        VOTED = "voted", "Vote recorded"
 
     class Credential(models.TextChoices):
         """What proved the actor's right to act, beside the channel it came through."""
@@ -324,7 +329,8 @@ class TokenEvent(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True, default="")
     # The address a personal link was signed for: who decided through it.
-    email = models.CharField(max_length=254, blank=True, default="")
+    # db_default: the sweep inserts its audit rows in raw SQL (resolution.expire_due).
+    email = models.CharField(max_length=254, blank=True, default="", db_default="")
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
 
@@ -374,6 +380,27 @@ class Recipient(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Vote(models.Model):
+    """One person's approval or rejection of a token that needs several approvals. ``voter`` is
+    the person's identity key (a lower-cased e-mail address, or ``user:<username>``), unique per
+    token so the same person never counts twice, whichever surface they use."""
+
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="votes")
+    voter = models.CharField(max_length=300)
+    label = models.CharField(max_length=254)  # how the output and pages name the person
+    decision = models.CharField(max_length=16)  # "approved" | "rejected"
+    comment = models.TextField(blank=True, default="")
+    fields = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["token", "voter"], name="vote_unique_voter")]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.decision}"
 
 
 class OutboxMessage(models.Model):

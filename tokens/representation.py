@@ -60,6 +60,10 @@ class TokenOutputSerializer:
             data["context"] = token.context
         if token.decision_spec:
             data["decision"] = token.decision_spec
+        if token.required_approvals > 1:
+            data["requiredApprovals"] = token.required_approvals
+        if token.requested_by:
+            data["requestedBy"] = token.requested_by
         data["createdAt"] = iso(token.created_at)
         if cancelled and token.cancelled_at:
             data["cancelledAt"] = iso(token.cancelled_at)

@@ -19,6 +19,7 @@ from tokens.models import (
     Token,
     TokenEvent,
     TokenTag,
+    Vote,
 )
 
 
@@ -81,6 +82,11 @@ def token_get_for_environment(*, environment: Environment, token_id: str) -> Tok
 def token_get_by_id(*, token_id: str) -> Token:
     """Unscoped lookup for the callback URL, whose hash is the credential."""
     return _one_token(Token.objects.select_related("environment__project"), token_id)
+
+
+def votes_for_token(*, token: Token) -> list[Vote]:
+    """The votes cast on a token that needs several approvals, oldest first."""
+    return list(Vote.objects.filter(token=token).order_by("id"))
 
 
 def recipient_get(*, token: Token, recipient_id: int) -> Recipient | None:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from tokens import audit, decisions, keys, markup, outbox, resolution, selectors
 from tokens.audit import Actor
 from tokens.durations import resolve_timeout, resolve_ttl
-from tokens.exceptions import InvalidInput, TooManyTags
+from tokens.exceptions import DecisionRefused, InvalidInput, TooManyTags
 from tokens.models import (
     ApiKey,
     Environment,
@@ -24,7 +24,9 @@ from tokens.models import (
     Token,
     TokenEvent,
     TokenTag,
+    Vote,
     cancelled_output,
+    iso,
 )
 
 __all__ = ["Actor"]  # re-exported: callers write services.Actor
@@ -46,6 +48,8 @@ class RequestInfo:
     description: str = ""
     context: dict[str, Any] | None = None
     decision: dict[str, Any] | None = None
+    required_approvals: int = 1
+    requested_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,27 @@ def clean_approvers(approvers: Any) -> list[str]:
     return unique
 
 
+def clean_required_approvals(value: Any) -> int:
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_APPROVERS:
+        raise InvalidInput(
+            f"Invalid requiredApprovals: expected an integer from 1 to {MAX_APPROVERS}."
+        )
+    return value
+
+
+def clean_requested_by(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > 254:
+        raise InvalidInput(
+            "Invalid requestedBy: expected an e-mail address or a username "
+            "(at most 254 characters)."
+        )
+    return value.strip()
+
+
 def _default_timeout(now: datetime) -> datetime | None:
     default = (settings.WAITPOINTS_DEFAULT_TIMEOUT or "").strip()
     if default.lower() in ("", "none"):
@@ -202,6 +227,8 @@ def token_create(
     description: Any = None,
     context: Any = None,
     decision: Any = None,
+    required_approvals: Any = None,
+    requested_by: Any = None,
     now: datetime | None = None,
 ) -> CreateResult:
     """Nothing → WAITING token, or the original token while its idempotency key is active."""
@@ -231,6 +258,8 @@ def token_create(
         description=markup.clean_description(description),
         context=markup.clean_context(context),
         decision=decisions.clean_decision(decision),
+        required_approvals=clean_required_approvals(required_approvals),
+        requested_by=clean_requested_by(requested_by),
     )
 
     for _attempt in range(3):
@@ -302,6 +331,8 @@ def _insert_token(
         description=request.description,
         context_json=_json_text(request.context),
         decision_json=_json_text(request.decision),
+        required_approvals=request.required_approvals,
+        requested_by=request.requested_by,
         created_at=now,
     )
     TokenTag.objects.bulk_create(
@@ -475,3 +506,215 @@ def token_action_denied(
 ) -> TokenEvent:
     """Nothing changes: audit an attempt the caller's role does not allow (a forged POST)."""
     return audit.record(token, TokenEvent.Kind.DENIED, actor, now or timezone.now(), action=action)
+
+
+# ------------------------------------------------------------------------------------------------
+# Decisions by people: requestedBy, requiredApprovals (votes)
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Voter:
+    """A person deciding: ``key`` identifies them across surfaces (a lower-cased e-mail address
+    when known), ``label`` names them in the output, ``aliases`` are matched against
+    ``requestedBy`` (their address and username, lower-cased)."""
+
+    key: str
+    label: str
+    aliases: frozenset[str]
+
+    @classmethod
+    def for_email(cls, address: str) -> Voter:
+        return cls(key=address.lower(), label=address, aliases=frozenset({address.lower()}))
+
+    @classmethod
+    def for_user(cls, *, username: str, email: str) -> Voter:
+        key = email.lower() if email else f"user:{username.lower()}"
+        aliases = {username.lower()} | ({email.lower()} if email else set())
+        return cls(key=key, label=username, aliases=frozenset(aliases))
+
+
+@dataclass(frozen=True)
+class DecideResult:
+    token: Token
+    applied: bool  # the vote or decision was recorded (False: the token was already resolved)
+    resolved: bool  # this decision resolved the token
+    approvals: int = 0
+    required: int = 1
+    resolution: TokenEvent | None = None
+
+
+class _TooLate(Exception):  # noqa: N818 - internal: roll a vote back with its transaction
+    pass
+
+
+class _AlreadyVoted(Exception):  # noqa: N818 - internal: refused after the lock, audited after
+    pass
+
+
+def token_decide(
+    *,
+    token: Token,
+    actor: Actor,
+    voter: Voter | None,
+    decision: str,
+    comment: str = "",
+    fields: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> DecideResult:
+    """A person approves or rejects (dashboard, personal link, confirmation page).
+
+    Refuses (``DecisionRefused``, audited) the requester's own approval, a second vote by the
+    same person, and an anonymous decision where the request needs to know who decides. With
+    ``required_approvals`` 1 it completes the token at once; otherwise it records a vote and the
+    N-th distinct approval (or the first rejection) resolves the token through
+    ``resolution.resolve_one``, in the same transaction, with every vote in the output."""
+    needs_identity = token.required_approvals > 1 or bool(token.requested_by)
+    if voter is None and needs_identity:
+        raise _deny(
+            token,
+            actor,
+            now,
+            "decide anonymously",
+            "This request needs to know who decides: use your personal link from the e-mail, "
+            "or the dashboard.",
+        )
+    if voter is not None and decision == "approved" and token.requested_by.lower() in voter.aliases:
+        raise _deny(
+            token,
+            actor,
+            now,
+            "approve own request",
+            f"You requested this ({token.requested_by}), so you cannot approve it: "
+            "another approver must.",
+        )
+    if token.required_approvals <= 1:
+        by = voter.label if voter else None
+        output = decisions.decision_output(decision, comment, by=by, fields=fields)
+        result = token_complete(token=token, actor=actor, data=output, now=now)
+        return DecideResult(
+            token=result.token,
+            applied=result.applied,
+            resolved=result.applied,
+            approvals=int(result.applied and decision == "approved"),
+            resolution=result.resolution,
+        )
+    assert voter is not None
+    try:
+        with transaction.atomic():
+            return _vote(token, actor, voter, decision, comment, fields or {}, now)
+    except IntegrityError as error:
+        if not resolution.is_deadline_refusal(error):
+            raise
+    except _TooLate:
+        pass
+    except _AlreadyVoted:
+        raise _deny(
+            token,
+            actor,
+            now,
+            "vote twice",
+            "You already decided on this request; each person counts once.",
+        ) from None
+    with transaction.atomic():
+        refused = _refused(token, TokenEvent.Kind.COMPLETE_IGNORED, actor, now)
+    return DecideResult(
+        token=refused.token,
+        applied=False,
+        resolved=False,
+        required=token.required_approvals,
+        resolution=refused.resolution,
+    )
+
+
+def _vote(
+    token: Token,
+    actor: Actor,
+    voter: Voter,
+    decision: str,
+    comment: str,
+    fields: dict[str, Any],
+    now: datetime | None,
+) -> DecideResult:
+    from django.db.models import Q
+    from django.db.models.functions import Now
+
+    clock: Any = now or Now()
+    # The row lock serialises the votes on one token: two final votes cannot both resolve it,
+    # and neither is recorded against a token the other one resolved.
+    locked = (
+        Token.objects.select_for_update()
+        .filter(pk=token.pk, status=Token.Status.WAITING)
+        .filter(Q(timeout_at__isnull=True) | Q(timeout_at__gt=clock))
+        .first()
+    )
+    if locked is None:
+        raise _TooLate
+    if Vote.objects.filter(token=token, voter=voter.key).exists():
+        raise _AlreadyVoted
+    moment = now or timezone.now()
+    Vote.objects.create(
+        token=token,
+        voter=voter.key,
+        label=voter.label,
+        decision=decision,
+        comment=comment,
+        fields=fields,
+        created_at=moment,
+    )
+    votes = list(Vote.objects.filter(token=token).order_by("id"))
+    approvals = sum(vote.decision == "approved" for vote in votes)
+    audit.record(
+        token,
+        TokenEvent.Kind.VOTED,
+        actor,
+        moment,
+        decision=decision,
+        by=voter.label,
+        approvals=f"{approvals} of {token.required_approvals}",
+    )
+    if decision == "approved" and approvals < token.required_approvals:
+        return DecideResult(
+            token=token,
+            applied=True,
+            resolved=False,
+            approvals=approvals,
+            required=token.required_approvals,
+        )
+    output = decisions.decision_output(decision, comment, by=voter.label, fields=fields)
+    output["votes"] = [_vote_json(vote) for vote in votes]
+    encoded, output_type = encode_output(output)
+    outcome = resolution.Outcome(
+        status=Token.Status.COMPLETED,
+        event_kind=TokenEvent.Kind.COMPLETED,
+        output=encoded,
+        output_type=output_type,
+    )
+    event = resolution.resolve_one(token=token, outcome=outcome, actor=actor, now=now)
+    if event is None:
+        raise _TooLate  # the deadline passed between the lock and the update
+    return DecideResult(
+        token=token,
+        applied=True,
+        resolved=True,
+        approvals=approvals,
+        required=token.required_approvals,
+        resolution=event,
+    )
+
+
+def _vote_json(vote: Vote) -> dict[str, Any]:
+    data: dict[str, Any] = {"by": vote.label, "status": vote.decision, "at": iso(vote.created_at)}
+    if vote.comment:
+        data["comment"] = vote.comment
+    if vote.fields:
+        data["fields"] = vote.fields
+    return data
+
+
+def _deny(
+    token: Token, actor: Actor, now: datetime | None, action: str, message: str
+) -> DecisionRefused:
+    """Audit a refused decision (in a transaction of its own) and return the error to raise."""
+    audit.record(token, TokenEvent.Kind.DENIED, actor, now or timezone.now(), action=action)
+    return DecisionRefused(message)

@@ -69,6 +69,8 @@ class TokenViewSet(viewsets.ViewSet):
             description=body.get("description"),
             context=body.get("context"),
             decision=body.get("decision"),
+            required_approvals=body.get("requiredApprovals"),
+            requested_by=body.get("requestedBy"),
         )
         token = result.token
         url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)

@@ -23,8 +23,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from tokens import decisions, keys, selectors, services
 from tokens.dashboard import forms
-from tokens.decisions import DECISIONS, decision_of, decision_output
-from tokens.exceptions import NotFound
+from tokens.decisions import DECISIONS, decision_of
+from tokens.exceptions import DecisionRefused, NotFound
 from tokens.http import actor_from_request, base_url
 from tokens.links import callback_url
 from tokens.models import Environment, Membership, Token, TokenEvent
@@ -231,6 +231,7 @@ def _render_detail(
     state = token.effective(now)
     events = list(selectors.token_events_for_token(token=token))
     decided = decision_of(state.output, state.output_type)
+    votes = selectors.votes_for_token(token=token) if token.required_approvals > 1 else []
     context = {
         "token": token,
         "state": state,
@@ -249,6 +250,8 @@ def _render_detail(
         "field_specs": decisions.field_specs(token.decision_spec),
         "field_values": request.POST if request.method == "POST" else {},
         "field_errors": field_errors or {},
+        "votes": votes,
+        "approvals": sum(vote.decision == "approved" for vote in votes),
         "decided_fields": decided.get("fields") if isinstance(decided.get("fields"), dict) else {},
         "environment": token.environment,
     }
@@ -293,17 +296,48 @@ def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
             messages.error(request, "Check the highlighted fields; nothing was decided.")
             return _render_detail(request, token, role, field_errors=field_errors, status=400)
         else:
-            output = decision_output(
-                decision,
-                form.cleaned_data["comment"].strip(),
-                by=request.user.get_username(),
-                fields=values,
-            )
-            result = services.token_complete(token=token, actor=_actor(request), data=output)
-            verb = "Approved" if decision == "approved" else "Rejected"
-            _report(request, result, verb)
+            _decide_one(request, token, decision, form.cleaned_data["comment"].strip(), values)
     fallback = _detail_url(token) if token else reverse("dashboard:token_detail", args=[token_id])
     return redirect(_next_or(request, fallback))
+
+
+def _voter(request: HttpRequest) -> services.Voter:
+    user = request.user
+    return services.Voter.for_user(
+        username=user.get_username(), email=getattr(user, "email", "") or ""
+    )
+
+
+def _decide_one(
+    request: HttpRequest, token: Token, decision: str, comment: str, values: dict[str, object]
+) -> None:
+    try:
+        result = services.token_decide(
+            token=token,
+            actor=_actor(request),
+            voter=_voter(request),
+            decision=decision,
+            comment=comment,
+            fields=values,
+        )
+    except DecisionRefused as refusal:
+        messages.error(request, f"Not recorded: {refusal.message}")
+        return
+    if result.applied and not result.resolved:
+        messages.success(
+            request,
+            f"Your approval of {token.friendly_id} is recorded: {result.approvals} of "
+            f"{result.required} approvals.",
+        )
+        return
+    verb = "Approved" if decision == "approved" else "Rejected"
+    _report(
+        request,
+        services.TransitionResult(
+            token=result.token, applied=result.applied, resolution=result.resolution
+        ),
+        verb,
+    )
 
 
 @login_required
@@ -398,8 +432,15 @@ def _bulk_one(
         return "denied"
     if decision == "approved" and decisions.has_required_fields(token.decision_spec):
         return "needs_input"  # approving it asks for input: only on its own page
-    output = decision_output(decision, comment, by=request.user.get_username())
-    result = services.token_complete(token=token, actor=_actor(request), data=output)
+    try:
+        result = services.token_decide(
+            token=token, actor=_actor(request), voter=_voter(request), decision=decision,
+            comment=comment,
+        )  # fmt: skip
+    except DecisionRefused:
+        return "refused"  # their own request, or a second vote (audited)
+    if result.applied and not result.resolved:
+        return "voted"
     return "applied" if result.applied else "ignored"
 
 
@@ -424,6 +465,22 @@ def _bulk_messages(request: HttpRequest, decision: str, outcomes: Counter[str]) 
             (
                 messages.error,
                 f"Not allowed for {_plural(outcomes['denied'])}: your role there cannot decide.",
+            )
+        )
+    if outcomes["voted"]:
+        send.append(
+            (
+                messages.success,
+                f"Your approval is recorded on {_plural(outcomes['voted'])} that need more "
+                "approvals.",
+            )
+        )
+    if outcomes["refused"]:
+        send.append(
+            (
+                messages.error,
+                f"{_plural(outcomes['refused'])} not decided: you requested them, or you "
+                "already decided them.",
             )
         )
     if outcomes["needs_input"]:
