@@ -23,6 +23,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from tokens import keys, outbox, services
+from tokens.exceptions import TokenError
 from tokens.http import actor_from_request
 from tokens.models import (
     ApiKey,
@@ -208,7 +209,13 @@ class TokenAdmin(NoSaveButtons, admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False  # a COUNT(*) over all tokens on every page is not free
     inlines = (TokenEventInline, RecipientInline, OutboxMessageInline)
-    actions = ("cancel_tokens", "force_timeout_tokens", "resend_approval_emails")
+    actions = (
+        "cancel_tokens",
+        "force_timeout_tokens",
+        "resend_approval_emails",
+        "extend_by_hour",
+        "extend_by_day",
+    )
     fieldsets = (
         (None, {"fields": ("friendly_id", "environment", "status_label", "tag_list")}),
         (
@@ -341,6 +348,26 @@ class TokenAdmin(NoSaveButtons, admin.ModelAdmin):
             else:
                 skipped += 1
         _report(request, self, "Timed out", applied, skipped, "already resolved")
+
+    def _extend(self, request: HttpRequest, queryset: QuerySet[Token], timeout: str) -> None:
+        applied = skipped = 0
+        for token in queryset:
+            try:
+                services.token_extend(token=token, actor=_actor(request), timeout=timeout)
+            except TokenError:
+                skipped += 1
+            else:
+                applied += 1
+                self.log_change(request, token, f"Deadline moved to {timeout} from now")
+        _report(request, self, "Extended", applied, skipped, "already resolved")
+
+    @admin.action(description="Extend deadline: 1 hour from now", permissions=["change"])
+    def extend_by_hour(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
+        self._extend(request, queryset, "1h")
+
+    @admin.action(description="Extend deadline: 1 day from now", permissions=["change"])
+    def extend_by_day(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
+        self._extend(request, queryset, "1d")
 
     @admin.action(description="Resend approval e-mails", permissions=["change"])
     def resend_approval_emails(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:

@@ -49,3 +49,9 @@ class DecisionRefused(TokenError):
     """A person may not decide this way (their own request, a second vote, no identity)."""
 
     http_status = 403
+
+
+class NotWaiting(TokenError):
+    """The token has left WAITING (or its deadline passed): nothing about it can change."""
+
+    http_status = 409

@@ -295,6 +295,8 @@ class TokenEvent(models.Model):
         EMAIL_FAILED = "email_failed", "Approval e-mail failed"
         LINK_REVOKED = "link_revoked", "Personal link revoked"
         VOTED = "voted", "Vote recorded"
+        EXTENDED = "extended", "Deadline extended"
+        EXTEND_IGNORED = "extend_ignored", "Extension refused (already resolved)"
 
     class Credential(models.TextChoices):
         """What proved the actor's right to act, beside the channel it came through."""

@@ -111,6 +111,7 @@ ACTION_ROLES = {
     "complete_json": Membership.Role.ADMIN,
     "force_timeout": Membership.Role.ADMIN,
     "cancel": Membership.Role.ADMIN,
+    "extend": Membership.Role.ADMIN,
 }
 
 

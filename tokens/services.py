@@ -14,7 +14,7 @@ from django.utils import timezone
 from tokens import audit, decisions, keys, markup, outbox, resolution, selectors
 from tokens.audit import Actor
 from tokens.durations import resolve_timeout, resolve_ttl
-from tokens.exceptions import DecisionRefused, InvalidInput, TooManyTags
+from tokens.exceptions import DecisionRefused, InvalidInput, NotWaiting, TooManyTags
 from tokens.models import (
     ApiKey,
     Environment,
@@ -454,6 +454,47 @@ def token_force_timeout(
     )
     return _transition(
         token=token, actor=actor, outcome=outcome, ignored=TokenEvent.Kind.TIMEOUT_IGNORED, now=now
+    )
+
+
+def token_extend(*, token: Token, actor: Actor, timeout: Any, now: datetime | None = None) -> Token:
+    """Move a WAITING token's deadline to ``timeout`` (a duration from now or an ISO date).
+
+    One conditional UPDATE: only while the token is WAITING and its old deadline has not passed,
+    on the database's clock (as ``resolution.resolve_one``), so an extension never revives a
+    token that readers already see as timed out, and a concurrent sweep either skips the row
+    (it is locked) or resolves it first (then this refuses). Raises ``NotWaiting`` otherwise,
+    audited as a refused extension."""
+    from django.db.models import Q
+    from django.db.models.functions import Now
+
+    moment = now or timezone.now()
+    if timeout is None:
+        raise InvalidInput('Invalid timeout: required, e.g. "1h" or an ISO-8601 date.')
+    new_deadline = resolve_timeout(timeout, now=moment)
+    clock: Any = now or Now()
+    with transaction.atomic():
+        old = token.timeout_at
+        updated = (
+            Token.objects.filter(pk=token.pk, status=Token.Status.WAITING)
+            .filter(Q(timeout_at__isnull=True) | Q(timeout_at__gt=clock))
+            .update(timeout_at=new_deadline)
+        )
+        if updated:
+            token.refresh_from_db()
+            audit.record(
+                token,
+                TokenEvent.Kind.EXTENDED,
+                actor,
+                moment,
+                **{"from": iso(old) if old else "none", "to": iso(new_deadline)},
+            )
+            return token
+    refused = _refused(token, TokenEvent.Kind.EXTEND_IGNORED, actor, now).token
+    status = Token.Status(refused.status).label.lower()
+    raise NotWaiting(
+        f"Cannot extend {refused.friendly_id}: it is already {status}. "
+        "Only a waiting token's deadline can move."
     )
 
 

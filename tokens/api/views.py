@@ -129,6 +129,19 @@ class TokenViewSet(viewsets.ViewSet):
         )
         return transition_response(result)
 
+    @action(detail=True, methods=["post"])
+    def extend(self, request: Request, pk: str) -> Response:
+        """Our extension: move a waiting token's deadline (``{"timeout": "1h"}``)."""
+        token = selectors.token_get_for_environment(
+            environment=principal(request).environment, token_id=pk
+        )
+        body = read_json_object(request, limit=CREATE_BODY_LIMIT)
+        token = services.token_extend(
+            token=token, actor=api_actor(request), timeout=body.get("timeout")
+        )
+        output = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=True)
+        return Response(output.to_representation(token))
+
 
 def transition_response(result: services.TransitionResult) -> Response:
     return Response(transition_body(result.token, applied=result.applied, now=timezone.now()))

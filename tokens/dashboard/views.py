@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from tokens import decisions, keys, selectors, services
 from tokens.dashboard import forms
 from tokens.decisions import DECISIONS, decision_of
-from tokens.exceptions import DecisionRefused, NotFound
+from tokens.exceptions import DecisionRefused, NotFound, TokenError
 from tokens.http import actor_from_request, base_url
 from tokens.links import callback_url
 from tokens.models import Environment, Membership, Token, TokenEvent
@@ -37,6 +37,7 @@ ACTION_LABELS = {
     "complete_json": "complete with JSON",
     "force_timeout": "force a timeout on",
     "cancel": "cancel",
+    "extend": "extend the deadline of",
 }
 
 
@@ -394,6 +395,27 @@ def token_cancel(request: HttpRequest, token_id: str) -> HttpResponse:
             _report(request, result, "Cancelled")
         else:
             messages.error(request, f"The reason is at most {forms.MAX_REASON_LENGTH} characters.")
+    return redirect("dashboard:token_detail", token_id)
+
+
+@login_required
+@require_POST
+def token_extend(request: HttpRequest, token_id: str) -> HttpResponse:
+    """Admins: move a waiting token's deadline ("2h", "1d" or an ISO date-time)."""
+    token = _token_for_action(request, token_id, "extend")
+    if token is not None:
+        try:
+            token = services.token_extend(
+                token=token, actor=_actor(request), timeout=request.POST.get("timeout", "").strip()
+            )
+        except TokenError as error:
+            messages.error(request, f"Not extended: {error.message}")
+        else:
+            assert token.timeout_at is not None
+            at = token.timeout_at.astimezone(UTC)
+            messages.success(
+                request, f"Extended {token.friendly_id} until {at.day} {at:%b %Y, %H:%M} UTC."
+            )
     return redirect("dashboard:token_detail", token_id)
 
 
