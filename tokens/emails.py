@@ -14,7 +14,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from tokens import audit, decisions, outbox
+from tokens import audit, decisions, outbox, services
 from tokens.audit import Actor
 from tokens.links import callback_url, dashboard_url, personal_url, public_base_url
 from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
@@ -40,6 +40,7 @@ def approval_context(message: OutboxMessage) -> dict[str, object]:
         "dashboard_url": dashboard_url(token, base=base),
         "labels": decisions.labels(token.decision_spec),
         "recipient": to if recipient_id else "",
+        "purpose": message.payload.get("purpose", ""),
     }
 
 
@@ -96,3 +97,22 @@ def send_approval_email(message: OutboxMessage) -> None:
     ):
         raise outbox.Skip("this recipient's link was revoked.")
     approval_message(message).send(fail_silently=False)
+
+
+def _follow_up_due(message: OutboxMessage) -> None:
+    if message.token.effective(timezone.now()).status != Token.Status.WAITING:
+        raise outbox.Skip("the token was already resolved.")
+
+
+@outbox.handler(OutboxMessage.Kind.REMINDER, max_attempts=8, backoff=outbox.exponential(60))
+def send_reminders(message: OutboxMessage) -> None:
+    """At ``remindAfter``: queue one reminder e-mail per approver who has not decided."""
+    _follow_up_due(message)
+    services.token_remind(token=message.token)
+
+
+@outbox.handler(OutboxMessage.Kind.ESCALATION, max_attempts=8, backoff=outbox.exponential(60))
+def escalate(message: OutboxMessage) -> None:
+    """At ``escalateAfter``: ask the ``escalateTo`` people too."""
+    _follow_up_due(message)
+    services.token_escalate(token=message.token, addresses=list(message.payload.get("to", [])))

@@ -295,6 +295,8 @@ class TokenEvent(models.Model):
         EMAIL_FAILED = "email_failed", "Approval e-mail failed"
         LINK_REVOKED = "link_revoked", "Personal link revoked"
         VOTED = "voted", "Vote recorded"
+        REMINDED = "reminded", "Reminder queued"
+        ESCALATED = "escalated", "Escalated"
         EXTENDED = "extended", "Deadline extended"
         EXTEND_IGNORED = "extend_ignored", "Extension refused (already resolved)"
 
@@ -412,6 +414,10 @@ class OutboxMessage(models.Model):
     class Kind(models.TextChoices):
         APPROVAL_EMAIL = "approval_email", "Approval e-mail"
         WEBHOOK = "webhook", "Webhook"
+        # Scheduled (next_attempt_at): at their time they queue approval e-mails, if the token
+        # still waits (tokens.emails).
+        REMINDER = "reminder", "Reminder to undecided approvers"
+        ESCALATION = "escalation", "Escalation to more approvers"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="outbox")

@@ -13,7 +13,13 @@ from django.utils import timezone
 
 from tokens import audit, decisions, keys, markup, outbox, resolution, selectors
 from tokens.audit import Actor
-from tokens.durations import resolve_timeout, resolve_ttl
+from tokens.durations import (
+    DURATION_HELP,
+    MAX_DURATION,
+    parse_duration,
+    resolve_timeout,
+    resolve_ttl,
+)
 from tokens.exceptions import DecisionRefused, InvalidInput, NotWaiting, TooManyTags
 from tokens.models import (
     ApiKey,
@@ -50,6 +56,15 @@ class RequestInfo:
     decision: dict[str, Any] | None = None
     required_approvals: int = 1
     requested_by: str = ""
+
+
+@dataclass(frozen=True)
+class FollowUps:
+    """When to remind the undecided approvers, and when to ask more people (and whom)."""
+
+    remind_at: datetime | None = None
+    escalate_at: datetime | None = None
+    escalate_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,6 +222,53 @@ def clean_requested_by(value: Any) -> str:
     return value.strip()
 
 
+def _after(value: Any, field: str, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    duration = parse_duration(value) if isinstance(value, str) else None
+    if duration is None or duration > MAX_DURATION:
+        raise InvalidInput(f"Invalid {field}: expected a duration from creation, {DURATION_HELP}.")
+    return now + duration
+
+
+def clean_follow_ups(
+    *,
+    remind_after: Any,
+    escalate_after: Any,
+    escalate_to: Any,
+    now: datetime,
+    timeout_at: datetime | None,
+) -> FollowUps:
+    remind_at = _after(remind_after, "remindAfter", now)
+    escalate_at = _after(escalate_after, "escalateAfter", now)
+    if (escalate_at is None) != (escalate_to is None):
+        raise InvalidInput("Invalid escalation: escalateAfter and escalateTo go together.")
+    addresses = clean_approvers(escalate_to) if escalate_to is not None else []
+    if escalate_at is not None and not addresses:
+        raise InvalidInput("Invalid escalateTo: expected at least one e-mail address.")
+    for moment, name in ((remind_at, "remindAfter"), (escalate_at, "escalateAfter")):
+        if moment is not None and timeout_at is not None and moment >= timeout_at:
+            raise InvalidInput(f"Invalid {name}: it must come before the timeout.")
+    return FollowUps(remind_at=remind_at, escalate_at=escalate_at, escalate_to=tuple(addresses))
+
+
+def _schedule_follow_ups(token: Token, follow_ups: FollowUps, now: datetime) -> None:
+    """Scheduled outbox rows: due at their moment, handled in tokens.emails."""
+    rows = []
+    if follow_ups.remind_at is not None:
+        row = outbox.message(kind=OutboxMessage.Kind.REMINDER, token=token, payload={}, now=now)
+        row.next_attempt_at = follow_ups.remind_at
+        rows.append(row)
+    if follow_ups.escalate_at is not None:
+        payload = {"to": list(follow_ups.escalate_to)}
+        row = outbox.message(
+            kind=OutboxMessage.Kind.ESCALATION, token=token, payload=payload, now=now
+        )
+        row.next_attempt_at = follow_ups.escalate_at
+        rows.append(row)
+    outbox.enqueue_many(rows)
+
+
 def _default_timeout(now: datetime) -> datetime | None:
     default = (settings.WAITPOINTS_DEFAULT_TIMEOUT or "").strip()
     if default.lower() in ("", "none"):
@@ -229,6 +291,9 @@ def token_create(
     decision: Any = None,
     required_approvals: Any = None,
     requested_by: Any = None,
+    remind_after: Any = None,
+    escalate_after: Any = None,
+    escalate_to: Any = None,
     now: datetime | None = None,
 ) -> CreateResult:
     """Nothing → WAITING token, or the original token while its idempotency key is active."""
@@ -261,6 +326,13 @@ def token_create(
         required_approvals=clean_required_approvals(required_approvals),
         requested_by=clean_requested_by(requested_by),
     )
+    follow_ups = clean_follow_ups(
+        remind_after=remind_after,
+        escalate_after=escalate_after,
+        escalate_to=escalate_to,
+        now=now,
+        timeout_at=timeout_at,
+    )
 
     for _attempt in range(3):
         with transaction.atomic():
@@ -280,6 +352,7 @@ def token_create(
                         clean,
                         addresses,
                         request,
+                        follow_ups,
                     )
             except IntegrityError:
                 if not idempotency_key:
@@ -316,6 +389,7 @@ def _insert_token(
     tags: list[str],
     approvers: list[str],
     request: RequestInfo,
+    follow_ups: FollowUps,
 ) -> Token:
     digest = keys.idempotency_digest(idempotency_key) if idempotency_key else None
     token = Token.objects.create(
@@ -340,6 +414,7 @@ def _insert_token(
     )
     audit.record(token, TokenEvent.Kind.CREATED, actor, now)
     _enqueue_approval_emails(token, approvers, now)
+    _schedule_follow_ups(token, follow_ups, now)
     return token
 
 
@@ -347,9 +422,12 @@ def _json_text(value: dict[str, Any] | None) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")) if value else ""
 
 
-def _enqueue_approval_emails(token: Token, addresses: list[str], now: datetime) -> int:
+def _enqueue_approval_emails(
+    token: Token, addresses: list[str], now: datetime, *, purpose: str = ""
+) -> int:
     """One e-mail per address, each carrying that recipient's own link; revoked recipients
-    get nothing (a resend does not undo a revocation)."""
+    get nothing (a resend does not undo a revocation). ``purpose``: "reminder" or
+    "escalation" (the e-mail says so), "" for the first request."""
     existing = {r.email: r for r in Recipient.objects.filter(token=token, email__in=addresses)}
     new = [
         Recipient(token=token, email=address, created_at=now)
@@ -364,7 +442,8 @@ def _enqueue_approval_emails(token: Token, addresses: list[str], now: datetime) 
             outbox.message(
                 kind=OutboxMessage.Kind.APPROVAL_EMAIL,
                 token=token,
-                payload={"to": recipient.email, "recipient": recipient.pk},
+                payload={"to": recipient.email, "recipient": recipient.pk}
+                | ({"purpose": purpose} if purpose else {}),
                 now=now,
             )
             for recipient in active
@@ -759,3 +838,46 @@ def _deny(
     """Audit a refused decision (in a transaction of its own) and return the error to raise."""
     audit.record(token, TokenEvent.Kind.DENIED, actor, now or timezone.now(), action=action)
     return DecisionRefused(message)
+
+
+# ------------------------------------------------------------------------------------------------
+# Follow-ups: reminders and escalations (run by the worker when their outbox row falls due)
+# ------------------------------------------------------------------------------------------------
+
+
+def _undecided(token: Token) -> list[str]:
+    """The e-mailed approvers who have not voted (all of them while a 1-approval token waits)."""
+    voted = set(Vote.objects.filter(token=token).values_list("voter", flat=True))
+    return [
+        recipient.email
+        for recipient in Recipient.objects.filter(token=token, revoked_at__isnull=True)
+        if recipient.email.lower() not in voted
+    ]
+
+
+def token_remind(*, token: Token, now: datetime | None = None) -> int:
+    """One reminder e-mail to each approver who has not decided; 0 if the token was resolved."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Token.objects.select_for_update().get(pk=token.pk)
+        if locked.effective(now).status != Token.Status.WAITING:
+            return 0
+        addresses = _undecided(locked)
+        queued = _enqueue_approval_emails(locked, addresses, now, purpose="reminder")
+        audit.record(locked, TokenEvent.Kind.REMINDED, Actor.system(), now, to=addresses)
+        return queued
+
+
+def token_escalate(*, token: Token, addresses: list[str], now: datetime | None = None) -> int:
+    """Ask more people: they become approvers of the token (with links of their own)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Token.objects.select_for_update().get(pk=token.pk)
+        if locked.effective(now).status != Token.Status.WAITING:
+            return 0
+        new = [a for a in addresses if a not in locked.approvers]
+        if new:
+            Token.objects.filter(pk=locked.pk).update(approvers=[*locked.approvers, *new])
+        queued = _enqueue_approval_emails(locked, new, now, purpose="escalation")
+        audit.record(locked, TokenEvent.Kind.ESCALATED, Actor.system(), now, to=new)
+        return queued

@@ -71,6 +71,9 @@ class TokenViewSet(viewsets.ViewSet):
             decision=body.get("decision"),
             required_approvals=body.get("requiredApprovals"),
             requested_by=body.get("requestedBy"),
+            remind_after=body.get("remindAfter"),
+            escalate_after=body.get("escalateAfter"),
+            escalate_to=body.get("escalateTo"),
         )
         token = result.token
         url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)
