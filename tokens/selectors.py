@@ -185,6 +185,26 @@ def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:
     )
 
 
+def token_order_for_triage(queryset: QuerySet[Token], *, email: str) -> QuerySet[Token]:
+    """ "Waiting for me" as a triage queue: requests that e-mailed me (my address among the
+    approvers) first, then by deadline, soonest first (none last), then oldest first. Each row
+    carries ``assigned`` (True when it names me)."""
+    from django.db.models import BooleanField, Case, F, Value, When
+
+    mine = (
+        Case(
+            When(approvers__contains=[email], then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+        if email
+        else Value(False, output_field=BooleanField())
+    )
+    return queryset.annotate(assigned=mine).order_by(
+        F("assigned").desc(), F("timeout_at").asc(nulls_last=True), "pk"
+    )
+
+
 def tag_names_for_environment(
     *, environment: Environment, prefix: str = "", limit: int = 20
 ) -> list[str]:

@@ -137,24 +137,63 @@ def _report(request: HttpRequest, result: services.TransitionResult, done: str) 
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """Waiting for me: WAITING tokens I can decide, across my projects, oldest first."""
+    """Waiting for me, a triage queue: WAITING tokens I can decide across my projects, those
+    that e-mailed me first, then soonest deadline first; filter by project and environment."""
     now = timezone.now()
+    environments = list(selectors.environment_list_for_user(user=request.user, now=now))
+    projects = sorted({env.project.slug for env in environments})
+    project = request.GET.get("project", "")
+    slug = request.GET.get("env", "")
     queryset = selectors.token_list_waiting_for_user(user=request.user, now=now)
-    after = keys.parse_token_id(request.GET.get("after", ""))
-    if after:
-        queryset = queryset.filter(pk__gt=after)
-    rows = list(queryset.order_by("pk")[: PAGE_SIZE + 1])
+    if project in projects:
+        queryset = queryset.filter(environment__project__slug=project)
+    else:
+        project = ""
+    if slug in Environment.Slug.values:
+        queryset = queryset.filter(environment__slug=slug)
+    else:
+        slug = ""
+    queryset = selectors.token_order_for_triage(
+        queryset, email=getattr(request.user, "email", "") or ""
+    )
+    try:
+        page = max(1, min(int(request.GET.get("page", "1")), 10_000))
+    except ValueError:
+        page = 1
+    offset = (page - 1) * PAGE_SIZE
+    rows = list(queryset[offset : offset + PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     context = {
         "nav": "home",
         "tokens": rows,
         "now": now,
-        "next_url": _query_url(request, after=rows[-1].pk) if more else "",
-        "environments": selectors.environment_list_for_user(user=request.user, now=now),
-        "is_first_page": not after,
+        "next_url": _page_url(request, page + 1) if more else "",
+        "previous_url": _page_url(request, page - 1) if page > 1 else "",
+        "environments": environments,
+        "is_first_page": page == 1,
+        "projects": projects,
+        "env_slugs": Environment.Slug.choices,
+        "project": project,
+        "env": slug,
+        "clear_project_url": _without(request, "project"),
+        "clear_env_url": _without(request, "env"),
     }
     return render(request, "dashboard/home.html", context)
+
+
+def _page_url(request: HttpRequest, page: int) -> str:
+    query: QueryDict = request.GET.copy()
+    query["page"] = str(page)
+    return f"{request.path}?{query.urlencode()}"
+
+
+def _without(request: HttpRequest, name: str) -> str:
+    """This page's URL without one filter (an active filter's chip removes it)."""
+    query: QueryDict = request.GET.copy()
+    query.pop(name, None)
+    query.pop("page", None)
+    return f"{request.path}?{query.urlencode()}" if query else request.path
 
 
 @login_required
