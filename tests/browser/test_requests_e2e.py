@@ -219,3 +219,18 @@ def test_an_admin_extends_the_deadline_on_the_dashboard(browser, live_server, pa
     trail = browser.find_element(By.CSS_SELECTOR, ".timeline").text
     assert "Deadline extended" in trail
     shoot(browser, "dashboard-extended.png")
+
+
+def test_the_decision_buttons_close_at_the_deadline(browser, live_server, payments) -> None:
+    add_member(payments, "april", "approver")
+    log_in(browser, live_server, "april")
+    token = services.token_create(
+        environment=payments, actor=services.Actor.system(), timeout="4s", title="Short fuse"
+    ).token
+    browser.get(f"{live_server.url}/tokens/{token.friendly_id}")
+    approve = browser.find_element(By.CSS_SELECTOR, "form.decide-form button.approve")
+    assert approve.is_enabled()
+    wait(browser, 20).until(lambda d: not approve.is_enabled())
+    note = browser.find_element(By.CSS_SELECTOR, "form.decide-form .deadline-passed").text
+    assert note == "The deadline has passed: this request can no longer be decided."
+    assert not browser.find_element(By.CSS_SELECTOR, "form.decide-form button.reject").is_enabled()
