@@ -65,3 +65,30 @@ def test_quick_approve_in_production_asks_once_more_and_forms_know_the_deadline(
     assert f'data-title="{dev.friendly_id}" data-env="alice/dev"' in html
     detail = client_for(april).get(f"/tokens/{token.friendly_id}").content.decode()
     assert 'class="decide-form" data-deadline="' in detail
+
+
+def test_after_a_decision_from_the_queue_the_next_request_opens(environment, make_token):
+    from tests.dashboard.conftest import csrf_post
+
+    april = member(environment, "april", Membership.Role.APPROVER)
+    first = make_token(timeout="10m")
+    voted = make_token(timeout="15m", required_approvals=2)
+    second = make_token(timeout="20m")
+    client = client_for(april)
+    home = client.get("/").content.decode()
+    assert f'href="/tokens/{first.friendly_id}?queue=1"' in home
+    page = client.get(f"/tokens/{first.friendly_id}?queue=1").content.decode()
+    assert '<input type="hidden" name="queue" value="1">' in page
+
+    response = csrf_post(client, f"/tokens/{voted.friendly_id}/approve", {"queue": "1"})
+    assert response["Location"] == f"/tokens/{first.friendly_id}?queue=1"
+    response = csrf_post(client, f"/tokens/{first.friendly_id}/approve", {"queue": "1"})
+    # The token april already voted on is not offered again.
+    assert response["Location"] == f"/tokens/{second.friendly_id}?queue=1"
+    response = csrf_post(client, f"/tokens/{second.friendly_id}/reject", {"queue": "1"})
+    assert response["Location"] == "/"
+    assert "Nothing else is waiting for you." in client.get("/").content.decode()
+    # Without the queue marker (a token opened from a list or a link) it stays on the token.
+    other = make_token(timeout="1h")
+    response = csrf_post(client, f"/tokens/{other.friendly_id}/approve", {})
+    assert response["Location"] == f"/tokens/{other.friendly_id}"

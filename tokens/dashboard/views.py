@@ -292,6 +292,7 @@ def _render_detail(
         "field_errors": field_errors or {},
         "votes": votes,
         "approvals": sum(vote.decision == "approved" for vote in votes),
+        "in_queue": request.GET.get("queue") == "1" or request.POST.get("queue") == "1",
         "decided_fields": decided.get("fields") if isinstance(decided.get("fields"), dict) else {},
         "environment": token.environment,
     }
@@ -337,8 +338,23 @@ def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
             return _render_detail(request, token, role, field_errors=field_errors, status=400)
         else:
             _decide_one(request, token, decision, form.cleaned_data["comment"].strip(), values)
+            if request.POST.get("queue") == "1":  # opened from "Waiting for me": open the next
+                return redirect(_next_in_queue(request, token))
     fallback = _detail_url(token) if token else reverse("dashboard:token_detail", args=[token_id])
     return redirect(_next_or(request, fallback))
+
+
+def _next_in_queue(request: HttpRequest, decided: Token) -> str:
+    """The next request of the user's triage queue (its page, still in queue mode), or home."""
+    queue = selectors.token_order_for_triage(
+        selectors.token_list_waiting_for_user(user=request.user, now=timezone.now()),
+        email=getattr(request.user, "email", "") or "",
+    ).exclude(pk=decided.pk)
+    following = queue.exclude(votes__voter=_voter(request).key).first()  # not yet decided by me
+    if following is None:
+        messages.info(request, "Nothing else is waiting for you.")
+        return reverse("dashboard:home")
+    return f"{_detail_url(following)}?queue=1"
 
 
 def _voter(request: HttpRequest) -> services.Voter:
