@@ -15,9 +15,22 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
 from tokens import decisions, keys, selectors, services
 from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
+from tokens.api.schema import (
+    CALLBACK_PARAMETERS,
+    EXTENSION,
+    PERSONAL_PARAMETERS,
+    RATE_LIMIT_HEADERS,
+    TOKENS_TAG,
+    ErrorSerializer,
+    TransitionResponseSerializer,
+    described,
+    errors,
+)
 from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of
 from tokens.exceptions import DecisionRefused, TokenError
 from tokens.http import actor_from_request
@@ -92,17 +105,114 @@ def _authorised(link: Link) -> tuple[Token, Recipient | None]:
     return token, recipient
 
 
+@described(
+    post=extend_schema(
+        operation_id="completeWaitpointTokenByCallback",
+        summary="Complete a token through its callback URL",
+        description=(
+            "No API key: the hash in the URL (HMAC-SHA256 of the token's id, keyed by the "
+            "environment's callback secret) is the credential. The whole JSON body is the "
+            "output; an empty or invalid body means `{}`. The confirmation page's own form "
+            "(`decision`, `comment`, CSRF-protected) posts here too and is answered with a "
+            "redirect to the page; that form is not part of the API."
+        ),
+        tags=[TOKENS_TAG],
+        request={"application/json": OpenApiTypes.ANY},
+        parameters=[*CALLBACK_PARAMETERS, *RATE_LIMIT_HEADERS],
+        responses={
+            200: TransitionResponseSerializer,
+            **errors(400, 401, 404, 411, 413, 429, 503),
+        },
+    ),
+    get=extend_schema(
+        operation_id="showWaitpointTokenConfirmation",
+        summary="The callback URL's confirmation page",
+        description=(
+            "An HTML page with Approve / Reject buttons; GET never completes anything (mail "
+            "scanners and link previews fetch links). `?decision=approved|rejected` preselects "
+            "a button. A request whose `Accept` prefers `application/json` gets upstream's "
+            "405 instead."
+        ),
+        tags=[TOKENS_TAG],
+        parameters=[
+            *CALLBACK_PARAMETERS,
+            OpenApiParameter(
+                "decision",
+                str,
+                OpenApiParameter.QUERY,
+                description="`approved` or `rejected` preselects that button; other values "
+                "are ignored (it is a link people follow).",
+            ),
+        ],
+        responses={
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="The page."),
+            (404, "text/html"): OpenApiResponse(
+                OpenApiTypes.STR, description="Unknown token or wrong hash: a page that says so."
+            ),
+            **errors(405),
+        },
+        extensions={EXTENSION: True},
+    ),
+)
 @csrf_exempt
 def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResponse:
     return _callback(request, Link(token_id=token_id, digest=digest))
 
 
+@described(
+    post=extend_schema(
+        operation_id="completeWaitpointTokenByPersonalLink",
+        summary="Complete a token through one recipient's personal link",
+        description=(
+            "Our extension. The link e-mailed to one approver: the hash is an HMAC-SHA256 of "
+            "the token's id and that address, keyed by the environment's callback secret. As "
+            "the callback URL, but the decision is recorded as that address; a revoked link "
+            "is a 403."
+        ),
+        tags=[TOKENS_TAG],
+        request={"application/json": OpenApiTypes.ANY},
+        parameters=[*PERSONAL_PARAMETERS, *RATE_LIMIT_HEADERS],
+        responses={
+            200: TransitionResponseSerializer,
+            403: OpenApiResponse(ErrorSerializer, description="`This link was revoked.`"),
+            **errors(400, 401, 404, 411, 413, 429, 503),
+        },
+        extensions={EXTENSION: True},
+    ),
+    get=extend_schema(
+        operation_id="showWaitpointTokenPersonalConfirmation",
+        summary="A personal link's confirmation page",
+        description='As the callback URL\'s page, saying who decides ("You are deciding as …").',
+        tags=[TOKENS_TAG],
+        parameters=[
+            *PERSONAL_PARAMETERS,
+            OpenApiParameter(
+                "decision",
+                str,
+                OpenApiParameter.QUERY,
+                description="`approved` or `rejected` preselects that button.",
+            ),
+        ],
+        responses={
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="The page."),
+            (403, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="Revoked."),
+            (404, "text/html"): OpenApiResponse(
+                OpenApiTypes.STR, description="Unknown token or wrong hash: a page that says so."
+            ),
+            **errors(405),
+        },
+        extensions={EXTENSION: True},
+    ),
+)
 @csrf_exempt
 def token_personal(
-    request: HttpRequest, token_id: str, recipient_id: int, digest: str
+    request: HttpRequest, token_id: str, recipient_id: str, digest: str
 ) -> HttpResponse:
-    """One recipient's link: as the callback URL, but the decision is recorded as theirs."""
-    return _callback(request, Link(token_id=token_id, digest=digest, recipient_id=recipient_id))
+    """One recipient's link: as the callback URL, but the decision is recorded as theirs.
+    (Any text routes here, so a mangled link gets this page's answers, not a bare 404.)"""
+    valid = recipient_id.isascii() and recipient_id.isdigit() and len(recipient_id) < 18
+    number = int(recipient_id) if valid else 0
+    return _callback(request, Link(token_id=token_id, digest=digest, recipient_id=number))
 
 
 def _callback(request: HttpRequest, link: Link) -> HttpResponse:
