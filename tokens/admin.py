@@ -25,7 +25,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from tokens import keys, outbox, services, webhooks
-from tokens.exceptions import InvalidInput
+from tokens.exceptions import InvalidInput, TokenError
 from tokens.http import actor_from_request
 from tokens.models import (
     ApiKey,
@@ -33,6 +33,7 @@ from tokens.models import (
     Membership,
     OutboxMessage,
     Project,
+    Recipient,
     Token,
     TokenEvent,
     WebhookDelivery,
@@ -194,6 +195,15 @@ class OutboxMessageInline(ReadOnlyInline):
         return _outbox_state(message)
 
 
+class RecipientInline(ReadOnlyInline):
+    model = Recipient
+    verbose_name = "e-mailed approver"
+    verbose_name_plural = "e-mailed approvers (personal links; revoke one under Recipients)"
+    fields = ("email", "created_at", "revoked_at")
+    readonly_fields = fields
+    show_change_link = True
+
+
 class TagListFilter(admin.SimpleListFilter):
     """Tokens carrying one tag; the options are the most used tags (the search box finds any)."""
 
@@ -238,8 +248,14 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
     search_help_text = "Token id (waitpoint_… or bare), idempotency key, or an exact tag."
     date_hierarchy = "created_at"
     show_full_result_count = False  # a COUNT(*) over all tokens on every page is not free
-    inlines = (TokenEventInline, OutboxMessageInline)
-    actions = ("cancel_tokens", "force_timeout_tokens", "resend_approval_emails")
+    inlines = (TokenEventInline, RecipientInline, OutboxMessageInline)
+    actions = (
+        "cancel_tokens",
+        "force_timeout_tokens",
+        "resend_approval_emails",
+        "extend_by_hour",
+        "extend_by_day",
+    )
     fieldsets = (
         (None, {"fields": ("friendly_id", "environment", "status_label", "tag_list")}),
         (
@@ -372,6 +388,26 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
             else:
                 skipped += 1
         _report(request, self, "Timed out", applied, skipped, "already resolved")
+
+    def _extend(self, request: HttpRequest, queryset: QuerySet[Token], timeout: str) -> None:
+        applied = skipped = 0
+        for token in queryset:
+            try:
+                services.token_extend(token=token, actor=_actor(request), timeout=timeout)
+            except TokenError:
+                skipped += 1
+            else:
+                applied += 1
+                self.log_change(request, token, f"Deadline moved to {timeout} from now")
+        _report(request, self, "Extended", applied, skipped, "already resolved")
+
+    @admin.action(description="Extend deadline: 1 hour from now", permissions=["change"])
+    def extend_by_hour(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
+        self._extend(request, queryset, "1h")
+
+    @admin.action(description="Extend deadline: 1 day from now", permissions=["change"])
+    def extend_by_day(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
+        self._extend(request, queryset, "1d")
 
     @admin.action(description="Resend approval e-mails", permissions=["change"])
     def resend_approval_emails(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
@@ -923,4 +959,35 @@ class WebhookDeliveryAdmin(NoSaveButtons, admin.ModelAdmin):
         text = f"{_plural(applied, 'event')} queued for another attempt."
         if skipped:
             text += f" {_plural(skipped, 'event')} already delivered; not sent again."
+        self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)
+
+
+@admin.register(Recipient)
+class RecipientAdmin(NoSaveButtons, admin.ModelAdmin):
+    """E-mailed approvers and their personal links: revoke one without touching the others."""
+
+    list_display = ("email", "token", "created_at", "revoked_at")
+    list_select_related = ("token",)
+    search_fields = ("=email", "=token__id")
+    search_help_text = "An exact e-mail address or token id (bare)."
+    readonly_fields = ("token", "email", "created_at", "revoked_at")
+    actions = ("revoke_links",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(
+        description="Revoke the personal links of selected recipients", permissions=["change"]
+    )
+    def revoke_links(self, request: HttpRequest, queryset: QuerySet[Recipient]) -> None:
+        applied = skipped = 0
+        for recipient in queryset.select_related("token"):
+            if services.recipient_revoke(recipient=recipient, actor=_actor(request)):
+                applied += 1
+                self.log_change(request, recipient, "Revoked personal link")
+            else:
+                skipped += 1
+        text = f"Revoked {_plural(applied, 'personal link')}."
+        if skipped:
+            text += f" {_plural(skipped, 'link')} already revoked."
         self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)

@@ -15,7 +15,7 @@ logger = logging.getLogger("tokens.api")
 def _is_confirmation_page(request: HttpRequest) -> bool:
     """A callback URL opened or submitted by a person (tokens.callback): HTML on purpose,
     including a refused form (e.g. a failed CSRF check), which must read as a page."""
-    if "/callback/" not in request.path:
+    if "/callback/" not in request.path and "/decide/" not in request.path:
         return False
     return request.method in ("GET", "HEAD") or request.content_type in (
         "application/x-www-form-urlencoded",
