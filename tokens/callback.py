@@ -15,11 +15,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
-from tokens import keys, selectors, services
+from tokens import keys, ratelimit, selectors, services
 from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
 from tokens.api.serializers import transition_body
 from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of, decision_output
-from tokens.exceptions import TokenError
+from tokens.exceptions import NotFound, TokenError
 from tokens.models import Token, TokenEvent
 
 
@@ -51,11 +51,30 @@ class InvalidHash(TokenError):
     http_status = 401
 
 
-def _authorised_token(token_id: str, digest: str) -> Token:
-    token = selectors.token_get_by_id(token_id=token_id)
+class TooManyAttempts(TokenError):
+    http_status = 429
+
+
+def _authorised_token(request: HttpRequest, token_id: str, digest: str) -> Token:
+    # Guessing hashes is limited per client address; a refusal names no token, so an
+    # attacker learns nothing and the audit trail of a real token gets one event a minute.
+    address = ratelimit.client_ip(request)
+    decision = ratelimit.peek(ratelimit.CALLBACK_FAILURES, address)
+    if decision is not None and not decision.allowed:
+        ratelimit.remember(request, decision)
+        raise TooManyAttempts(ratelimit.message(decision))
+    try:
+        token = selectors.token_get_by_id(token_id=token_id)
+    except NotFound:
+        ratelimit.hit(ratelimit.CALLBACK_FAILURES, address)
+        raise
     if not keys.callback_hash_matches(
         callback_secret=token.environment.callback_secret, internal_id=token.id, given=digest
     ):
+        ratelimit.hit(ratelimit.CALLBACK_FAILURES, address)
+        services.token_credential_refused(
+            token=token, actor=_actor(request), credential="callback_hash"
+        )
         raise InvalidHash("Invalid URL, hash doesn't match")
     return token
 
@@ -74,7 +93,7 @@ def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResp
         return response
     try:
         raw = read_body(request, limit=COMPLETE_BODY_LIMIT)
-        token = _authorised_token(token_id, digest)
+        token = _authorised_token(request, token_id, digest)
     except TokenError as error:
         return JsonResponse({"error": error.message}, status=error.http_status)
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -125,7 +144,10 @@ def confirmation_page(
     status: int = 200,
 ) -> HttpResponse:
     try:
-        token = _authorised_token(token_id, digest)
+        token = _authorised_token(request, token_id, digest)
+    except TooManyAttempts as error:
+        page = render(request, "callback/too_many.html", {"message": error.message}, status=429)
+        return _private(page)
     except TokenError:
         response = render(request, "callback/invalid.html", status=404)
         return _private(response)

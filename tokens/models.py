@@ -257,6 +257,7 @@ class TokenEvent(models.Model):
         DENIED = "denied", "Action denied"
         EMAIL_SENT = "email_sent", "Approval e-mail sent"
         EMAIL_FAILED = "email_failed", "Approval e-mail failed"
+        AUTH_FAILED = "auth_failed", "Refused credential"
 
     class Channel(models.TextChoices):
         API = "api", "API"

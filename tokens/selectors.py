@@ -174,3 +174,13 @@ def token_resolution_event(*, token: Token) -> TokenEvent | None:
 
 def token_events_for_token(*, token: Token) -> QuerySet[TokenEvent]:
     return token.events.select_related("user", "api_key").order_by("created_at", "id")
+
+
+def token_oldest_overdue_timeout(*, now: datetime) -> datetime | None:
+    """The ``timeout_at`` of the oldest WAITING token already past it (how late the sweep is)."""
+    return (
+        Token.objects.filter(status=Token.Status.WAITING, timeout_at__lte=now)
+        .order_by("timeout_at")
+        .values_list("timeout_at", flat=True)
+        .first()
+    )

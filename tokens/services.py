@@ -616,3 +616,23 @@ def token_action_denied(
 ) -> TokenEvent:
     """Nothing changes: audit an attempt the caller's role does not allow (a forged POST)."""
     return _record(token, TokenEvent.Kind.DENIED, actor, now or timezone.now(), action=action)
+
+
+CREDENTIAL_AUDIT_INTERVAL = timedelta(minutes=1)
+
+
+@transaction.atomic
+def token_credential_refused(
+    *, token: Token, actor: Actor, credential: str, now: datetime | None = None
+) -> TokenEvent | None:
+    """Nothing changes: audit a refused credential for this token (a wrong callback hash), at
+    most once a minute per token, so that a flood of guesses cannot flood the audit trail."""
+    now = now or timezone.now()
+    recent = TokenEvent.objects.filter(
+        token=token,
+        kind=TokenEvent.Kind.AUTH_FAILED,
+        created_at__gt=now - CREDENTIAL_AUDIT_INTERVAL,
+    )
+    if recent.exists():
+        return None
+    return _record(token, TokenEvent.Kind.AUTH_FAILED, actor, now, credential=credential)

@@ -1,9 +1,15 @@
+import sys
+
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views import defaults
 
-from tokens import callback, health
+from tokens import callback, health, login, mailbox
+from tokens.middleware import outage_response
+
+# Failed logins are limited per client address on both login pages (tokens.login).
+admin.site.login_form = login.RateLimitedAdminAuthenticationForm
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -13,7 +19,9 @@ urlpatterns = [
         name="token-callback",
     ),
     path("api/v1/", include("tokens.api.urls")),
+    path("admin/sent-mail/", mailbox.sent_mail, name="sent-mail"),
     path("admin/", admin.site.urls),
+    path("accounts/login/", login.login_view, name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("tokens.dashboard.urls")),
 ]
@@ -30,6 +38,10 @@ def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    # Also reached for a database outage raised outside a view (a session saved by middleware).
+    outage = outage_response(request, sys.exc_info()[1])
+    if outage is not None:
+        return outage
     if _is_api(request):
         return JsonResponse({"error": "Internal Server Error"}, status=500)
     return defaults.server_error(request)

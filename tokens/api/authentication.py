@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import jwt
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
 
-from tokens import keys, selectors, services
+from tokens import keys, ratelimit, selectors, services
 from tokens.models import ApiKey, Environment
 
 JWT_ISSUER = "https://id.trigger.dev"
@@ -43,6 +43,25 @@ class ApiKeyAuthentication(BaseAuthentication):
         credential = credential.strip()
         if scheme.lower() != "bearer" or not credential:
             raise AuthenticationFailed("Invalid or Missing API key")
+        # Rate limits: failed credentials per client address, then calls per key.
+        address = ratelimit.client_ip(request)
+        _refuse_if_limited(request, ratelimit.peek(ratelimit.API_KEY_FAILURES, address))
+        try:
+            principal = self._principal(request, credential)
+        except AuthenticationFailed:
+            ratelimit.hit(ratelimit.API_KEY_FAILURES, address)
+            raise
+        subject = (
+            f"key:{principal.api_key.pk}"
+            if principal.api_key is not None
+            else f"env:{principal.environment.pk}"
+        )
+        decision = ratelimit.hit(ratelimit.API_CALLS, subject)
+        ratelimit.remember(request, decision)
+        _refuse_if_limited(request, decision)
+        return principal, principal
+
+    def _principal(self, request: Request, credential: str) -> ApiPrincipal:
         if credential.count(".") == 2 and not keys.looks_like_secret_key(credential):
             principal = self._public_access_token(request, credential)
         else:
@@ -51,7 +70,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                 raise AuthenticationFailed("Invalid API key")
             services.api_key_touch(api_key=api_key)
             principal = ApiPrincipal(environment=api_key.environment, api_key=api_key)
-        return principal, principal
+        return principal
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
@@ -98,6 +117,13 @@ class ApiKeyAuthentication(BaseAuthentication):
             except jwt.InvalidTokenError:
                 continue
         raise AuthenticationFailed("Public Access Token is invalid")
+
+
+def _refuse_if_limited(request: Request, decision: ratelimit.Decision | None) -> None:
+    """429 (headers added by ratelimit.RateLimitHeadersMiddleware) when over a limit."""
+    if decision is not None and not decision.allowed:
+        ratelimit.remember(request, decision)
+        raise Throttled(detail=ratelimit.message(decision))
 
 
 PUBLIC_TOKEN_LIFETIME_SECONDS = 24 * 3600  # upstream's code signs 24 hours
