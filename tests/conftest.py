@@ -44,6 +44,8 @@ def _test_settings(settings) -> None:
     settings.WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL = "1h"
     # Rate-limit counters live in Redis across tests: give each test a namespace of its own.
     settings.WAITPOINTS_RATELIMIT_NAMESPACE = f"rl-test-{uuid.uuid4().hex}"
+    # A deliberately slow hasher protects real passwords; tests only need a working one.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Pages render {% static %}; the manifest storage needs collectstatic, tests do not run it.
     settings.STORAGES = {
         **settings.STORAGES,

@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tokens import ratelimit, services
-from tokens.api.serializers import callback_url
+from tokens.links import callback_url
 from tokens.models import TokenEvent
 
 LIST = "/api/v1/waitpoints/tokens"
@@ -121,7 +121,8 @@ def test_it_limits_wrong_callback_hashes_and_audits_once_a_minute(settings, make
     assert len(events) == 1
     assert events[0].channel == TokenEvent.Channel.CALLBACK
     assert events[0].ip == "203.0.113.10"
-    assert events[0].detail == {"credential": "callback_hash"}
+    assert events[0].detail == {"refused": "callback_hash"}
+    assert events[0].credential == TokenEvent.Credential.CALLBACK_URL
     # Another address still completes the token with the right URL.
     other = Client(REMOTE_ADDR="198.51.100.8")
     assert other.post(good, b"{}", content_type="application/json").status_code == 200
@@ -138,7 +139,11 @@ def test_it_counts_unknown_tokens_as_failed_guesses(settings, db):
 
 def test_the_refused_credential_audit_is_at_most_one_a_minute(make_token):
     token = make_token()
-    actor = services.Actor(channel=TokenEvent.Channel.CALLBACK, ip="203.0.113.12")
+    actor = services.Actor(
+        channel=TokenEvent.Channel.CALLBACK,
+        credential=TokenEvent.Credential.CALLBACK_URL,
+        ip="203.0.113.12",
+    )
     now = timezone.now()
     first = services.token_credential_refused(
         token=token, actor=actor, credential="callback_hash", now=now

@@ -121,7 +121,7 @@ class CollapseRepeatsFilter(logging.Filter):
             if len(self._seen) > 1000:
                 self._seen.clear()
             self._seen[key] = (now, 0)
-        if held_back:
+        if held_back and last is not None:
             record.msg = f"{message} (and {held_back} more like it in the last {now - last:.0f} s)"
             record.args = None
         return True

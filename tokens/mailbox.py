@@ -47,7 +47,7 @@ class EmailBackend(BaseEmailBackend):
             path = directory / f"{stamp}-{secrets.token_hex(4)}.eml"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(message.message().as_bytes(linesep="\n"))
+                handle.write(message.message().as_bytes())
             sent += 1
         _prune(directory)
         return sent

@@ -1,4 +1,4 @@
-"""Rate limits: fixed-window counters in Django's cache (Redis, or the database table on the
+"""Rate limits: windowed counters in Django's cache (Redis, or the database table on the
 embedded default), answered with 429, ``Retry-After`` and the ``x-ratelimit-*`` headers.
 
 Why the cache framework and not django-ratelimit: we count *failures* (a wrong password, key or
@@ -46,8 +46,10 @@ _RETRY_STORE_AFTER = 10.0
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The one place the limiter asks who the client is (swap for tokens.http.client_ip)."""
-    return str(request.META.get("REMOTE_ADDR") or "unknown")
+    """Who the limiter counts: the address the audit trail records (tokens.http.client_ip)."""
+    from tokens import http
+
+    return http.client_ip(request) or "unknown"
 
 
 @dataclass(frozen=True)
@@ -133,12 +135,13 @@ class _StoreState:
 _store = _StoreState()
 
 
-def _key(scope: str, subject: str, window: int) -> str:
+def _keys(scope: str, subject: str) -> tuple[str, str]:
     namespace = getattr(settings, "WAITPOINTS_RATELIMIT_NAMESPACE", "rl")
-    return f"{namespace}:{scope}:{subject}:{window}"
+    base = f"{namespace}:{scope}:{subject}"
+    return f"{base}:count", f"{base}:start"
 
 
-def _guarded(operation: Callable[[], int]) -> int | None:
+def _guarded(operation: Callable[[], tuple[int, float]]) -> tuple[int, float] | None:
     if not _store.available():
         return None
     try:
@@ -150,16 +153,16 @@ def _guarded(operation: Callable[[], int]) -> int | None:
     return value
 
 
-def _window(rate: Rate, now: float) -> tuple[int, float]:
-    window = int(now // rate.period)
-    return window, (window + 1) * rate.period
-
-
-def _decide(scope: str, rate: Rate, count: int, reset_at: float, *, hit: bool) -> Decision:
+def _decide(scope: str, rate: Rate, count: int, start: float, *, hit: bool) -> Decision:
     # A hit is allowed while it stays within the limit; a peek asks whether one more would be.
     allowed = count <= rate.limit if hit else count < rate.limit
     remaining = rate.limit - count if hit else rate.limit - count - 1
-    return Decision(rate.limit, max(0, remaining), reset_at, allowed, scope)
+    return Decision(rate.limit, max(0, remaining), start + rate.period, allowed, scope)
+
+
+# A window starts with the first event counted in it and lasts the rate's period (so a burst is
+# never split across two calendar windows, and the reset time is exact). Its start time is kept
+# beside the count; the count is only trusted while its start is less than a period old.
 
 
 def hit(scope: str, subject: str) -> Decision | None:
@@ -167,21 +170,25 @@ def hit(scope: str, subject: str) -> Decision | None:
     rate = rate_for(scope)
     if rate is None:
         return None
-    now = time.time()
-    window, reset_at = _window(rate, now)
-    key = _key(scope, subject, window)
+    count_key, start_key = _keys(scope, subject)
     cache = caches["default"]
 
-    def increment() -> int:
-        # add() is SET NX on Redis: the first hit of a window creates the counter with its TTL.
-        if cache.add(key, 1, timeout=rate.period + 1):
-            return 1
-        return int(cache.incr(key))
+    def increment() -> tuple[int, float]:
+        now = time.time()
+        start = cache.get(start_key)
+        if start is None or now - float(start) >= rate.period:
+            cache.set_many({start_key: now, count_key: 1}, timeout=rate.period + 1)
+            return 1, now
+        try:
+            return int(cache.incr(count_key)), float(start)  # INCR: atomic on Redis
+        except ValueError:  # the count expired a moment before its start
+            cache.set(count_key, 1, timeout=rate.period + 1)
+            return 1, float(start)
 
-    count = _guarded(increment)
-    if count is None:
+    counted = _guarded(increment)
+    if counted is None:
         return None
-    return _decide(scope, rate, count, reset_at, hit=True)
+    return _decide(scope, rate, counted[0], counted[1], hit=True)
 
 
 def peek(scope: str, subject: str) -> Decision | None:
@@ -189,12 +196,20 @@ def peek(scope: str, subject: str) -> Decision | None:
     rate = rate_for(scope)
     if rate is None:
         return None
-    window, reset_at = _window(rate, time.time())
-    key = _key(scope, subject, window)
-    count = _guarded(lambda: int(caches["default"].get(key, 0)))
-    if count is None:
+    count_key, start_key = _keys(scope, subject)
+
+    def read() -> tuple[int, float]:
+        now = time.time()
+        values = caches["default"].get_many([count_key, start_key])
+        start = values.get(start_key)
+        if start is None or now - float(start) >= rate.period:
+            return 0, now
+        return int(values.get(count_key, 0)), float(start)
+
+    counted = _guarded(read)
+    if counted is None:
         return None
-    return _decide(scope, rate, count, reset_at, hit=False)
+    return _decide(scope, rate, counted[0], counted[1], hit=False)
 
 
 def message(decision: Decision) -> str:
@@ -220,7 +235,7 @@ def remember(request: HttpRequest, decision: Decision | None) -> None:
     previous: Decision | None = getattr(request, "waitpoints_ratelimit", None)
     if previous is not None and not previous.allowed and decision.allowed:
         return
-    request.waitpoints_ratelimit = decision  # type: ignore[attr-defined]
+    setattr(request, "waitpoints_ratelimit", decision)  # noqa: B010 - HttpRequest has no slot
 
 
 class RateLimitHeadersMiddleware:

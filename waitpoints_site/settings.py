@@ -151,7 +151,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "waitpoints.sqlite3",
+            "NAME": str(VAR_DIR / "waitpoints.sqlite3"),
             # web, worker and beat share the file: take the write lock at BEGIN so that
             # read-then-write transactions serialise instead of failing with "database is locked".
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
@@ -226,6 +226,9 @@ EMAIL_PORT = env_int("EMAIL_PORT", 587)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+# Seconds for the SMTP connect and each socket operation: a server that accepts and never
+# answers fails the attempt (retried later by the outbox) instead of holding a worker.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "waitpoints <waitpoints@localhost>")
 
 # ------------------------------------------------------------------------------------------------
@@ -306,7 +309,10 @@ WAITPOINTS_DEFAULT_TIMEOUT = os.environ.get("WAITPOINTS_DEFAULT_TIMEOUT", "10m")
 WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL = os.environ.get(
     "WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL", "1h"
 )
-WAITPOINTS_SWEEP_BATCH_SIZE = env_int("WAITPOINTS_SWEEP_BATCH_SIZE", 500)
+WAITPOINTS_SWEEP_BATCH_SIZE = env_int("WAITPOINTS_SWEEP_BATCH_SIZE", 1000)
+# Outbox messages a worker sends at once: a hung SMTP server or webhook endpoint holds one
+# sender, not the whole queue.
+WAITPOINTS_OUTBOX_SENDERS = env_int("WAITPOINTS_OUTBOX_SENDERS", 8)
 
 # ------------------------------------------------------------------------------------------------
 # Cache: rate-limit counters and worker/beat heartbeats. Redis when REDIS_URL is set, else a table
@@ -320,7 +326,7 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "waitpoints",
             # A Redis that is down or hangs must not hold a request: fail fast, then fail open.
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
         }
     }
 else:
