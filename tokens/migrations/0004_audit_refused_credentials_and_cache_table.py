@@ -14,7 +14,7 @@ def create_cache_table(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tokens', '0002_resolution_path'),
+        ('tokens', '0003_fewer_indexes'),
     ]
 
     operations = [
