@@ -14,7 +14,7 @@ def create_cache_table(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tokens', '0003_fewer_indexes'),
+        ('tokens', '0004_webhooks'),
     ]
 
     operations = [
