@@ -47,12 +47,14 @@ def test_it_masks_reset_links_keys_jwts_and_cookies():
     line = (
         '"GET /accounts/reset/MQ/cmx1-0123456789abcdef0123456789abcdef/ HTTP/1.1" '
         "key=tr_dev_4tH17IsAksXz28p_AbdalQJWCADAE26pM2ZRO0_X04Y "
+        "webhook=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw/+= "
         f"Authorization: Bearer {jwt} Cookie: sessionid=abcdef0123456789; csrftoken=zzzz9999"
     )
     masked = redact(line)
     for secret in (
         "cmx1-0123456789abcdef",
         "4tH17IsAksXz28p",
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         jwt[:20],
         "abcdef0123456789",
         "zzzz9999",

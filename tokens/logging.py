@@ -2,8 +2,8 @@
 
 ``RedactSecretsFilter`` masks, in every log line and traceback: callback hashes (``/callback/…``,
 also when any part of the path is percent-encoded, which Django decodes before routing),
-password-reset links (``/reset/<uid>/<token>/``), secret API keys (``tr_dev_…``), JWTs, bearer
-credentials and session / CSRF cookies. ``CollapseRepeatsFilter`` lets the same warning or error
+password-reset links (``/reset/<uid>/<token>/``), secret API keys (``tr_dev_…``), webhook
+signing secrets (``whsec_…``), JWTs, bearer credentials and session / CSRF cookies. ``CollapseRepeatsFilter`` lets the same warning or error
 through once per ``WAITPOINTS_LOG_REPEAT_SECONDS`` and counts the ones it held back.
 
 Django's ``LOGGING`` puts both on its console handler; Celery replaces the root handlers in the
@@ -26,6 +26,7 @@ _PATH_SECRETS = (
 )
 _SECRETS = (
     (re.compile(r"\b(tr_(?:dev|stg|prod)_)[A-Za-z0-9_\-]{8,}"), r"\1<redacted>"),
+    (re.compile(r"\b(whsec_)[A-Za-z0-9+/=]{8,}"), r"\1<redacted>"),  # webhook signing secrets
     (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "<redacted-jwt>"),
     (re.compile(r"(\bBearer\s+)[^\s\"',]+", re.IGNORECASE), r"\1<redacted>"),
     (re.compile(r"\b(sessionid|csrftoken)=[^;\s\"',]+", re.IGNORECASE), r"\1=<redacted>"),
