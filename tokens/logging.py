@@ -3,8 +3,9 @@
 ``RedactSecretsFilter`` masks, in every log line and traceback: callback hashes (``/callback/…``,
 also when any part of the path is percent-encoded, which Django decodes before routing),
 password-reset links (``/reset/<uid>/<token>/``), secret API keys (``tr_dev_…``), webhook
-signing secrets (``whsec_…``), JWTs, bearer credentials and session / CSRF cookies. ``CollapseRepeatsFilter`` lets the same warning or error
-through once per ``WAITPOINTS_LOG_REPEAT_SECONDS`` and counts the ones it held back.
+signing secrets (``whsec_…``), JWTs, bearer credentials and session / CSRF cookies.
+``CollapseRepeatsFilter`` lets the same warning or error through once per
+``WAITPOINTS_LOG_REPEAT_SECONDS`` and counts the ones it held back.
 
 Django's ``LOGGING`` puts both on its console handler; Celery replaces the root handlers in the
 worker and beat, so ``install_on_celery_handlers`` (connected in waitpoints_site/celery.py) puts
