@@ -27,6 +27,8 @@ from celery.beat import PersistentScheduler
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
+from tokens import waiting
+
 logger = logging.getLogger(__name__)
 
 _BUDGET = 0.8  # seconds for all checks together
@@ -264,6 +266,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     body: dict[str, Any] = {
         "database": "ok" if isinstance(database, dict) else _failed(database),
         "broker": broker if broker in ("ok", "embedded") else _failed(broker),
+        # Long-poll waiters blocked in this web process (tokens.waiting).
+        "waiters": waiting.blocked_waiters(),
     }
     if isinstance(heartbeats, dict):
         body["worker"] = _role(heartbeats[WORKER])

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from tokens import callback, health, login, mailbox
 from tokens.middleware import outage_response
@@ -19,6 +20,9 @@ urlpatterns = [
         name="token-callback",
     ),
     path("api/v1/", include("tokens.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # The split view serves its start-up script as a file: no inline script for the CSP.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/sent-mail/", mailbox.sent_mail, name="sent-mail"),
     path("admin/", admin.site.urls),
     path("accounts/login/", login.login_view, name="login"),
