@@ -152,7 +152,9 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 2,
             "max_size": env_int("WEB_DATABASE_POOL_SIZE", 20),
-            "timeout": 10,
+            # How long a request waits for a connection: with the database down every request
+            # waits this long before its 503, so keep it near the connect timeout.
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 5),
         }
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     _db_options = DATABASES["default"].setdefault("OPTIONS", {})
