@@ -108,7 +108,9 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def _drive(base: str, key: str, seconds: float, rate: float, figures: Figures, check) -> None:
+def _drive(
+    base: str, key: str, seconds: float, rate: float, email_every: int, figures: Figures, check
+) -> None:
     tokens = f"{base}/api/v1/waitpoints/tokens"
     pending_email: list[tuple[float, str]] = []  # (complete after, callback URL)
     deadline = time.monotonic() + seconds
@@ -132,7 +134,7 @@ def _drive(base: str, key: str, seconds: float, rate: float, figures: Figures, c
             )
             if status == 200:
                 figures.completed.append(body["id"])
-        if round_number % 5 == 0:
+        if round_number % email_every == 0:
             status, body = figures.call(
                 "POST", tokens, body={"timeout": "1h", "approvers": ["soak@example.com"]}, key=key
             )
@@ -152,7 +154,15 @@ def _drive(base: str, key: str, seconds: float, rate: float, figures: Figures, c
         figures.call("POST", url, body={"approved": True})
 
 
-def soak(*, minutes: float, rate: float, var: Path, log: Path) -> dict[str, Any]:
+def soak(
+    *,
+    minutes: float,
+    rate: float,
+    var: Path,
+    log: Path,
+    email_every: int = 5,
+    sweep_interval: float = 1.0,
+) -> dict[str, Any]:
     """Run the soak; return the figures and a list of problems (empty when it passed)."""
     port = free_port()
     env = subprocess_env(
@@ -161,6 +171,7 @@ def soak(*, minutes: float, rate: float, var: Path, log: Path) -> dict[str, Any]
         BIND_HOST="127.0.0.1",
         PORT=str(port),
         LOG_LEVEL="WARNING",
+        SWEEP_INTERVAL_SECONDS=str(sweep_interval),
     )
     database = var / "waitpoints.sqlite3"
     manage("migrate", "--noinput", env=env)
@@ -181,7 +192,7 @@ def soak(*, minutes: float, rate: float, var: Path, log: Path) -> dict[str, Any]
                 raise AssertionError(f"honcho exited with {server.returncode}:\n{tail(log)}")
 
         try:
-            _drive(base, key, minutes * 60, rate, figures, check)
+            _drive(base, key, minutes * 60, rate, email_every, figures, check)
         except AssertionError as error:
             problems.append(str(error))
         drove = time.monotonic() - started
@@ -270,13 +281,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--rate", type=float, default=4, help="rounds per second (default 4)")
+    parser.add_argument("--email-every", type=int, default=5, help="rounds per e-mailed token")
+    parser.add_argument(
+        "--sweep-interval", type=float, default=1.0, help="SWEEP_INTERVAL_SECONDS (default 1)"
+    )
     parser.add_argument("--keep", help="a folder for var/ and the log (default: a temporary one)")
     options = parser.parse_args()
     folder = Path(options.keep or tempfile.mkdtemp(prefix="waitpoints-soak-"))
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "honcho.log"
-    print(f"soak: {options.minutes} min at {options.rate} rounds/s; log in {log}", flush=True)
-    result = soak(minutes=options.minutes, rate=options.rate, var=folder / "var", log=log)
+    print(f"soak: {vars(options)}; log in {log}", flush=True)
+    result = soak(
+        minutes=options.minutes,
+        rate=options.rate,
+        var=folder / "var",
+        log=log,
+        email_every=options.email_every,
+        sweep_interval=options.sweep_interval,
+    )
     print(json.dumps(result), flush=True)
     sys.exit(1 if result["problems"] else 0)
 

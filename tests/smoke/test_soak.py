@@ -1,0 +1,31 @@
+"""The short soak of the embedded default (``bin/soak`` runs the long one; figures in README).
+
+About 75 s of steady creates, completions, e-mails and timeouts through the API, with the sweep
+every 0.1 s and an e-mail kick every round so the broker is busy: before
+``waitpoints_site.broker`` this crashed the worker in most runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.smoke.soak import soak
+
+pytestmark = [pytest.mark.smoke, pytest.mark.timeout(300)]
+
+
+def test_short_soak_of_the_embedded_default(tmp_path: Path) -> None:
+    result = soak(
+        minutes=1.25,
+        rate=4,
+        var=tmp_path / "var",
+        log=tmp_path / "honcho.log",
+        email_every=1,
+        sweep_interval=0.1,
+    )
+    assert result["problems"] == [], json.dumps(result, indent=2)
+    assert set(result["crashes"].values()) == {0}
+    assert result["tokens"]["timed_out"] > 0 and result["outbox"]["delivered"] > 0
