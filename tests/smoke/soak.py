@@ -27,6 +27,7 @@ import re
 import secrets
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ from typing import Any
 
 from tests.smoke.processes import (
     BIN,
+    ROOT,
     free_port,
     manage,
     request,
@@ -162,6 +164,7 @@ def soak(
     log: Path,
     email_every: int = 5,
     sweep_interval: float = 1.0,
+    kicks: float = 0.0,
 ) -> dict[str, Any]:
     """Run the soak; return the figures and a list of problems (empty when it passed)."""
     port = free_port()
@@ -191,10 +194,22 @@ def soak(
             if server.poll() is not None:
                 raise AssertionError(f"honcho exited with {server.returncode}:\n{tail(log)}")
 
+        storm = None
+        if kicks:
+            # Extra outbox kicks published through Celery, as a burst of API requests would.
+            storm = subprocess.Popen(
+                [sys.executable, "-m", "tests.smoke.soak", "--kick-storm", str(kicks)],
+                cwd=ROOT,
+                env=env,
+            )
         try:
             _drive(base, key, minutes * 60, rate, email_every, figures, check)
         except AssertionError as error:
             problems.append(str(error))
+        finally:
+            if storm is not None:
+                storm.terminate()
+                storm.wait(timeout=30)
         drove = time.monotonic() - started
 
         # Every due token must be TIMED_OUT by the sweep, every e-mail delivered.
@@ -277,6 +292,18 @@ def soak(
     }
 
 
+def kick_storm(per_second: float) -> None:
+    """Publish the outbox task ``per_second`` times a second until terminated."""
+    from waitpoints_site.celery import app
+
+    sent = 0
+    started = time.monotonic()
+    while True:
+        app.send_task("tokens.tasks.deliver_outbox")
+        sent += 1
+        time.sleep(max(0.0, started + sent / per_second - time.monotonic()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30)
@@ -285,8 +312,15 @@ def main() -> None:
     parser.add_argument(
         "--sweep-interval", type=float, default=1.0, help="SWEEP_INTERVAL_SECONDS (default 1)"
     )
+    parser.add_argument(
+        "--kicks", type=float, default=0, help="extra outbox kicks a second (default 0)"
+    )
     parser.add_argument("--keep", help="a folder for var/ and the log (default: a temporary one)")
+    parser.add_argument("--kick-storm", type=float, help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.kick_storm:
+        kick_storm(options.kick_storm)
+        return
     folder = Path(options.keep or tempfile.mkdtemp(prefix="waitpoints-soak-"))
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "honcho.log"
@@ -298,6 +332,7 @@ def main() -> None:
         log=log,
         email_every=options.email_every,
         sweep_interval=options.sweep_interval,
+        kicks=options.kicks,
     )
     print(json.dumps(result), flush=True)
     sys.exit(1 if result["problems"] else 0)
