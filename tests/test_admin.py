@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tokens import keys, services
+from tokens import keys, outbox, services
 from tokens.models import ApiKey, Environment, OutboxMessage, Token, TokenEvent
 
 CHANGELIST = "/admin/tokens/token/"
@@ -94,7 +94,7 @@ def test_it_filters_by_status_and_environment(support: Client, make_token, other
 
 def test_it_shows_the_audit_trail_and_outbox_read_only(support: Client, make_token):
     token = make_token(approvers=["ann@example.com"], tags=["refund"])
-    services.outbox_deliver_due()
+    outbox.deliver_due()
 
     response = support.get(reverse("admin:tokens_token_change", args=[token.pk]))
 
@@ -246,8 +246,8 @@ def test_it_retries_a_failed_message(support: Client, make_token, settings):
     token = make_token(approvers=["ann@example.com"], timeout="365d")
     message = OutboxMessage.objects.get(token=token)
     now = timezone.now()
-    for _ in range(services.OUTBOX_MAX_ATTEMPTS):
-        services.outbox_deliver_due(now=now)
+    for _ in range(outbox.HANDLERS[OutboxMessage.Kind.APPROVAL_EMAIL].max_attempts):
+        outbox.deliver_due(now=now)
         now += timedelta(days=1)
     message.refresh_from_db()
     assert message.failed_at is not None

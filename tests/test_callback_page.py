@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tokens import services
-from tokens.api.serializers import callback_url
+from tokens.links import callback_url
 from tokens.models import Token, TokenEvent
 
 SCANNER_AGENTS = [

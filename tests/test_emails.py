@@ -9,8 +9,8 @@ from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
-from tokens import services, tasks
-from tokens.api.serializers import callback_url
+from tokens import outbox, services, tasks
+from tokens.links import callback_url
 from tokens.models import OutboxMessage, Token, TokenEvent
 
 APPROVERS = ["ann@example.com", "ben@example.com"]
@@ -79,17 +79,17 @@ def test_it_sends_text_and_html_with_approve_reject_and_dashboard_links(token: T
 
 
 def test_it_never_sends_twice(token: Token):
-    services.outbox_deliver_due()
-    services.outbox_deliver_due()
+    outbox.deliver_due()
+    outbox.deliver_due()
     later = timezone.now() + timedelta(days=1)
-    services.outbox_deliver_due(now=later)
+    outbox.deliver_due(now=later)
 
     assert len(mail.outbox) == 2
     assert token.events.filter(kind=TokenEvent.Kind.EMAIL_SENT).count() == 2
 
 
 def test_it_links_to_a_page_that_does_not_decide(token: Token, client):
-    services.outbox_deliver_due()
+    outbox.deliver_due()
     link = next(
         line.split(" ", 1)[1].strip()
         for line in mail.outbox[0].body.splitlines()
@@ -108,7 +108,7 @@ def test_it_retries_with_backoff_then_gives_up(token: Token, settings):
     settings.EMAIL_BACKEND = "tests.test_emails.ExplodingBackend"
     now = timezone.now()
 
-    assert services.outbox_deliver_due(now=now) == 0
+    assert outbox.deliver_due(now=now) == 0
 
     rows = list(OutboxMessage.objects.filter(token=token))
     for row in rows:
@@ -118,16 +118,16 @@ def test_it_retries_with_backoff_then_gives_up(token: Token, settings):
         assert "refused the connection" in row.last_error
         assert row.next_attempt_at > now + timedelta(seconds=30)
     # Not due yet: a second run right away does not touch them.
-    services.outbox_deliver_due(now=now + timedelta(seconds=1))
+    outbox.deliver_due(now=now + timedelta(seconds=1))
     assert {row.attempts for row in OutboxMessage.objects.filter(token=token)} == {1}
 
-    for _ in range(services.OUTBOX_MAX_ATTEMPTS + 2):
+    for _ in range(outbox.HANDLERS[OutboxMessage.Kind.APPROVAL_EMAIL].max_attempts + 2):
         now += timedelta(days=1)
-        services.outbox_deliver_due(now=now)
+        outbox.deliver_due(now=now)
 
     rows = list(OutboxMessage.objects.filter(token=token))
     for row in rows:
-        assert row.attempts == services.OUTBOX_MAX_ATTEMPTS
+        assert row.attempts == outbox.HANDLERS[OutboxMessage.Kind.APPROVAL_EMAIL].max_attempts
         assert row.failed_at is not None
         assert row.delivered_at is None
     failures = token.events.filter(kind=TokenEvent.Kind.EMAIL_FAILED)
@@ -139,28 +139,28 @@ def test_it_retries_with_backoff_then_gives_up(token: Token, settings):
 def test_it_sends_after_a_retry_once_the_server_is_back(token: Token, settings):
     settings.EMAIL_BACKEND = "tests.test_emails.ExplodingBackend"
     now = timezone.now()
-    for _ in range(services.OUTBOX_MAX_ATTEMPTS):
-        services.outbox_deliver_due(now=now)
+    for _ in range(outbox.HANDLERS[OutboxMessage.Kind.APPROVAL_EMAIL].max_attempts):
+        outbox.deliver_due(now=now)
         now += timedelta(days=1)
     failed = OutboxMessage.objects.filter(token=token, failed_at__isnull=False)
     assert failed.count() == 2
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     for message in failed:
-        assert services.outbox_retry(message=message, now=now) is True
-    services.outbox_deliver_due(now=now)
+        assert outbox.retry(message=message, now=now) is True
+    outbox.deliver_due(now=now)
 
     assert len(mail.outbox) == 2
     assert OutboxMessage.objects.filter(token=token, delivered_at__isnull=False).count() == 2
     message = OutboxMessage.objects.filter(token=token).first()
-    assert services.outbox_retry(message=message) is False  # delivered: never again
+    assert outbox.retry(message=message) is False  # delivered: never again
 
 
 def test_it_queues_the_emails_again_on_resend(token: Token):
-    services.outbox_deliver_due()
+    outbox.deliver_due()
 
     queued = services.token_resend_approval_emails(token=token)
-    services.outbox_deliver_due()
+    outbox.deliver_due()
 
     assert queued == 2
     assert len(mail.outbox) == 4
@@ -175,7 +175,7 @@ def test_it_does_not_resend_for_a_resolved_token(token: Token):
 def test_it_does_not_send_for_a_token_resolved_before_delivery(token: Token):
     services.token_complete(token=token, actor=services.Actor.system(), data={"ok": True})
 
-    assert services.outbox_deliver_due() == 0
+    assert outbox.deliver_due() == 0
 
     assert len(mail.outbox) == 0
     rows = list(OutboxMessage.objects.filter(token=token))

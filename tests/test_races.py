@@ -15,7 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tokens import services
-from tokens.api.serializers import callback_url
+from tokens.links import callback_url
 from tokens.models import Token, TokenEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,7 +80,7 @@ def test_it_applies_exactly_one_of_50_concurrent_completions(environment, secret
 
     stored = Token.objects.get(pk=token.pk)
     assert stored.status == Token.Status.COMPLETED
-    assert json.loads(stored.output) == {"json": outputs[winners[0]]}
+    assert json.loads(stored.effective(stored.completed_at).output) == {"json": outputs[winners[0]]}
     events = stored.events
     assert events.filter(kind=TokenEvent.Kind.COMPLETED).count() == 1
     assert events.filter(kind=TokenEvent.Kind.COMPLETE_IGNORED).count() == 49
@@ -91,7 +91,7 @@ def test_it_applies_exactly_one_of_50_concurrent_completions(environment, secret
     completed_at = stored.completed_at
     assert post_json(cb_path, {"late": True})[1]["applied"] is False
     stored.refresh_from_db()
-    assert json.loads(stored.output) == {"json": outputs[winners[0]]}
+    assert json.loads(stored.effective(stored.completed_at).output) == {"json": outputs[winners[0]]}
     assert stored.completed_at == completed_at
     assert stored.events.filter(kind=TokenEvent.Kind.COMPLETED).count() == 1
 
@@ -151,7 +151,10 @@ def test_it_resolves_a_completion_racing_the_sweep_exactly_once(environment):
             assert stored.output_is_error is False
         else:
             assert stored.output_is_error is True
-            assert json.loads(stored.output)["code"] == "TRIGGER_WAITPOINT_TIMEOUT"
+            assert (
+                json.loads(stored.effective(stored.completed_at).output)["code"]
+                == "TRIGGER_WAITPOINT_TIMEOUT"
+            )
         outcomes.append(stored.status)
     assert len(outcomes) == 30
 

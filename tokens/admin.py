@@ -22,7 +22,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from tokens import keys, services
+from tokens import keys, outbox, services
+from tokens.http import actor_from_request
 from tokens.models import (
     ApiKey,
     Environment,
@@ -40,10 +41,11 @@ admin.site.index_title = "Support"
 
 
 def _actor(request: HttpRequest) -> services.Actor:
-    return services.Actor.from_request(
+    return actor_from_request(
         request,
         TokenEvent.Channel.ADMIN,
-        user=request.user,  # type: ignore[arg-type]
+        credential=TokenEvent.Credential.SESSION,
+        user=request.user,
     )
 
 
@@ -445,7 +447,7 @@ class OutboxMessageAdmin(NoSaveButtons, admin.ModelAdmin):
     def retry_messages(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
         applied = skipped = 0
         for message in queryset:
-            if services.outbox_retry(message=message):
+            if outbox.retry(message=message):
                 applied += 1
             else:
                 skipped += 1

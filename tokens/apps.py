@@ -6,4 +6,7 @@ class TokensConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tokens import checks  # noqa: F401  (registers the startup checks)
+        from tokens import (
+            checks,  # noqa: F401  (registers the startup checks)
+            emails,  # noqa: F401  (registers the outbox handler for e-mails)
+        )

@@ -17,10 +17,11 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from tokens import keys, selectors, services
 from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
-from tokens.api.serializers import transition_body
 from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of, decision_output
 from tokens.exceptions import TokenError
+from tokens.http import actor_from_request
 from tokens.models import Token, TokenEvent
+from tokens.representation import transition_body
 
 
 def _prefers_json(request: HttpRequest) -> bool:
@@ -44,7 +45,9 @@ def _private(response: HttpResponse) -> HttpResponse:
 
 
 def _actor(request: HttpRequest) -> services.Actor:
-    return services.Actor.from_request(request, TokenEvent.Channel.CALLBACK)
+    return actor_from_request(
+        request, TokenEvent.Channel.CALLBACK, credential=TokenEvent.Credential.CALLBACK_URL
+    )
 
 
 class InvalidHash(TokenError):
@@ -91,11 +94,16 @@ def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResp
     return JsonResponse(body)
 
 
+def _no_view(request: HttpRequest) -> HttpResponse:
+    """Stands in for a view where CsrfViewMiddleware needs one; it is never called."""
+    return HttpResponse()
+
+
 def _decide_from_form(
     request: HttpRequest, token: Token, token_id: str, digest: str
 ) -> HttpResponse:
     # The page carries a CSRF token: a cross-site form cannot ride on a link someone opened.
-    refusal = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {})
+    refusal = CsrfViewMiddleware(_no_view).process_view(request, _no_view, (), {})
     if refusal is not None:
         return _private(refusal)
     decision = request.POST.get("decision", "")

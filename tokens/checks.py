@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils import timezone
 
 from tokens.durations import resolve_timeout, resolve_ttl
@@ -12,7 +12,7 @@ from tokens.exceptions import InvalidInput
 
 @register()
 def waitpoints_settings_check(app_configs: object, **kwargs: object) -> list:
-    problems = []
+    problems: list[CheckMessage] = []
     now = timezone.now()
     default = (settings.WAITPOINTS_DEFAULT_TIMEOUT or "").strip()
     if default.lower() not in ("", "none"):

@@ -1,30 +1,28 @@
 """Approval e-mails: plain text and HTML, with Approve / Reject links to the confirmation page.
 
-Sent by the worker from the outbox (``services.outbox_deliver_due``), through Django's e-mail
+Sent by the worker from the outbox (``tokens.outbox``), through Django's e-mail
 framework: the console backend by default, SMTP when ``EMAIL_HOST`` is set. The links open the
 confirmation page (GET never decides anything), so a mail scanner that follows them is harmless.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 
-from tokens.api.serializers import base_url, callback_url
-from tokens.models import OutboxMessage, Token
-
-
-def dashboard_url(token: Token, *, base: str) -> str:
-    """The token's page on the dashboard (it asks approvers to log in first)."""
-    return base + reverse("dashboard:token_detail", args=[token.friendly_id])
+from tokens import audit, outbox
+from tokens.audit import Actor
+from tokens.links import callback_url, dashboard_url, public_base_url
+from tokens.models import OutboxMessage, Token, TokenEvent
 
 
 def approval_context(message: OutboxMessage) -> dict[str, object]:
     token = message.token
-    base = base_url(None)
+    base = public_base_url()
     url = callback_url(token, base=base)
     return {
         "token": token,
@@ -55,6 +53,32 @@ def approval_message(message: OutboxMessage) -> EmailMultiAlternatives:
     return email
 
 
+def _sent(message: OutboxMessage, now: datetime) -> None:
+    to = message.payload.get("to")
+    audit.record(message.token, TokenEvent.Kind.EMAIL_SENT, Actor.system(), now, to=to)
+
+
+def _gave_up(message: OutboxMessage, now: datetime) -> None:
+    to, error = message.payload.get("to"), message.last_error
+    audit.record(
+        message.token, TokenEvent.Kind.EMAIL_FAILED, Actor.system(), now, to=to, error=error
+    )
+
+
+@outbox.handler(
+    OutboxMessage.Kind.APPROVAL_EMAIL,
+    max_attempts=8,
+    backoff=outbox.exponential(60),
+    on_delivered=_sent,
+    on_gave_up=_gave_up,
+)
 def send_approval_email(message: OutboxMessage) -> None:
-    """Send one approval e-mail; any exception is recorded by the outbox and retried."""
+    """Send one approval e-mail; any exception is recorded by the outbox and retried.
+
+    Runs with no transaction open. EMAIL_TIMEOUT (settings) bounds the SMTP connect and every
+    socket operation, so a server that accepts and never answers costs one attempt, not a stuck
+    worker."""
+    if message.token.effective(timezone.now()).status != Token.Status.WAITING:
+        # Decided (or timed out) before we got to it: asking now would only confuse.
+        raise outbox.Skip("the token was already resolved.")
     approval_message(message).send(fail_silently=False)

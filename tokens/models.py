@@ -197,7 +197,13 @@ class Token(models.Model):
         )
 
     def effective(self, now: datetime) -> EffectiveState:
-        """The state a reader sees: a waiting token past its timeout already reads TIMED_OUT."""
+        """The state a reader sees: a waiting token past its timeout already reads TIMED_OUT.
+
+        Tokens read through the selectors carry ``db_now``, the database's clock at the moment
+        of the read; it wins over ``now`` so that readers and writers (whose deadline checks run
+        on the database's clock) agree on when a token timed out.
+        """
+        now = getattr(self, "db_now", None) or now
         if self.is_due(now):
             assert self.timeout_at is not None
             return EffectiveState(
@@ -207,10 +213,14 @@ class Token(models.Model):
                 output_type="application/json",
                 output_is_error=True,
             )
+        output = self.output
+        if self.status == self.Status.TIMED_OUT and output is None and self.completed_at:
+            # The sweep stores no output: it is derived from when the token timed out.
+            output = timeout_output(self.completed_at)
         return EffectiveState(
             status=self.Status(self.status),
             completed_at=self.completed_at,
-            output=self.output,
+            output=output,
             output_type=self.output_type,
             output_is_error=self.output_is_error,
         )
@@ -258,6 +268,15 @@ class TokenEvent(models.Model):
         EMAIL_SENT = "email_sent", "Approval e-mail sent"
         EMAIL_FAILED = "email_failed", "Approval e-mail failed"
 
+    class Credential(models.TextChoices):
+        """What proved the actor's right to act, beside the channel it came through."""
+
+        SECRET_KEY = "secret_key", "secret key"
+        PUBLIC_ACCESS_TOKEN = "public_access_token", "public access token"
+        CALLBACK_URL = "callback_url", "callback URL"
+        SESSION = "session", "login"
+        SYSTEM = "system", "system"
+
     class Channel(models.TextChoices):
         API = "api", "API"
         CALLBACK = "callback", "Callback URL"
@@ -274,6 +293,7 @@ class TokenEvent(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    credential = models.CharField(max_length=32, choices=Credential.choices, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True, default="")
     detail = models.JSONField(default=dict, blank=True)
@@ -290,8 +310,13 @@ class TokenEvent(models.Model):
     def actor_label(self) -> str:
         if self.user_id:
             return str(self.user)
+        key = f"API key {self.api_key.prefix}…" if self.api_key else "API key"
+        if self.credential == self.Credential.PUBLIC_ACCESS_TOKEN:
+            # Signed by a secret key (the SDK's auth.createPublicToken) or issued on create.
+            signer = key if self.api_key_id else "issued on create"
+            return f"public access token ({signer})"
         if self.api_key_id:
-            return f"API key {self.api_key.prefix}…" if self.api_key else "API key"
+            return key
         if self.channel == self.Channel.CALLBACK:
             return "callback URL"
         return "system"
@@ -310,6 +335,9 @@ class OutboxMessage(models.Model):
     created_at = models.DateTimeField()
     next_attempt_at = models.DateTimeField()
     attempts = models.PositiveIntegerField(default=0)
+    # A worker's claim: it sends with no lock held; if it dies, the claim lapses and another
+    # worker takes the message again.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")

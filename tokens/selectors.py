@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Now
 
 from tokens import keys
 from tokens.exceptions import NotFound
@@ -43,15 +44,21 @@ def environment_get_by_public_id(*, public_id: str) -> Environment | None:
     return Environment.objects.filter(public_id=public_id).first()
 
 
+def _read(tokens: QuerySet[Token]) -> QuerySet[Token]:
+    """Tokens as readers see them: each carries ``db_now``, the database's clock when read, so
+    that ``Token.effective`` decides "timed out" on the same clock as the writers do."""
+    return tokens.annotate(db_now=Now())
+
+
 def token_list(*, environment: Environment) -> QuerySet[Token]:
-    return Token.objects.filter(environment=environment)
+    return _read(Token.objects.filter(environment=environment))
 
 
 def _one_token(tokens: QuerySet[Token], token_id: str) -> Token:
     """The token with this id (``waitpoint_…`` or bare) among ``tokens``; NotFound otherwise,
     the same for a malformed id, an unknown one and one outside the scope."""
     internal = keys.parse_token_id(token_id)
-    token = tokens.filter(pk=internal).first() if internal else None
+    token = _read(tokens).filter(pk=internal).first() if internal else None
     if token is None:
         raise NotFound()
     return token
@@ -72,7 +79,11 @@ def token_get_by_id(*, token_id: str) -> Token:
 # ------------------------------------------------------------------------------------------------
 
 # What each dashboard action needs; a role allows everything a lower one does.
-ROLE_RANK = {Membership.Role.VIEWER: 1, Membership.Role.APPROVER: 2, Membership.Role.ADMIN: 3}
+ROLE_RANK: dict[str, int] = {
+    Membership.Role.VIEWER: 1,
+    Membership.Role.APPROVER: 2,
+    Membership.Role.ADMIN: 3,
+}
 ACTION_ROLES = {
     "view": Membership.Role.VIEWER,
     "approve": Membership.Role.APPROVER,
@@ -146,7 +157,7 @@ def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:
     deciding = Membership.objects.filter(
         user=user, role__in=[Membership.Role.APPROVER, Membership.Role.ADMIN]
     ).values("project")
-    return (
+    return _read(
         Token.objects.filter(environment__project__in=deciding)
         .filter(status_q(Token.Status.WAITING, now=now, cancelled_as_timed_out=False))
         .select_related("environment__project")

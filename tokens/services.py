@@ -8,13 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.http import HttpRequest
 from django.utils import timezone
 
-from tokens import keys, selectors
+from tokens import audit, keys, outbox, resolution, selectors
+from tokens.audit import Actor
 from tokens.durations import resolve_timeout, resolve_ttl
 from tokens.exceptions import InvalidInput, TooManyTags
 from tokens.models import (
@@ -26,8 +24,9 @@ from tokens.models import (
     TokenEvent,
     TokenTag,
     cancelled_output,
-    timeout_output,
 )
+
+__all__ = ["Actor"]  # re-exported: callers write services.Actor
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
@@ -35,39 +34,6 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 2048
 MAX_APPROVERS = 20
 MAX_REASON_LENGTH = 1000  # a cancellation's reason
 NO_OUTPUT = object()  # "data" absent: the token completes without output
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts, and through which channel; recorded on every audit event."""
-
-    channel: str
-    api_key: ApiKey | None = None
-    user: AbstractBaseUser | None = None
-    ip: str | None = None
-    user_agent: str = ""
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(channel=TokenEvent.Channel.SYSTEM)
-
-    @classmethod
-    def from_request(
-        cls,
-        request: HttpRequest,
-        channel: str,
-        *,
-        api_key: ApiKey | None = None,
-        user: AbstractBaseUser | None = None,
-    ) -> Actor:
-        """An actor for an HTTP adapter: the channel and credential, plus where it came from."""
-        return cls(
-            channel=channel,
-            api_key=api_key,
-            user=user,
-            ip=request.META.get("REMOTE_ADDR"),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        )
 
 
 @dataclass(frozen=True)
@@ -204,20 +170,6 @@ def clean_approvers(approvers: Any) -> list[str]:
     return unique
 
 
-def _record(token: Token, kind: str, actor: Actor, now: datetime, **detail: Any) -> TokenEvent:
-    return TokenEvent.objects.create(
-        token=token,
-        kind=kind,
-        channel=actor.channel,
-        api_key=actor.api_key,
-        user=actor.user if actor.user is not None and actor.user.is_authenticated else None,
-        ip=actor.ip,
-        user_agent=(actor.user_agent or "")[:512],
-        detail=detail,
-        created_at=now,
-    )
-
-
 def _default_timeout(now: datetime) -> datetime | None:
     default = (settings.WAITPOINTS_DEFAULT_TIMEOUT or "").strip()
     if default.lower() in ("", "none"):
@@ -327,266 +279,125 @@ def _insert_token(
     TokenTag.objects.bulk_create(
         [TokenTag(token=token, environment=environment, name=tag) for tag in tags]
     )
-    _record(token, TokenEvent.Kind.CREATED, actor, now)
-    if approvers:
-        OutboxMessage.objects.bulk_create(
-            [
-                OutboxMessage(
-                    kind=OutboxMessage.Kind.APPROVAL_EMAIL,
-                    token=token,
-                    payload={"to": address},
-                    created_at=now,
-                    next_attempt_at=now,
-                )
-                for address in approvers
-            ]
-        )
-        transaction.on_commit(_kick_outbox)
+    audit.record(token, TokenEvent.Kind.CREATED, actor, now)
+    _enqueue_approval_emails(token, approvers, now)
     return token
 
 
-def _kick_outbox() -> None:
-    """Ask the worker to deliver now; if the broker is away the periodic delivery picks it up.
-
-    One bounded connection attempt, no retries: the pooled connection would retry for
-    broker_connection_timeout on every request, and Redis sockets have no connect timeout.
-    """
-    from tokens.tasks import deliver_outbox as deliver_outbox_task
-
-    bounded = {"max_retries": 0, "socket_connect_timeout": 1, "socket_timeout": 2}
-    try:
-        with deliver_outbox_task.app.connection_for_write(transport_options=bounded) as conn:
-            deliver_outbox_task.apply_async(retry=False, connection=conn)
-    except Exception:  # noqa: BLE001 - the outbox row is safe; never fail or hang the request
-        import logging
-
-        logging.getLogger(__name__).warning("broker unavailable; outbox delivery deferred")
-
-
-def _waiting(token_id: str, now: datetime) -> Any:
-    """The conditional-update guard: still WAITING and not past its timeout."""
-    return Token.objects.filter(pk=token_id, status=Token.Status.WAITING).filter(
-        Q(timeout_at__isnull=True) | Q(timeout_at__gt=now)
+def _enqueue_approval_emails(token: Token, addresses: list[str], now: datetime) -> int:
+    outbox.enqueue_many(
+        [
+            outbox.message(
+                kind=OutboxMessage.Kind.APPROVAL_EMAIL,
+                token=token,
+                payload={"to": address},
+                now=now,
+            )
+            for address in addresses
+        ]
     )
+    return len(addresses)
 
 
-def _refused(token: Token, kind: str, actor: Actor, now: datetime) -> TransitionResult:
+def _transition(
+    *, token: Token, actor: Actor, outcome: resolution.Outcome, ignored: str, now: datetime | None
+) -> TransitionResult:
+    """Apply ``outcome`` through the one resolution function, or report why nothing changed."""
+    try:
+        with transaction.atomic():
+            event = resolution.resolve_one(token=token, outcome=outcome, actor=actor, now=now)
+    except IntegrityError as error:
+        if not resolution.is_deadline_refusal(error):
+            raise
+        event = None  # committed too late: the deadline passed while this transaction ran
+    if event is not None:
+        return TransitionResult(token=token, applied=True, resolution=event)
+    with transaction.atomic():
+        return _refused(token, ignored, actor, now)
+
+
+def _refused(token: Token, kind: str, actor: Actor, now: datetime | None) -> TransitionResult:
     """Nothing applied: persist an overdue timeout, audit the attempt, report who resolved it."""
-    if token.is_due(now):
-        _expire_one(token, now)
-    token.refresh_from_db()
-    _record(token, kind, actor, now, status=token.status)
+    token.refresh_from_db()  # the in-memory row may hold a transition that was rolled back
+    if token.status == Token.Status.WAITING and token.timeout_at is not None:
+        # Refused while WAITING: the deadline passed (on the database's clock, or ``now``).
+        if resolution.expire_due(now=now, limit=1, token_ids=[token.pk]):
+            token.refresh_from_db()
+    audit.record(token, kind, actor, now or timezone.now(), status=token.status)
     return TransitionResult(
         token=token, applied=False, resolution=selectors.token_resolution_event(token=token)
     )
 
 
-def _timed_out(timeout_at: datetime) -> dict[str, Any]:
-    """The row of a token that timed out at ``timeout_at``. Its resolution time is that moment,
-    not when a sweep got to it, so reads before and after the sweep agree."""
-    return {
-        "status": Token.Status.TIMED_OUT,
-        "completed_at": timeout_at,
-        "output": timeout_output(timeout_at),
-        "output_type": "application/json",
-        "output_is_error": True,
-    }
-
-
-def _expire_one(token: Token, now: datetime) -> None:
-    assert token.timeout_at is not None
-    updated = Token.objects.filter(pk=token.pk, status=Token.Status.WAITING).update(
-        **_timed_out(token.timeout_at)
-    )
-    if updated:
-        _record(token, TokenEvent.Kind.TIMED_OUT, Actor.system(), now)
-
-
-@transaction.atomic
 def token_complete(
     *, token: Token, actor: Actor, data: Any = NO_OUTPUT, now: datetime | None = None
 ) -> TransitionResult:
     """WAITING → COMPLETED with this output; the first writer wins, later ones change nothing."""
-    now = now or timezone.now()
     output, output_type = encode_output(data)
-    applied = _waiting(token.pk, now).update(
+    outcome = resolution.Outcome(
         status=Token.Status.COMPLETED,
-        completed_at=now,
+        event_kind=TokenEvent.Kind.COMPLETED,
         output=output,
         output_type=output_type,
-        output_is_error=False,
     )
-    if not applied:
-        return _refused(token, TokenEvent.Kind.COMPLETE_IGNORED, actor, now)
-    token.refresh_from_db()
-    event = _record(token, TokenEvent.Kind.COMPLETED, actor, now)
-    return TransitionResult(token=token, applied=True, resolution=event)
+    return _transition(
+        token=token, actor=actor, outcome=outcome, ignored=TokenEvent.Kind.COMPLETE_IGNORED, now=now
+    )
 
 
-@transaction.atomic
 def token_cancel(
     *, token: Token, actor: Actor, reason: str = "", now: datetime | None = None
 ) -> TransitionResult:
     """WAITING → CANCELLED with an optional reason."""
-    now = now or timezone.now()
     if not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH:
         raise InvalidInput(
             f"Invalid reason: expected a string of at most {MAX_REASON_LENGTH} characters."
         )
     reason = reason.strip()
-    applied = _waiting(token.pk, now).update(
+    outcome = resolution.Outcome(
         status=Token.Status.CANCELLED,
-        completed_at=now,
-        cancelled_at=now,
-        cancel_reason=reason,
+        event_kind=TokenEvent.Kind.CANCELLED,
         output=cancelled_output(reason),
-        output_type="application/json",
         output_is_error=True,
+        cancel_reason=reason,
+        detail={"reason": reason},
     )
-    if not applied:
-        return _refused(token, TokenEvent.Kind.CANCEL_IGNORED, actor, now)
-    token.refresh_from_db()
-    event = _record(token, TokenEvent.Kind.CANCELLED, actor, now, reason=reason)
-    return TransitionResult(token=token, applied=True, resolution=event)
+    return _transition(
+        token=token, actor=actor, outcome=outcome, ignored=TokenEvent.Kind.CANCEL_IGNORED, now=now
+    )
 
 
-@transaction.atomic
 def token_force_timeout(
     *, token: Token, actor: Actor, now: datetime | None = None
 ) -> TransitionResult:
     """WAITING → TIMED_OUT now (support staff and admins), as upstream's "Force timeout"."""
-    now = now or timezone.now()
-    applied = _waiting(token.pk, now).update(**_timed_out(now))
-    if not applied:
-        return _refused(token, TokenEvent.Kind.TIMEOUT_IGNORED, actor, now)
-    token.refresh_from_db()
-    event = _record(token, TokenEvent.Kind.TIMED_OUT, actor, now, forced=True)
-    return TransitionResult(token=token, applied=True, resolution=event)
+    outcome = resolution.Outcome(
+        status=Token.Status.TIMED_OUT,
+        event_kind=TokenEvent.Kind.TIMED_OUT,
+        output_is_error=True,  # the output is derived from completed_at (Token.effective)
+        detail={"forced": True},
+    )
+    return _transition(
+        token=token, actor=actor, outcome=outcome, ignored=TokenEvent.Kind.TIMEOUT_IGNORED, now=now
+    )
 
 
 def token_expire_due(*, now: datetime | None = None, batch_size: int | None = None) -> int:
-    """WAITING tokens past timeout_at → TIMED_OUT, in batches; safe with several sweepers.
-
-    Each batch locks its rows with SKIP LOCKED, so concurrent sweeps split the work instead of
-    waiting for each other, and the update still requires WAITING, so a completion that won the
-    row first is never overwritten.
-    """
-    now = now or timezone.now()
+    """WAITING tokens past timeout_at → TIMED_OUT, one statement and one transaction per batch;
+    safe with several sweepers (see ``resolution.expire_due``)."""
     batch_size = batch_size or settings.WAITPOINTS_SWEEP_BATCH_SIZE
     total = 0
     while True:
         with transaction.atomic():
-            due = list(
-                Token.objects.select_for_update(skip_locked=True)
-                .filter(status=Token.Status.WAITING, timeout_at__lte=now)
-                .order_by("timeout_at")
-                .values_list("pk", "timeout_at")[:batch_size]
-            )
-            expired = [
-                pk
-                for pk, timeout_at in due
-                if Token.objects.filter(pk=pk, status=Token.Status.WAITING).update(
-                    **_timed_out(timeout_at)
-                )
-            ]
-            TokenEvent.objects.bulk_create(
-                [
-                    TokenEvent(
-                        token_id=pk,
-                        kind=TokenEvent.Kind.TIMED_OUT,
-                        channel=TokenEvent.Channel.SYSTEM,
-                        created_at=now,
-                    )
-                    for pk in expired
-                ]
-            )
+            expired = resolution.expire_due(now=now, limit=batch_size)
         total += len(expired)
-        if len(due) < batch_size:
+        if len(expired) < batch_size:
             return total
 
 
 # ------------------------------------------------------------------------------------------------
-# Outbox
+# Approval e-mails
 # ------------------------------------------------------------------------------------------------
-
-OUTBOX_MAX_ATTEMPTS = 8
-
-
-def outbox_deliver_due(*, now: datetime | None = None, batch_size: int = 50) -> int:
-    """Deliver pending outbox messages once each; failures retry with backoff, then give up.
-
-    Rows are claimed with SKIP LOCKED and marked in the same transaction, so two workers never
-    send the same message twice; a crash before commit leaves the row pending for a retry.
-    """
-    from tokens import emails
-
-    now = now or timezone.now()
-    delivered = 0
-    with transaction.atomic():
-        due = list(
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .select_related("token__environment__project")
-            .filter(delivered_at__isnull=True, failed_at__isnull=True, next_attempt_at__lte=now)
-            .order_by("next_attempt_at")[:batch_size]
-        )
-        for message in due:
-            if message.token.effective(now).status != Token.Status.WAITING:
-                # Decided (or timed out) before we got to it: asking now would only confuse.
-                message.failed_at = now
-                message.last_error = "Not sent: the token was already resolved."
-                message.save(update_fields=["failed_at", "last_error"])
-                continue
-            message.attempts += 1
-            try:
-                emails.send_approval_email(message)
-            except Exception as error:  # noqa: BLE001 - SMTP raises many kinds; record them all
-                message.last_error = f"{type(error).__name__}: {error}"[:2000]
-                if message.attempts >= OUTBOX_MAX_ATTEMPTS:
-                    message.failed_at = now
-                    _record(
-                        message.token,
-                        TokenEvent.Kind.EMAIL_FAILED,
-                        Actor.system(),
-                        now,
-                        to=message.payload.get("to"),
-                        error=message.last_error,
-                    )
-                else:
-                    message.next_attempt_at = now + timedelta(seconds=30 * 2**message.attempts)
-            else:
-                message.delivered_at = now
-                message.last_error = ""
-                delivered += 1
-                _record(
-                    message.token,
-                    TokenEvent.Kind.EMAIL_SENT,
-                    Actor.system(),
-                    now,
-                    to=message.payload.get("to"),
-                )
-            message.save(
-                update_fields=[
-                    "attempts",
-                    "last_error",
-                    "failed_at",
-                    "next_attempt_at",
-                    "delivered_at",
-                ]
-            )
-    return delivered
-
-
-def outbox_retry(*, message: OutboxMessage, now: datetime | None = None) -> bool:
-    """A failed or pending message → pending again, due now (support staff: "retry").
-
-    Returns False for a message that was already delivered (it is never sent twice)."""
-    now = now or timezone.now()
-    updated = OutboxMessage.objects.filter(pk=message.pk, delivered_at__isnull=True).update(
-        failed_at=None, next_attempt_at=now, attempts=0
-    )
-    if updated:
-        transaction.on_commit(_kick_outbox)
-    return updated == 1
 
 
 @transaction.atomic
@@ -595,24 +406,11 @@ def token_resend_approval_emails(*, token: Token, now: datetime | None = None) -
     now = now or timezone.now()
     if token.effective(now).status != Token.Status.WAITING or not token.approvers:
         return 0
-    OutboxMessage.objects.bulk_create(
-        [
-            OutboxMessage(
-                kind=OutboxMessage.Kind.APPROVAL_EMAIL,
-                token=token,
-                payload={"to": address},
-                created_at=now,
-                next_attempt_at=now,
-            )
-            for address in token.approvers
-        ]
-    )
-    transaction.on_commit(_kick_outbox)
-    return len(token.approvers)
+    return _enqueue_approval_emails(token, list(token.approvers), now)
 
 
 def token_action_denied(
     *, token: Token, actor: Actor, action: str, now: datetime | None = None
 ) -> TokenEvent:
     """Nothing changes: audit an attempt the caller's role does not allow (a forged POST)."""
-    return _record(token, TokenEvent.Kind.DENIED, actor, now or timezone.now(), action=action)
+    return audit.record(token, TokenEvent.Kind.DENIED, actor, now or timezone.now(), action=action)

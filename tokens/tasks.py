@@ -14,6 +14,6 @@ def expire_timed_out_tokens() -> int:
 
 @shared_task(name="tokens.tasks.deliver_outbox", ignore_result=True)
 def deliver_outbox() -> int:
-    from tokens import services
+    from tokens import outbox
 
-    return services.outbox_deliver_due()
+    return outbox.deliver_due()

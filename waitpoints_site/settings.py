@@ -143,7 +143,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "waitpoints.sqlite3",
+            "NAME": str(VAR_DIR / "waitpoints.sqlite3"),
             # web, worker and beat share the file: take the write lock at BEGIN so that
             # read-then-write transactions serialise instead of failing with "database is locked".
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
@@ -216,6 +216,9 @@ EMAIL_PORT = env_int("EMAIL_PORT", 587)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+# Seconds for the SMTP connect and each socket operation: a server that accepts and never
+# answers fails the attempt (retried later by the outbox) instead of holding a worker.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "waitpoints <waitpoints@localhost>")
 
 # ------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from django.test import Client
 
 from tests.api.helpers import assert_error, post_raw, url_of
 from tokens import keys, services
-from tokens.api.serializers import callback_url
+from tokens.links import callback_url
 from tokens.models import Token, TokenEvent
 
 

@@ -33,7 +33,7 @@ def test_it_expires_due_tokens_in_batches(environment, other_environment):
         assert stored.completed_at == token.timeout_at
         assert stored.output_type == "application/json"
         assert stored.output_is_error is True
-        assert json.loads(stored.output) == {
+        assert json.loads(stored.effective(stored.completed_at).output) == {
             "code": "TRIGGER_WAITPOINT_TIMEOUT",
             "message": f"Waitpoint timed out at {iso(token.timeout_at)}",
         }

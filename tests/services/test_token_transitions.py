@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tokens import services
-from tokens.api.serializers import TokenOutputSerializer
 from tokens.exceptions import InvalidInput
 from tokens.models import ApiKey, Token, TokenEvent
+from tokens.representation import TokenOutputSerializer
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=1)
@@ -143,7 +143,7 @@ def test_it_refuses_a_completion_after_the_timeout_before_any_sweep(token, late)
     stored = Token.objects.get(pk=token.pk)
     assert stored.status == Token.Status.TIMED_OUT
     assert stored.output_is_error is True
-    assert json.loads(stored.output) == {
+    assert json.loads(stored.effective(stored.completed_at).output) == {
         "code": "TRIGGER_WAITPOINT_TIMEOUT",
         "message": "Waitpoint timed out at 2030-01-01T12:10:00.000Z",
     }
@@ -192,7 +192,10 @@ def test_it_cancels_and_shows_timed_out_in_v1(token):
 def test_it_cancels_without_a_reason(token):
     services.token_cancel(token=token, actor=SYSTEM, now=LATER)
     stored = Token.objects.get(pk=token.pk)
-    assert json.loads(stored.output) == {"code": "WAITPOINT_CANCELLED", "message": "Cancelled"}
+    assert json.loads(stored.effective(stored.completed_at).output) == {
+        "code": "WAITPOINT_CANCELLED",
+        "message": "Cancelled",
+    }
 
 
 @pytest.mark.parametrize("reason", [5, None, ["x"], "r" * 1001])
@@ -220,7 +223,7 @@ def test_it_forces_a_timeout(token):
     assert stored.status == Token.Status.TIMED_OUT
     assert stored.completed_at == LATER
     assert stored.output_is_error is True
-    assert json.loads(stored.output) == {
+    assert json.loads(stored.effective(stored.completed_at).output) == {
         "code": "TRIGGER_WAITPOINT_TIMEOUT",
         "message": "Waitpoint timed out at 2030-01-01T12:01:00.000Z",
     }

@@ -11,7 +11,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 from tokens import keys, selectors, services
-from tokens.models import ApiKey, Environment
+from tokens.models import ApiKey, Environment, TokenEvent
 
 JWT_ISSUER = "https://id.trigger.dev"
 JWT_AUDIENCE = "https://api.trigger.dev"
@@ -22,8 +22,15 @@ class ApiPrincipal:
     """What DRF keeps in ``request.user``: the environment the credential belongs to."""
 
     environment: Environment
+    # The secret key used, or the one that signed a public access token (None: we issued it).
     api_key: ApiKey | None = None
     scopes: tuple[str, ...] | None = None  # None: a secret key, which may do everything
+
+    @property
+    def credential(self) -> str:
+        if self.scopes is None:
+            return TokenEvent.Credential.SECRET_KEY
+        return TokenEvent.Credential.PUBLIC_ACCESS_TOKEN
 
     is_authenticated = True
 
@@ -34,6 +41,14 @@ class ApiPrincipal:
         for token_id in {token_param, friendly_id, friendly_id.removeprefix(keys.FRIENDLY_PREFIX)}:
             allowed |= {f"write:waitpoints:{token_id}", f"*:waitpoints:{token_id}"}
         return any(scope in allowed for scope in self.scopes)
+
+
+def principal(request: Request) -> ApiPrincipal:
+    """The authenticated caller of an API view (DRF keeps it in ``request.user``)."""
+    caller = request.user
+    if not isinstance(caller, ApiPrincipal):
+        raise AuthenticationFailed("Invalid or Missing API key")
+    return caller
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -71,23 +86,27 @@ class ApiKeyAuthentication(BaseAuthentication):
         )
         if environment is None:
             raise AuthenticationFailed("Invalid Public Access Token")
-        verified = self._verify(credential, environment)
+        verified, signer = self._verify(credential, environment)
         scopes = verified.get("scopes")
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             raise AuthenticationFailed("Public Access Token is invalid")
-        return ApiPrincipal(environment=environment, scopes=tuple(scopes))
+        return ApiPrincipal(environment=environment, api_key=signer, scopes=tuple(scopes))
 
-    def _verify(self, credential: str, environment: Environment) -> dict[str, object]:
+    def _verify(
+        self, credential: str, environment: Environment
+    ) -> tuple[dict[str, object], ApiKey | None]:
+        """The claims, and the key that signed them (None: our own signing secret)."""
         # Ours are signed with the environment's signing secret; the SDK's auth.createPublicToken
         # signs with the secret key itself, so try each active key too.
-        secrets_to_try = [environment.signing_secret] + [
-            secret
+        secrets_to_try: list[tuple[str, ApiKey | None]] = [(environment.signing_secret, None)]
+        secrets_to_try += [
+            (secret, api_key)
             for api_key in selectors.api_keys_active_for_environment(environment=environment)
             if (secret := keys.decrypt(api_key.encrypted_key))
         ]
-        for secret in secrets_to_try:
+        for secret, signer in secrets_to_try:
             try:
-                return jwt.decode(
+                claims = jwt.decode(
                     credential,
                     secret,
                     algorithms=["HS256"],
@@ -97,6 +116,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                 )
             except jwt.InvalidTokenError:
                 continue
+            return claims, signer
         raise AuthenticationFailed("Public Access Token is invalid")
 
 

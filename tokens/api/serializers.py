@@ -1,79 +1,8 @@
-"""Output shapes of the v1 API: camelCase, optional fields omitted (never null), ISO dates."""
+"""Output shapes of the v1 API live in the core (``tokens.representation``), because webhook
+deliveries render tokens exactly as retrieve does; this module keeps the API's import path."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from tokens.representation import TokenOutputSerializer, transition_body, v1_status
 
-from django.conf import settings
-from django.http import HttpRequest
-from django.urls import reverse
-
-from tokens import keys
-from tokens.models import Token, iso
-
-
-def base_url(request: HttpRequest | None) -> str:
-    if settings.PUBLIC_BASE_URL or request is None:
-        return settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000"
-    return request.build_absolute_uri("/").rstrip("/")
-
-
-def callback_url(token: Token, *, base: str) -> str:
-    digest = keys.callback_hash(
-        callback_secret=token.environment.callback_secret, internal_id=token.id
-    )
-    path = reverse("token-callback", kwargs={"token_id": token.friendly_id, "digest": digest})
-    return base + path
-
-
-def v1_status(status: str) -> str:
-    """The SDK accepts only three statuses: a cancelled token reads as TIMED_OUT."""
-    return Token.Status.TIMED_OUT.value if status == Token.Status.CANCELLED else status
-
-
-def transition_body(token: Token, *, applied: bool, now: datetime) -> dict[str, Any]:
-    """The answer of complete, callback and cancel: upstream's ``{"success": true}`` plus ours."""
-    status = token.effective(now).status
-    return {
-        "success": True,
-        "applied": applied,
-        "status": v1_status(status),
-        "statusDetail": status,
-    }
-
-
-class TokenOutputSerializer:
-    """Renders a token for list items (``detail=False``) and retrieve (``detail=True``)."""
-
-    def __init__(self, *, now: datetime, base: str, detail: bool) -> None:
-        self.now, self.base, self.detail = now, base, detail
-
-    def to_representation(self, token: Token) -> dict[str, Any]:
-        state = token.effective(self.now)
-        cancelled = state.status == Token.Status.CANCELLED
-        data: dict[str, Any] = {
-            "id": token.friendly_id,
-            "url": callback_url(token, base=self.base),
-            "status": v1_status(state.status),
-            "statusDetail": state.status,
-        }
-        if state.completed_at:
-            data["completedAt"] = iso(state.completed_at)
-        if token.timeout_at:
-            data["timeoutAt"] = iso(token.timeout_at)
-            data["completedAfter"] = iso(token.timeout_at)
-        if token.idempotency_key:
-            data["idempotencyKey"] = token.idempotency_key
-            if token.idempotency_key_expires_at:
-                data["idempotencyKeyExpiresAt"] = iso(token.idempotency_key_expires_at)
-        data["tags"] = list(token.tags)
-        data["createdAt"] = iso(token.created_at)
-        if cancelled and token.cancelled_at:
-            data["cancelledAt"] = iso(token.cancelled_at)
-        if self.detail:
-            if state.output is not None:
-                data["output"] = state.output
-            data["outputType"] = state.output_type
-            data["outputIsError"] = state.output_is_error
-        return data
+__all__ = ["TokenOutputSerializer", "transition_body", "v1_status"]

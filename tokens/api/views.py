@@ -18,14 +18,16 @@ from tokens import selectors, services
 from tokens.api.authentication import (
     ApiPrincipal,
     issue_public_access_token,
+    principal,
     public_claims,
 )
 from tokens.api.body import COMPLETE_BODY_LIMIT, CREATE_BODY_LIMIT, read_json_object
-from tokens.api.pagination import paginate, parse_page_request
-from tokens.api.serializers import TokenOutputSerializer, base_url, transition_body
+from tokens.api.serializers import TokenOutputSerializer, transition_body
 from tokens.exceptions import PermissionDenied, TokenError
 from tokens.filters import ApiTokenFilter
+from tokens.http import actor_from_request, base_url
 from tokens.models import TokenEvent
+from tokens.pagination import paginate, parse_page_request
 
 FILTER_PARAMS = {
     "filter[status]": "status",
@@ -40,9 +42,13 @@ FILTER_PARAMS = {
 def api_actor(
     request: Request | HttpRequest, channel: str = TokenEvent.Channel.API
 ) -> services.Actor:
+    """The key, or the public access token (and the key that signed it, if one did)."""
     principal = getattr(request, "user", None)
-    api_key = principal.api_key if isinstance(principal, ApiPrincipal) else None
-    return services.Actor.from_request(request, channel, api_key=api_key)
+    if not isinstance(principal, ApiPrincipal):
+        return actor_from_request(request, channel, credential="")
+    return actor_from_request(
+        request, channel, credential=principal.credential, api_key=principal.api_key
+    )
 
 
 class TokenViewSet(viewsets.ViewSet):
@@ -50,7 +56,7 @@ class TokenViewSet(viewsets.ViewSet):
 
     def create(self, request: Request) -> Response:
         body = read_json_object(request, limit=CREATE_BODY_LIMIT)
-        environment = request.user.environment
+        environment = principal(request).environment
         result = services.token_create(
             environment=environment,
             actor=api_actor(request),
@@ -83,7 +89,7 @@ class TokenViewSet(viewsets.ViewSet):
         page, issues = parse_page_request(params)
         data = {FILTER_PARAMS[k]: v for k, v in params.items() if k in FILTER_PARAMS}
         filterset = ApiTokenFilter(
-            data, queryset=selectors.token_list(environment=request.user.environment), now=now
+            data, queryset=selectors.token_list(environment=principal(request).environment), now=now
         )
         if not filterset.is_valid():
             reverse_names = {v: k for k, v in FILTER_PARAMS.items()}
@@ -101,7 +107,7 @@ class TokenViewSet(viewsets.ViewSet):
 
     def retrieve(self, request: Request, pk: str) -> Response:
         token = selectors.token_get_for_environment(
-            environment=request.user.environment, token_id=pk
+            environment=principal(request).environment, token_id=pk
         )
         output = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=True)
         return Response(output.to_representation(token))
@@ -109,7 +115,7 @@ class TokenViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         token = selectors.token_get_for_environment(
-            environment=request.user.environment, token_id=pk
+            environment=principal(request).environment, token_id=pk
         )
         body = read_json_object(request, limit=CREATE_BODY_LIMIT)
         result = services.token_cancel(
@@ -153,17 +159,18 @@ class CorsMixin:
         return response
 
 
-class TokenCompleteView(CorsMixin, APIView):
+# CorsMixin.options answers preflights with DRF's Response, narrower than View.options' type.
+class TokenCompleteView(CorsMixin, APIView):  # type: ignore[misc]
     """``POST …/{id}/complete`` with a secret key or this token's public access token."""
 
     allow_public_access_token = True
 
     def post(self, request: Request, token_id: str) -> Response:
-        principal: ApiPrincipal = request.user
+        caller = principal(request)
         token = selectors.token_get_for_environment(
-            environment=principal.environment, token_id=token_id
+            environment=caller.environment, token_id=token_id
         )
-        if not principal.may_write_waitpoint(token_id, token.friendly_id):
+        if not caller.may_write_waitpoint(token_id, token.friendly_id):
             # Upstream answers 403 with this body for a JWT without the right scope.
             raise PermissionDenied("Unauthorized")
         body = read_json_object(request, limit=COMPLETE_BODY_LIMIT)
@@ -182,4 +189,4 @@ class JwtClaimsView(APIView):
     """``POST /api/v1/auth/jwt/claims``: what ``auth.createPublicToken`` signs locally."""
 
     def post(self, request: Request) -> Response:
-        return Response(public_claims(request.user.environment))
+        return Response(public_claims(principal(request).environment))

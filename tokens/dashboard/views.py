@@ -22,12 +22,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from tokens import keys, selectors, services
-from tokens.api.pagination import PageRequest, paginate
-from tokens.api.serializers import base_url, callback_url
 from tokens.dashboard import forms
 from tokens.decisions import DECISIONS, decision_of, decision_output
 from tokens.exceptions import NotFound
+from tokens.http import actor_from_request, base_url
+from tokens.links import callback_url
 from tokens.models import Environment, Membership, Token, TokenEvent
+from tokens.pagination import PageRequest, paginate
 
 PAGE_SIZE = 25
 ACTION_LABELS = {
@@ -45,10 +46,11 @@ ACTION_LABELS = {
 
 
 def _actor(request: HttpRequest) -> services.Actor:
-    return services.Actor.from_request(
+    return actor_from_request(
         request,
         TokenEvent.Channel.DASHBOARD,
-        user=request.user,  # type: ignore[arg-type]
+        credential=TokenEvent.Credential.SESSION,
+        user=request.user,
     )
 
 
@@ -346,7 +348,7 @@ def token_bulk(request: HttpRequest) -> HttpResponse:
     back = _next_or(request, reverse("dashboard:home"))
     form = forms.BulkDecisionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, next(iter(form.errors.values()))[0])
+        messages.error(request, str(next(iter(form.errors.values()))[0]))
         return redirect(back)
     decision, comment = form.cleaned_data["decision"], form.cleaned_data["comment"].strip()
     roles: dict[int, str | None] = {}

@@ -44,9 +44,9 @@ def parse_page_request(
                 )
     cursors: dict[str, str | None] = {}
     for name in ("after", "before"):
-        raw = params.get(f"page[{name}]")
-        cursors[name] = keys.parse_token_id(raw) if raw else None
-        if raw and cursors[name] is None:
+        cursor = params.get(f"page[{name}]")
+        cursors[name] = keys.parse_token_id(cursor) if cursor else None
+        if cursor and cursors[name] is None:
             issues.append({"path": [f"page[{name}]"], "message": "Invalid cursor"})
     if issues:
         return None, issues

@@ -1,0 +1,33 @@
+"""Absolute links to a token: its callback URL (a credential) and its dashboard page.
+
+Core: used by e-mails, the API's representation and the pages alike; takes a base origin, never
+a request (adapters turn their request into a base with ``tokens.http.base_url``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+
+from tokens import keys
+from tokens.models import Token
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+def public_base_url() -> str:
+    """The configured public origin, for work done outside a request (the worker's e-mails)."""
+    return settings.PUBLIC_BASE_URL or DEFAULT_BASE_URL
+
+
+def callback_url(token: Token, *, base: str) -> str:
+    digest = keys.callback_hash(
+        callback_secret=token.environment.callback_secret, internal_id=token.id
+    )
+    path = reverse("token-callback", kwargs={"token_id": token.friendly_id, "digest": digest})
+    return base + path
+
+
+def dashboard_url(token: Token, *, base: str) -> str:
+    """The token's page on the dashboard (it asks approvers to log in first)."""
+    return base + reverse("dashboard:token_detail", args=[token.friendly_id])

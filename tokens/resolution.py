@@ -1,0 +1,178 @@
+"""The one place a token leaves WAITING.
+
+Complete (API, public access token, callback URL, dashboard, e-mailed link), cancel, force
+timeout, the timeout sweep and the expiry of an overdue token met on access all end here:
+
+* the transition is one set-based ``UPDATE … WHERE status = 'WAITING' … RETURNING`` (one
+  statement per sweep batch), so concurrent writers cannot both win;
+* deadlines are decided on the **database's** clock: the guard compares ``timeout_at`` with the
+  database's ``now`` (unless a caller injects ``now``, as tests do), and on PostgreSQL a deferred
+  constraint trigger (migration 0002) refuses a completion or cancellation whose transaction
+  commits at or after the deadline, because readers may already have reported TIMED_OUT;
+* ``on_resolved`` writes the audit events and enqueues every consequence into the outbox in the
+  same transaction; it is the one place to add a consequence of resolution;
+* the resolution is announced to listeners: ``NOTIFY waitpoint_resolved`` (PostgreSQL, delivered
+  on commit, to other processes) and the ``token_resolved`` signal after commit (in-process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from tokens import audit, signals
+from tokens.audit import Actor
+from tokens.models import Token, TokenEvent
+
+NOTIFY_CHANNEL = "waitpoint_resolved"
+NOTIFY_PAYLOAD_LIMIT = 7900  # PostgreSQL's NOTIFY payload must stay under 8000 bytes
+DEADLINE_CONSTRAINT = "token_resolved_before_deadline"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a resolution writes: the terminal state and the audit event that records it."""
+
+    status: str
+    event_kind: str
+    output: str | None = None
+    output_type: str = "application/json"
+    output_is_error: bool = False
+    cancel_reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_one(
+    *, token: Token, outcome: Outcome, actor: Actor, now: datetime | None = None
+) -> TokenEvent | None:
+    """WAITING (and before its deadline) → ``outcome``; the event, or None if nothing applied.
+
+    Runs in the caller's transaction; ``now`` (tests) replaces the database's clock."""
+    clock: Any = now or Now()
+    fields: dict[str, Any] = {
+        "status": outcome.status,
+        "completed_at": clock,
+        "output": outcome.output,
+        "output_type": outcome.output_type,
+        "output_is_error": outcome.output_is_error,
+    }
+    if outcome.status == Token.Status.CANCELLED:
+        fields.update(cancelled_at=clock, cancel_reason=outcome.cancel_reason)
+    still_waiting = Token.objects.filter(pk=token.pk, status=Token.Status.WAITING).filter(
+        Q(timeout_at__isnull=True) | Q(timeout_at__gt=clock)
+    )
+    if not still_waiting.update(**fields):
+        return None
+    token.refresh_from_db()
+    event = audit.record(token, outcome.event_kind, actor, now or timezone.now(), **outcome.detail)
+    on_resolved(token_ids=[token.pk], status=outcome.status)
+    return event
+
+
+def expire_due(
+    *, now: datetime | None = None, limit: int, token_ids: Iterable[str] | None = None
+) -> list[str]:
+    """Up to ``limit`` WAITING tokens past their deadline → TIMED_OUT, in one statement.
+
+    Each token's resolution time is its ``timeout_at`` (so reads before and after the sweep
+    agree); its output is derived from it on read (``Token.effective``). ``SKIP LOCKED`` lets
+    several sweepers split the work; the outer ``status = 'WAITING'`` keeps a completion that
+    won a row from being overwritten. Runs in the caller's transaction.
+    """
+    table = Token._meta.db_table
+    clock_sql, params = _clock_sql(now)
+    only = ""
+    if token_ids is not None:
+        ids = list(token_ids)
+        if not ids:
+            return []
+        only = f" AND id IN ({', '.join(['%s'] * len(ids))})"
+        params += ids
+    lock = (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    )
+    # MATERIALIZED: as a plain IN (subquery), PostgreSQL may run the LIMIT more than once and
+    # update more rows than the batch (seen in tests); a materialized CTE runs it once.
+    sql = (
+        f"WITH due AS MATERIALIZED (SELECT id FROM {table} "  # noqa: S608 - names are ours
+        f"WHERE status = %s AND timeout_at <= {clock_sql}{only} "
+        f"ORDER BY timeout_at LIMIT %s{lock}) "
+        f"UPDATE {table} SET status = %s, completed_at = timeout_at, output = NULL, "
+        f"output_type = %s, output_is_error = %s "
+        f"WHERE status = %s AND id IN (SELECT id FROM due) RETURNING id"
+    )
+    waiting = Token.Status.WAITING.value
+    all_params: list[Any] = [waiting, *params, limit]
+    all_params += [Token.Status.TIMED_OUT.value, "application/json", True, waiting]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, all_params)
+        expired = [row[0] for row in cursor.fetchall()]
+    if expired:
+        moment = now or timezone.now()
+        TokenEvent.objects.bulk_create(
+            [audit.build(pk, TokenEvent.Kind.TIMED_OUT, Actor.system(), moment) for pk in expired]
+        )
+        on_resolved(token_ids=expired, status=Token.Status.TIMED_OUT)
+    return expired
+
+
+def _clock_sql(now: datetime | None) -> tuple[str, list[Any]]:
+    """SQL for "now": the injected moment, or the database's own clock."""
+    if now is not None:
+        return "%s", [connection.ops.adapt_datetimefield_value(now)]
+    if connection.vendor == "postgresql":
+        return "clock_timestamp()", []
+    # As Django's Now() on SQLite: the format Django stores datetimes in, so strings compare.
+    return "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW')", []
+
+
+def is_deadline_refusal(error: IntegrityError) -> bool:
+    """Whether a commit failed because the deadline passed before it (the deferred trigger)."""
+    diag = getattr(error.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == DEADLINE_CONSTRAINT
+
+
+# ------------------------------------------------------------------------------------------------
+# Consequences and announcements: the one place to hang a new consequence of resolution
+# ------------------------------------------------------------------------------------------------
+
+
+def on_resolved(*, token_ids: list[str], status: str) -> None:
+    """Everything that follows a resolution, in the resolving transaction.
+
+    Work that must not be lost goes into the outbox here (webhooks, …); listeners that only
+    need to know are told through NOTIFY (on commit) and the ``token_resolved`` signal.
+    """
+    _notify(token_ids)
+    statuses = dict.fromkeys(token_ids, status)
+    transaction.on_commit(
+        lambda: signals.token_resolved.send(sender=Token, token_ids=token_ids, statuses=statuses)
+    )
+
+
+def _notify(token_ids: list[str]) -> None:
+    """``NOTIFY waitpoint_resolved, 'id,id,…'``, chunked; PostgreSQL delivers it on commit."""
+    if connection.vendor != "postgresql" or not token_ids:
+        return
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for token_id in token_ids:
+        if current and size + len(token_id) + 1 > NOTIFY_PAYLOAD_LIMIT:
+            chunks.append(",".join(current))
+            current, size = [], 0
+        current.append(token_id)
+        size += len(token_id) + 1
+    chunks.append(",".join(current))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_notify(%s, chunk) FROM unnest(%s::text[]) AS chunk",
+            [NOTIFY_CHANNEL, chunks],
+        )
