@@ -73,7 +73,9 @@ class Channel(filesystem.Channel):
 
     # -- messages ----------------------------------------------------------------------------------
 
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    # kombu's own classes disagree on this signature (payload vs message); this is the filesystem
+    # channel's, which is what the virtual transport calls (positionally).
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         # kombu's file name: sorted by creation time in ms, then unique, then the queue.
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         folder = Path(self.data_folder_out)
@@ -82,7 +84,7 @@ class Channel(filesystem.Channel):
         except OSError as exc:
             raise ChannelError(f"Cannot add file {name!r} to {folder}") from exc
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: Any = None) -> Any:
         folder = Path(self.data_folder_in)
         wanted = f"{queue}.msg"
         claimed = folder / CLAIMED

@@ -2,9 +2,12 @@
 
     python -m tests.smoke.broker_race --transport kombu --messages 3000
     python -m tests.smoke.broker_race --transport waitpoints --messages 3000
+    python -m tests.smoke.broker_race --transport app --messages 3000
 
-``kombu`` is kombu's stock ``filesystem://`` transport, ``waitpoints`` the one the embedded
-default uses (``waitpoints_site.broker``). It prints one JSON line: how many messages were sent,
+``kombu`` is kombu's stock ``filesystem://`` transport, ``waitpoints`` ours
+(``waitpoints_site.broker``), ``app`` whatever the Celery app's settings configure for the
+embedded default (its broker under ``WAITPOINTS_VAR_DIR``): what the worker itself would use. It
+prints one JSON line: how many messages were sent,
 received intact, and how many reads failed (kombu's transport raises ``JSONDecodeError`` when the
 consumer takes a message file its producer has created but not yet written: the error that
 killed the worker of the embedded default).
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,15 +27,23 @@ from typing import Any
 
 from kombu import Connection
 
+from tests.smoke.processes import ROOT, subprocess_env
+
 TRANSPORTS = {
     "kombu": "kombu.transport.filesystem:Transport",
     "waitpoints": "waitpoints_site.broker:Transport",
+    "app": "",
 }
 QUEUE = "race"
 PADDING = "x" * 1500  # about the size of a Celery task message
 
 
 def _connection(transport: str, folder: Path) -> Connection:
+    if transport == "app":
+        # The settings put the broker under WAITPOINTS_VAR_DIR (run() sets it to the folder).
+        from waitpoints_site.celery import app
+
+        return app.connection_for_write()
     # The same options as settings.CELERY_BROKER_TRANSPORT_OPTIONS for the embedded default.
     options = {
         "data_folder_in": str(folder / "queue"),
@@ -43,19 +55,21 @@ def _connection(transport: str, folder: Path) -> Connection:
     return Connection("filesystem://", transport=TRANSPORTS[transport], transport_options=options)
 
 
-def produce(transport: str, folder: Path, messages: int) -> None:
+def produce(transport: str, folder: Path, messages: int, name: str = QUEUE) -> None:
     with _connection(transport, folder) as connection:
-        queue = connection.SimpleQueue(QUEUE)
+        queue = connection.SimpleQueue(name)
         for number in range(messages):
             queue.put({"n": number, "padding": PADDING})
         queue.close()
 
 
-def consume(transport: str, folder: Path, messages: int, idle_seconds: float) -> dict[str, Any]:
+def consume(
+    transport: str, folder: Path, messages: int, idle_seconds: float, name: str = QUEUE
+) -> dict[str, Any]:
     received: set[int] = set()
     errors: list[str] = []
     with _connection(transport, folder) as connection:
-        queue = connection.SimpleQueue(QUEUE)
+        queue = connection.SimpleQueue(name)
         last = time.monotonic()
         while len(received) < messages and time.monotonic() - last < idle_seconds:
             try:
@@ -74,21 +88,41 @@ def consume(transport: str, folder: Path, messages: int, idle_seconds: float) ->
     return {"received": len(received), "errors": len(errors), "first_errors": errors[:3]}
 
 
-def run(transport: str, messages: int, idle_seconds: float = 5.0) -> dict[str, Any]:
-    """Start the consumer, then the producer, in two processes; return the consumer's count."""
+def run(
+    transport: str,
+    messages: int,
+    idle_seconds: float = 5.0,
+    var: Path | None = None,
+    queue: str = QUEUE,
+) -> dict[str, Any]:
+    """Start the consumer, then the producer, in two processes; return the consumer's count.
+
+    ``var``: the WAITPOINTS_VAR_DIR for ``app`` (default: a temporary folder); for the others
+    its ``broker`` folder is used.
+    """
     with tempfile.TemporaryDirectory(prefix="broker-race-") as directory:
-        folder = Path(directory)
+        var = Path(directory) if var is None else var
+        folder = var / "broker"
         for sub in ("queue", "processed", "control"):
-            (folder / sub).mkdir()
-        common = [str(folder), str(messages), str(idle_seconds)]
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        env = subprocess_env(
+            WAITPOINTS_VAR_DIR=str(var),
+            SECRET_KEY=os.environ.get("SECRET_KEY") or "broker-race-" + "x" * 40,
+        )
+        common = [str(folder), str(messages), str(idle_seconds), queue]
         module = [sys.executable, "-m", "tests.smoke.broker_race"]
         consumer = subprocess.Popen(
             [*module, "--role", "consume", "--transport", transport, *common],
             stdout=subprocess.PIPE,
             text=True,
+            cwd=ROOT,
+            env=env,
         )
         producer = subprocess.run(
-            [*module, "--role", "produce", "--transport", transport, *common], check=False
+            [*module, "--role", "produce", "--transport", transport, *common],
+            check=False,
+            cwd=ROOT,
+            env=env,
         )
         out, _ = consumer.communicate(timeout=120 + idle_seconds)
         lines = out.strip().splitlines()
@@ -106,13 +140,15 @@ def main() -> None:
     parser.add_argument("--transport", choices=sorted(TRANSPORTS), default="waitpoints")
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--role", choices=["produce", "consume"])
-    parser.add_argument("args", nargs="*", help="internal: folder, messages, idle seconds")
+    parser.add_argument("args", nargs="*", help="internal: folder, messages, idle seconds, queue")
     options = parser.parse_args()
     if options.role == "produce":
-        produce(options.transport, Path(options.args[0]), int(options.args[1]))
+        folder, messages, _idle, name = options.args
+        produce(options.transport, Path(folder), int(messages), name)
     elif options.role == "consume":
-        folder, messages, idle = Path(options.args[0]), int(options.args[1]), float(options.args[2])
-        print(json.dumps(consume(options.transport, folder, messages, idle)), flush=True)
+        folder, messages, idle, name = options.args
+        result = consume(options.transport, Path(folder), int(messages), float(idle), name)
+        print(json.dumps(result), flush=True)
     else:
         print(json.dumps(run(options.transport, options.messages)))
 

@@ -27,18 +27,18 @@ import re
 import secrets
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.smoke.broker_race import run as broker_race_run
 from tests.smoke.processes import (
     BIN,
-    ROOT,
     free_port,
     manage,
     request,
@@ -164,7 +164,7 @@ def soak(
     log: Path,
     email_every: int = 5,
     sweep_interval: float = 1.0,
-    kicks: float = 0.0,
+    broker_race: int = 0,
 ) -> dict[str, Any]:
     """Run the soak; return the figures and a list of problems (empty when it passed)."""
     port = free_port()
@@ -194,23 +194,26 @@ def soak(
             if server.poll() is not None:
                 raise AssertionError(f"honcho exited with {server.returncode}:\n{tail(log)}")
 
-        storm = None
-        if kicks:
-            # Extra outbox kicks published through Celery, as a burst of API requests would.
-            storm = subprocess.Popen(
-                [sys.executable, "-m", "tests.smoke.soak", "--kick-storm", str(kicks)],
-                cwd=ROOT,
-                env=env,
-            )
+        race: dict[str, Any] = {}
+        racer = None
+        if broker_race:
+            # One more producer and consumer on the service's own broker folder, through the
+            # transport the app configures: a burst of messages while the worker polls too.
+            def run_race() -> None:
+                race.update(broker_race_run("app", broker_race, var=var, queue="soak-race"))
+
+            racer = threading.Thread(target=run_race, daemon=True)
+            racer.start()
         try:
             _drive(base, key, minutes * 60, rate, email_every, figures, check)
         except AssertionError as error:
             problems.append(str(error))
         finally:
-            if storm is not None:
-                storm.terminate()
-                storm.wait(timeout=30)
+            if racer is not None:
+                racer.join(timeout=180)
         drove = time.monotonic() - started
+        if broker_race and (race.get("errors") != 0 or race.get("received") != broker_race):
+            problems.append(f"broker race pair: {race or 'did not finish'}")
 
         # Every due token must be TIMED_OUT by the sweep, every e-mail delivered.
         ids = [token.removeprefix("waitpoint_") for token in figures.timing_out]
@@ -292,18 +295,6 @@ def soak(
     }
 
 
-def kick_storm(per_second: float) -> None:
-    """Publish the outbox task ``per_second`` times a second until terminated."""
-    from waitpoints_site.celery import app
-
-    sent = 0
-    started = time.monotonic()
-    while True:
-        app.send_task("tokens.tasks.deliver_outbox")
-        sent += 1
-        time.sleep(max(0.0, started + sent / per_second - time.monotonic()))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30)
@@ -313,14 +304,14 @@ def main() -> None:
         "--sweep-interval", type=float, default=1.0, help="SWEEP_INTERVAL_SECONDS (default 1)"
     )
     parser.add_argument(
-        "--kicks", type=float, default=0, help="extra outbox kicks a second (default 0)"
+        "--broker-race",
+        type=int,
+        default=0,
+        help="also pass this many messages through one more producer/consumer pair on the "
+        "service's broker folder (tests/smoke/broker_race.py; default 0)",
     )
     parser.add_argument("--keep", help="a folder for var/ and the log (default: a temporary one)")
-    parser.add_argument("--kick-storm", type=float, help=argparse.SUPPRESS)
     options = parser.parse_args()
-    if options.kick_storm:
-        kick_storm(options.kick_storm)
-        return
     folder = Path(options.keep or tempfile.mkdtemp(prefix="waitpoints-soak-"))
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "honcho.log"
@@ -332,7 +323,7 @@ def main() -> None:
         log=log,
         email_every=options.email_every,
         sweep_interval=options.sweep_interval,
-        kicks=options.kicks,
+        broker_race=options.broker_race,
     )
     print(json.dumps(result), flush=True)
     sys.exit(1 if result["problems"] else 0)

@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.smoke, pytest.mark.timeout(240)]
 
 
 def test_one_producer_one_consumer_every_message_intact() -> None:
-    result = run("waitpoints", messages=3000)
+    # "app": the transport and options the settings configure for the embedded default.
+    result = run("app", messages=3000)
     assert result["producer_rc"] == 0
     assert result["errors"] == 0, result
     assert result["received"] == 3000, result
@@ -40,13 +41,13 @@ def _connection(folder: Path) -> Connection:
 def test_an_undecodable_message_is_set_aside_not_fatal(tmp_path: Path) -> None:
     with _connection(tmp_path) as connection:
         queue = connection.SimpleQueue("q")
-        (tmp_path / "1_broken.q.msg").write_text("")  # sorts before anything put now
+        (tmp_path / "0_broken.q.msg").write_text("")  # sorts before anything put now
         queue.put({"n": 1})
         message = queue.get(timeout=5)
         assert message.payload == {"n": 1}
         message.ack()
         queue.close()
-    assert (tmp_path / ".broken" / "1_broken.q.msg").is_file()
+    assert (tmp_path / ".broken" / "0_broken.q.msg").is_file()
     assert not list(tmp_path.glob("*.msg"))
     assert not list((tmp_path / ".claimed").iterdir())
     assert not list((tmp_path / ".tmp").iterdir())
