@@ -41,6 +41,8 @@ def _test_settings(settings) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.WAITPOINTS_DEFAULT_TIMEOUT = "10m"
     settings.WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL = "1h"
+    # A deliberately slow hasher protects real passwords; tests only need a working one.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Pages render {% static %}; the manifest storage needs collectstatic, tests do not run it.
     settings.STORAGES = {
         **settings.STORAGES,

@@ -23,7 +23,7 @@ from rest_framework.test import APIClient
 from tests.test_races import run_together
 from tokens import resolution, selectors, services, signals
 from tokens.links import callback_url
-from tokens.models import Membership, Token
+from tokens.models import Membership, Token, TokenEvent
 
 SYSTEM = services.Actor.system()
 
@@ -157,11 +157,13 @@ def test_it_sweeps_with_one_update_per_batch(environment, make_token):
     with CaptureQueriesContext(connection) as queries:
         assert services.token_expire_due(batch_size=2) == 5
 
-    updates = [q["sql"] for q in queries if "UPDATE tokens_token" in q["sql"]]
-    inserts = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "tokens_tokenevent"')]
-    assert len(updates) == math.ceil(5 / 2)  # 2 + 2 + 1: the short batch ends the sweep
-    assert len(inserts) == len(updates)
+    statements = [q["sql"] for q in queries if "UPDATE tokens_token" in q["sql"]]
+    assert len(statements) == math.ceil(5 / 2)  # 2 + 2 + 1: the short batch ends the sweep
+    # Each statement writes its audit events too (INSERT … SELECT from the UPDATE's RETURNING).
+    assert all("INSERT INTO tokens_tokenevent" in sql for sql in statements)
+    assert not [q for q in queries if q["sql"].startswith('INSERT INTO "tokens_tokenevent"')]
     assert Token.objects.filter(status=Token.Status.TIMED_OUT).count() == 5
+    assert TokenEvent.objects.filter(kind=TokenEvent.Kind.TIMED_OUT, channel="system").count() == 5
 
 
 @pytest.mark.django_db(transaction=True)

@@ -34,8 +34,10 @@ def parse_instant(value: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# These fields read text (CharField's cleaning) into other types; the stubs type CharField's
+# to_python as returning text, hence the override ignores.
 class CommaListField(forms.CharField):
-    def to_python(self, value: object) -> list[str]:
+    def to_python(self, value: object) -> list[str]:  # type: ignore[override]
         text = super().to_python(value)
         return [part.strip() for part in text.split(",") if part.strip()] if text else []
 
@@ -56,7 +58,7 @@ class TagListField(CommaListField):
 
 
 class InstantField(forms.CharField):
-    def to_python(self, value: object) -> datetime | None:
+    def to_python(self, value: object) -> datetime | None:  # type: ignore[override]
         text = super().to_python(value)
         if not text:
             return None
@@ -69,7 +71,7 @@ class InstantField(forms.CharField):
 
 
 class PeriodField(forms.CharField):
-    def to_python(self, value: object) -> object:
+    def to_python(self, value: object) -> object:  # type: ignore[override]
         text = super().to_python(value)
         if not text:
             return None

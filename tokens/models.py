@@ -128,7 +128,11 @@ class Token(models.Model):
 
     # 25-character, time-ordered id; the API shows it as "waitpoint_<id>".
     id = models.CharField(primary_key=True, max_length=40, default=keys.generate_token_id)
-    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="tokens")
+    # No index of its own: every index below starts with environment. Each index is paid for
+    # on every resolution (a status change rewrites every index entry of the row).
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="tokens", db_index=False
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
     timeout_at = models.DateTimeField(null=True, blank=True)
     # The key the caller gave, kept for display and filtering after it expires.
@@ -284,7 +288,10 @@ class TokenEvent(models.Model):
         ADMIN = "admin", "Admin"
         SYSTEM = "system", "System"
 
-    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="events")
+    # Indexed by tokenevent_token (token, created_at), which serves the FK as well.
+    token = models.ForeignKey(
+        Token, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     kind = models.CharField(max_length=32, choices=Kind.choices)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     api_key = models.ForeignKey(

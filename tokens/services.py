@@ -319,10 +319,11 @@ def _transition(
 def _refused(token: Token, kind: str, actor: Actor, now: datetime | None) -> TransitionResult:
     """Nothing applied: persist an overdue timeout, audit the attempt, report who resolved it."""
     token.refresh_from_db()  # the in-memory row may hold a transition that was rolled back
-    if token.status == Token.Status.WAITING and token.timeout_at is not None:
-        # Refused while WAITING: the deadline passed (on the database's clock, or ``now``).
-        if resolution.expire_due(now=now, limit=1, token_ids=[token.pk]):
-            token.refresh_from_db()
+    vars(token).pop("db_now", None)  # the clock of the read that found it is stale now
+    # Refused while WAITING: the deadline passed (on the database's clock, or ``now``).
+    waiting = token.status == Token.Status.WAITING and token.timeout_at is not None
+    if waiting and resolution.expire_due(now=now, limit=1, token_ids=[token.pk]):
+        token.refresh_from_db()
     audit.record(token, kind, actor, now or timezone.now(), status=token.status)
     return TransitionResult(
         token=token, applied=False, resolution=selectors.token_resolution_event(token=token)
@@ -389,6 +390,7 @@ def token_expire_due(*, now: datetime | None = None, batch_size: int | None = No
     total = 0
     while True:
         with transaction.atomic():
+            resolution.relax_durability()
             expired = resolution.expire_due(now=now, limit=batch_size)
         total += len(expired)
         if len(expired) < batch_size:

@@ -303,7 +303,10 @@ WAITPOINTS_DEFAULT_TIMEOUT = os.environ.get("WAITPOINTS_DEFAULT_TIMEOUT", "10m")
 WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL = os.environ.get(
     "WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL", "1h"
 )
-WAITPOINTS_SWEEP_BATCH_SIZE = env_int("WAITPOINTS_SWEEP_BATCH_SIZE", 500)
+WAITPOINTS_SWEEP_BATCH_SIZE = env_int("WAITPOINTS_SWEEP_BATCH_SIZE", 1000)
+# Outbox messages a worker sends at once: a hung SMTP server or webhook endpoint holds one
+# sender, not the whole queue.
+WAITPOINTS_OUTBOX_SENDERS = env_int("WAITPOINTS_OUTBOX_SENDERS", 8)
 
 LOGGING = {
     "version": 1,

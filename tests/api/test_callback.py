@@ -48,6 +48,7 @@ def test_it_stores_the_whole_body_as_output(client, token):
     assert token.output_type == "application/super+json"
     event = token.events.get(kind=TokenEvent.Kind.COMPLETED)
     assert (event.channel, event.ip, event.api_key) == ("callback", "198.51.100.2", None)
+    assert (event.credential, event.actor_label) == ("callback_url", "callback URL")
 
 
 def test_it_uses_the_url_of_the_create_response(api_client, client):

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from tests.api.helpers import TOKENS, assert_error, post_raw, url_of
 from tokens import services
-from tokens.models import Token, TokenEvent
+from tokens.models import ApiKey, Token, TokenEvent
 
 SYSTEM = services.Actor.system()
 
@@ -91,7 +91,9 @@ def test_it_records_the_api_key_ip_and_user_agent(api_client, make_token, enviro
     )
     event = token.events.get(kind=TokenEvent.Kind.COMPLETED)
     assert event.channel == "api"
+    assert event.credential == TokenEvent.Credential.SECRET_KEY
     assert event.api_key.environment == environment
+    assert event.actor_label == f"API key {event.api_key.prefix}…"
     assert (event.ip, event.user_agent) == ("203.0.113.4", "node")
 
 
@@ -198,6 +200,9 @@ def test_it_completes_with_the_issued_public_access_token(api_client):
     assert token.output == "ok"
     event = token.events.get(kind="completed")
     assert event.api_key is None and event.channel == "api"
+    # Not "system": the audit trail names the credential that acted.
+    assert event.credential == TokenEvent.Credential.PUBLIC_ACCESS_TOKEN
+    assert event.actor_label == "public access token (issued on create)"
 
 
 def test_it_refuses_a_public_access_token_of_another_token(api_client, make_token):
@@ -246,6 +251,11 @@ def test_it_accepts_a_jwt_self_signed_with_the_secret_key(
     response = bearer(credential).post(complete_url(token), {"data": 1}, format="json")
     assert response.status_code == 200
     assert stored(token).status == Token.Status.COMPLETED
+    event = token.events.get(kind="completed")
+    signer = ApiKey.objects.get(environment=environment)
+    assert event.credential == TokenEvent.Credential.PUBLIC_ACCESS_TOKEN
+    assert event.api_key == signer  # the key that signed the token
+    assert event.actor_label == f"public access token (API key {signer.prefix}…)"
 
 
 def test_it_refuses_a_jwt_signed_with_a_revoked_key(

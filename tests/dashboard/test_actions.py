@@ -114,6 +114,7 @@ def test_approve_stores_the_decision_the_sdk_reads(approver, waiting: Token) -> 
     assert output_of(waiting) == {"status": "approved", "comment": "looks fine", "by": "april"}
     event = waiting.events.get(kind=TokenEvent.Kind.COMPLETED)
     assert (event.channel, event.user, event.ip) == ("dashboard", approver, "203.0.113.7")
+    assert (event.credential, event.actor_label) == ("session", approver.username)
     assert event.user_agent == "pytest-browser/1.0"
     assert messages_of(response) == [f"Approved {waiting.friendly_id}."]
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from tokens import services
 from tokens.models import Token, TokenEvent, iso
 
@@ -87,5 +90,9 @@ def test_it_uses_the_batch_size_setting(environment, settings):
     settings.WAITPOINTS_SWEEP_BATCH_SIZE = 2
     for _ in range(5):
         create(environment, "1m")
-    assert services.token_expire_due(now=NOW + timedelta(minutes=5)) == 5
+    with CaptureQueriesContext(connection) as queries:
+        assert services.token_expire_due(now=NOW + timedelta(minutes=5)) == 5
     assert not Token.objects.filter(status=Token.Status.WAITING).exists()
+    # Batches of 2, 2 and 1, each its own UPDATE; another batch size gives another count.
+    sweeps = [q for q in queries if "UPDATE tokens_token" in q["sql"]]
+    assert [" LIMIT 2" in q["sql"] for q in sweeps] == [True, True, True]

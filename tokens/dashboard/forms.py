@@ -157,7 +157,8 @@ class DecisionForm(forms.Form):
 
 
 class CompleteJsonForm(forms.Form):
-    data = forms.CharField(
+    # A declared field, not Form.data: the form metaclass moves it into base_fields.
+    data = forms.CharField(  # type: ignore[assignment]
         label="Output (JSON)",
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
         max_length=3 * 1024 * 1024,

@@ -1,0 +1,54 @@
+"""The core imports no adapter: adapters turn requests into calls, never the other way round."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+TOKENS = Path(__file__).resolve().parents[1] / "tokens"
+ADAPTERS = (
+    "tokens.api",
+    "tokens.dashboard",
+    "tokens.callback",
+    "tokens.admin",
+    "tokens.tasks",
+    "tokens.http",
+    "tokens.management",
+    "tokens.middleware",
+    "tokens.health",
+)
+# Request and framework types belong to adapters too.
+FOREIGN = ("django.http", "rest_framework", "django.contrib.admin")
+CORE = sorted(
+    path
+    for path in TOKENS.glob("*.py")
+    if f"tokens.{path.stem}" not in ADAPTERS and path.stem not in ("__init__", "apps")
+)
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_core_is_what_we_think_it_is():
+    stems = {path.stem for path in CORE}
+    assert {"models", "services", "selectors", "resolution", "outbox", "emails", "links"} <= stems
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda path: path.stem)
+def test_a_core_module_imports_no_adapter(path):
+    bad = {
+        name
+        for name in imported_modules(path)
+        if name.startswith(ADAPTERS) or name.startswith(FOREIGN)
+    }
+    assert not bad, f"tokens/{path.name} imports {sorted(bad)}"
