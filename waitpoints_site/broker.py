@@ -26,8 +26,10 @@ those costs; it only needs the classic maildir discipline, which is what this su
 * a message that still cannot be decoded (written by some other program, or damaged) is moved to
   ``queue/.broken/`` and logged; it never takes the worker down.
 
-Messages are not fsynced: a power cut may lose the last ones, which the periodic sweep and the
-outbox beat schedule make up for. Use Redis (``REDIS_URL``) for anything beyond one machine.
+Messages are not fsynced: a power cut may lose the last ones, as may a consumer killed between
+claiming a message and reading it (kombu's transport loses those too); the periodic sweep and
+the outbox's beat schedule make up for a lost kick. Use Redis (``REDIS_URL``) for anything beyond
+one machine.
 """
 
 from __future__ import annotations
