@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us (no CDN)
     "tokens",
 ]
 
@@ -137,7 +138,21 @@ TEMPLATES = [
 # ------------------------------------------------------------------------------------------------
 
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    # Under ASGI (the web role) Django runs each synchronous request on a thread of its own
+    # that ends with the request, so persistent connections would be left behind: Django's
+    # documentation says to use a connection pool there instead (one per web process).
+    _asgi = os.environ.get("WAITPOINTS_SERVER") == "asgi"
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=0 if _asgi else 60
+        )
+    }
+    if _asgi:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": env_int("WEB_DATABASE_POOL_SIZE", 20),
+            "timeout": 10,
+        }
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {
@@ -236,8 +251,30 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "waitpoints API",
-    "DESCRIPTION": "Waitpoint tokens, wire-compatible with Trigger.dev's v1 API.",
+    "DESCRIPTION": (
+        "Waitpoint tokens, wire-compatible with Trigger.dev's v1 API (the official "
+        "`@trigger.dev/sdk` works against it). Success is always `200`; every error is JSON "
+        '`{"error": "…"}`, with `details` for a bad query. Optional fields are omitted, never '
+        "`null`; dates are ISO-8601 UTC with `Z`. Methods a path does not list answer "
+        '`405 {"error": "Method not allowed"}`. Fields and operations marked '
+        "`x-waitpoints-extension` are ours, not upstream's; the official SDK ignores them."
+    ),
     "VERSION": "1.0.0",
+    "TAGS": [
+        {"name": "Waitpoint tokens", "description": "Create, read, complete and cancel tokens."},
+        {"name": "Webhooks", "description": "Endpoints that receive resolved tokens' events."},
+        {"name": "Auth", "description": "Public access tokens for the SDK."},
+    ],
+    # The schema and its docs are public: the contract is not a secret (the API still is).
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["tokens.api.schema.include_plain_views"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": False, "tryItOutEnabled": False},
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -326,9 +363,26 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # The web role's access log (waitpoints_site/hypercorn_config.py hands hypercorn this
+        # logger), through the same redacting handler.
+        "hypercorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Beat and the worker would log every one-second sweep at INFO; keep what matters.
         "celery.beat": {"level": "WARNING"},
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
     },
 }
+
+# ------------------------------------------------------------------------------------------------
+# Long-poll wait (tokens/api/wait.py, tokens/waiting.py) and slow clients (waitpoints_site/asgi.py)
+# ------------------------------------------------------------------------------------------------
+
+WAITPOINTS_WAIT_DEFAULT_SECONDS = env_int("WAITPOINTS_WAIT_DEFAULT_SECONDS", 30)
+WAITPOINTS_WAIT_MAX_SECONDS = 60
+# Threads per web process for the waiters' short database reads, however many waiters.
+WAITPOINTS_WAIT_DB_THREADS = env_int("WAITPOINTS_WAIT_DB_THREADS", 4)
+# SQLite only (no LISTEN/NOTIFY): how often one query per web process checks every waited token
+# for resolutions made by other processes. Resolutions made in the same process wake at once.
+WAITPOINTS_WAIT_RECHECK_SECONDS = float(os.environ.get("WAITPOINTS_WAIT_RECHECK_SECONDS") or 1.0)
+# A request's announced body must arrive within this time, or 408 and the connection is closed.
+WAITPOINTS_BODY_TIMEOUT_SECONDS = float(os.environ.get("WAITPOINTS_BODY_TIMEOUT_SECONDS") or 10)

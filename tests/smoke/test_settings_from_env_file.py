@@ -2,8 +2,8 @@
 
 Each test runs a copy of the project (so that ``.env`` sits at its root, as a user's would,
 without touching this checkout's) and starts a real entry point in a subprocess: ``manage.py``,
-gunicorn on ``wsgi.py``, a Celery worker on ``celery.py``, and the export lines ``bin/serve``
-evaluates.
+the Procfile's web server (hypercorn on ``asgi.py``), a Celery worker on ``celery.py``, and the
+export lines ``bin/serve`` evaluates.
 """
 
 from __future__ import annotations
@@ -85,22 +85,22 @@ def test_manage_py_reads_env_file_and_the_environment_wins(project: Path, tmp_pa
     assert output.splitlines()[-1].split() == [key, str(var), "7m", "WARNING"], output
 
 
-def test_gunicorn_reads_env_file(project: Path, tmp_path: Path) -> None:
+def test_the_web_server_reads_env_file(project: Path, tmp_path: Path) -> None:
+    """The Procfile's web command, with its port, host and database only in .env."""
     var = tmp_path / "var"
-    _write_env(project, var)
+    port = free_port()
+    _write_env(project, var, f"PORT={port}", "BIND_HOST=127.0.0.1", "WEB_CONCURRENCY=1")
     env = _env(project)
     manage("migrate", "--noinput", env=env, cwd=project)
-    port = free_port()
-    log = tmp_path / "gunicorn.log"
+    log = tmp_path / "web.log"
     command = [
-        str(BIN / "gunicorn"),
-        "waitpoints_site.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--no-control-socket",
+        str(BIN / "hypercorn"),
+        "--config",
+        "python:waitpoints_site.hypercorn_config",
+        "waitpoints_site.asgi:application",
     ]
     with running(command, env=env, log=log, cwd=project) as server:
-        # Without .env it would not boot at all: no SECRET_KEY anywhere else.
+        # Without .env it would listen on 8000 if it started at all: no SECRET_KEY elsewhere.
         health = wait_for_health(f"http://127.0.0.1:{port}", server, log)
         assert health["database"] == "ok"
     assert (var / "waitpoints.sqlite3").is_file(), "the database .env named"
