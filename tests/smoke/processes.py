@@ -50,6 +50,9 @@ def free_port() -> int:
     first, _, last = os.environ.get("WAITPOINTS_TEST_PORTS", "8040-8059").partition("-")
     for port in range(int(first), int(last or first) + 1):
         with socket.socket() as probe:
+            # As the servers do: a port whose last connections are in TIME_WAIT is free to
+            # listen on; only a listener (another server, ours or not) makes it busy.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
