@@ -97,7 +97,9 @@ def test_a_killed_role_is_restarted_and_the_service_stays_up(tmp_path: Path, rol
             return again is not None and again != target
 
         assert wait_until(restarted, timeout=30), tail(log)
-        assert "keepalive: celery -A waitpoints_site " in log.read_text()
+        # honcho copies the wrapper's stderr into its log a moment later.
+        logged = "keepalive: celery -A waitpoints_site "
+        assert wait_until(lambda: logged in log.read_text(), timeout=15), tail(log)
         assert server.poll() is None, tail(log)
         status, _ = request("GET", f"{base}/healthz")
         assert status == 200
