@@ -22,6 +22,11 @@ from __future__ import annotations
 import logging
 import os
 
+from waitpoints_site import env
+
+# Loaded before Django's settings are: .env's PORT, BIND_HOST, WEB_* apply here too.
+env.load()
+
 # All interfaces by default, as platforms that set PORT expect; bin/serve sets 127.0.0.1.
 _host = os.environ.get("BIND_HOST", "0.0.0.0")  # noqa: S104
 bind = [f"{_host}:{os.environ.get('PORT', '8000')}"]

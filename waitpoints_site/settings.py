@@ -1,5 +1,8 @@
 """The only settings module. Everything comes from environment variables with safe defaults.
 
+Variables missing from the environment are first taken from ``.env`` (``waitpoints_site.env``),
+here, so every entry point (manage.py, the web server, Celery) reads the same settings.
+
 With no DATABASE_URL and no REDIS_URL the service runs on the embedded default: SQLite and
 Celery's filesystem broker, both under ``var/``, so one command starts it on a fresh machine.
 """
@@ -12,6 +15,10 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from waitpoints_site import env
+
+env.load()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Local state (SQLite, the filesystem broker, beat's schedule, a generated key). Not in git, and
@@ -324,6 +331,9 @@ SPECTACULAR_SETTINGS = {
 # Celery: Redis from REDIS_URL, else the filesystem broker (needs no server)
 # ------------------------------------------------------------------------------------------------
 
+# The embedded broker is kombu's filesystem transport with its read-before-written race fixed
+# (waitpoints_site/broker.py says why this and not another transport).
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -333,6 +343,7 @@ else:
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT = "waitpoints_site.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

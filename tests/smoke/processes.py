@@ -30,6 +30,7 @@ _SCRUBBED = (
     "PORT",
     "BIND_HOST",
     "WAITPOINTS_VAR_DIR",
+    "WAITPOINTS_ENV_FILE",
 )
 
 
@@ -38,6 +39,8 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["DEBUG"] = "False"
     env["PYTHONUNBUFFERED"] = "1"
+    # Settings read .env (waitpoints_site/env.py): never the developer's, unless a test says so.
+    env["WAITPOINTS_ENV_FILE"] = os.devnull
     env.update(overrides)
     return env
 
@@ -47,6 +50,9 @@ def free_port() -> int:
     first, _, last = os.environ.get("WAITPOINTS_TEST_PORTS", "8040-8059").partition("-")
     for port in range(int(first), int(last or first) + 1):
         with socket.socket() as probe:
+            # As the servers do: a port whose last connections are in TIME_WAIT is free to
+            # listen on; only a listener (another server, ours or not) makes it busy.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -61,11 +67,11 @@ def port_is_closed(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def manage(*args: str, env: dict[str, str], timeout: float = 120) -> str:
+def manage(*args: str, env: dict[str, str], timeout: float = 120, cwd: Path = ROOT) -> str:
     """Run a management command; return its stdout, fail with its output if it fails."""
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -85,7 +91,9 @@ def _kill_group(pid: int, sig: int) -> None:
 
 
 @contextmanager
-def running(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+def running(
+    args: list[str], *, env: dict[str, str], log: Path, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen]:
     """Start a process in its own process group; on exit stop the whole group, always.
 
     SIGTERM first (graceful), SIGKILL after 20 s. For honcho, whose children each run in a
@@ -93,7 +101,7 @@ def running(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subp
     """
     handle = log.open("w")
     process = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        args, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
         yield process

@@ -77,7 +77,8 @@ def test_it_runs_web_worker_and_beat_on_sqlite(tmp_path: Path) -> None:
     assert again == first
     credentials = var / "demo-credentials.json"
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
-    assert json.loads(credentials.read_text())["api_key"] == first["key"]
+    (entry,) = json.loads(credentials.read_text())["databases"].values()
+    assert entry["api_key"] == first["key"]
     assert _query(database, "SELECT username, is_superuser FROM auth_user") == [("admin", 1)]
     assert _query(database, "SELECT COUNT(*) FROM tokens_apikey") == [(1,)]
     assert _query(

@@ -5,6 +5,11 @@ Idempotent. The first run creates what is missing and saves the generated key an
 runs can print them again; keys are otherwise shown only once. Nothing existing is replaced: if the
 demo environment already has keys or a superuser already exists that this file does not describe,
 it says so and tells how to get a new one instead.
+
+The file keeps one entry per database (``{"databases": {"sqlite:/…/waitpoints.sqlite3": {…},
+"postgresql://user@host:5432/name": {…}}}``), so trying the embedded default and then PostgreSQL
+(or back) never loses the other's key and password. A file from before that (one flat entry) is
+still read as a candidate for any database, checked against it, and kept as it is.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
+from django.db import connection, transaction
 
 from tokens import keys, services
 from tokens.models import ApiKey, Environment, Membership
@@ -26,6 +31,18 @@ from tokens.models import ApiKey, Environment, Membership
 DEMO_PROJECT = "demo"
 DEMO_ENVIRONMENT = "dev"
 CREDENTIALS_FILE = "demo-credentials.json"
+SECRETS = ("api_key", "username", "password")
+
+
+def database_label() -> str:
+    """Which database the credentials belong to: its engine and address, never its password."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:{Path(db['NAME']).resolve()}"
+    host = db.get("HOST") or "localhost"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    user = f"{db['USER']}@" if db.get("USER") else ""
+    return f"{connection.vendor}://{user}{host}{port}/{db['NAME']}"
 
 
 def _default_base_url() -> str:
@@ -35,6 +52,10 @@ def _default_base_url() -> str:
     if host in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - only displayed, not bound
         host = "127.0.0.1"
     return f"http://{host}:{os.environ.get('PORT', '') or '8000'}"
+
+
+def _strings(entry: dict[str, Any]) -> dict[str, str]:
+    return {k: v for k, v in entry.items() if k in SECRETS and isinstance(v, str)}
 
 
 class Command(BaseCommand):
@@ -53,7 +74,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: Any) -> None:
         path = Path(settings.VAR_DIR) / CREDENTIALS_FILE
-        saved = self._load(path)
+        label = database_label()
+        stored = self._load(path)
+        found = stored.get("databases")
+        entries: dict[str, Any] = dict(found) if isinstance(found, dict) else {}
+        mine = entries.get(label)
+        own = _strings(mine) if isinstance(mine, dict) else {}
+        # This database's own entry, else a flat (older) file's, only ever used after checking.
+        saved = own if isinstance(mine, dict) else _strings(stored)
         with transaction.atomic():
             environment = services.environment_get_or_create(
                 project_slug=DEMO_PROJECT, slug=DEMO_ENVIRONMENT, project_name="Demo"
@@ -68,15 +96,15 @@ class Command(BaseCommand):
                     defaults={"role": Membership.Role.ADMIN},
                 )
             # Written inside the transaction: a key or password is never committed without being
-            # written down. Stale entries stay (another database may use them); they are only
-            # printed after checking them against this one.
-            updated = dict(saved)
+            # written down. Other databases' entries stay as they are; this one's stale values
+            # stay too, and are only printed after checking them against the database.
+            updated = dict(own)
             if secret:
                 updated["api_key"] = secret
             if username and password:
                 updated.update(username=username, password=password)
-            if updated != saved:
-                self._save(path, updated)
+            if updated != own:
+                self._save(path, {**stored, "databases": {**entries, label: updated}})
         self._print(
             base_url=options["base_url"] or _default_base_url(),
             environment=environment,
@@ -136,17 +164,15 @@ class Command(BaseCommand):
         )
 
     @staticmethod
-    def _load(path: Path) -> dict[str, str]:
+    def _load(path: Path) -> dict[str, Any]:
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             return {}
-        return (
-            {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
-        )
+        return data if isinstance(data, dict) else {}
 
     @staticmethod
-    def _save(path: Path, data: dict[str, str]) -> None:
+    def _save(path: Path, data: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

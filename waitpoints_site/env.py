@@ -1,0 +1,59 @@
+"""Settings from ``.env``, the same way for every entry point.
+
+``settings.py`` calls :func:`load` before it reads a single variable, so ``manage.py``, the web
+server (``wsgi.py`` / ``asgi.py``), the Celery worker and beat (``celery.py``) all see the same
+values, however they were started. Variables already set in the environment win over the file.
+
+The file is ``.env`` at the project root, or the one named by ``WAITPOINTS_ENV_FILE`` (``/dev/null``
+or an empty file to read none). Parsing is python-dotenv's (quotes, ``export``, comments,
+``${VAR}`` expansion), not ours.
+
+``python -m waitpoints_site.env`` prints the file's values that the environment does not already
+set as shell ``export`` lines: ``bin/serve`` evaluates them, because it needs ``PORT`` and
+``BIND_HOST`` itself and the Procfile's ``web`` line expands them in the shell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_file() -> Path:
+    return Path(os.environ.get("WAITPOINTS_ENV_FILE") or BASE_DIR / ".env")
+
+
+def missing_values(path: Path | None = None) -> dict[str, str]:
+    """The file's values for the names the environment does not set (the environment wins)."""
+    path = env_file() if path is None else path
+    if not path.is_file() and not path.is_char_device():
+        return {}
+    values = dotenv_values(path, interpolate=True)
+    return {
+        name: value
+        for name, value in values.items()
+        if value is not None and name not in os.environ
+    }
+
+
+def load() -> None:
+    """Put the file's values into ``os.environ``, never replacing a variable already set."""
+    os.environ.update(missing_values())
+
+
+def main() -> None:
+    for name, value in missing_values().items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            sys.exit(f"{env_file()}: {name!r} is not a valid variable name")
+        print(f"export {name}={shlex.quote(value)}")
+
+
+if __name__ == "__main__":
+    main()
