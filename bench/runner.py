@@ -160,6 +160,26 @@ def load_environment(conn: psycopg.Connection, environment: int, shape: Shape, s
     return start_ms
 
 
+@contextmanager
+def bulk_load(conn: psycopg.Connection, tables: tuple[str, ...]) -> Iterator[None]:
+    """COPY without per-row index and foreign-key work: drop the secondary indexes (those no
+    constraint owns) and skip triggers during the load, then build the indexes once."""
+    rows = conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s) AND indexname "
+        "NOT IN (SELECT conname FROM pg_constraint)",
+        [list(tables)],
+    ).fetchall()
+    for name, _ in rows:
+        conn.execute(f'DROP INDEX "{name}"')
+    conn.execute("SET session_replication_role = replica")
+    conn.commit()
+    yield
+    conn.execute("SET session_replication_role = DEFAULT")
+    for _, definition in rows:
+        conn.execute(definition)
+    conn.commit()
+
+
 def shape_tags(shape: Shape, index: int) -> list[str]:
     names = ["every"]
     if index % max(1, shape.count // 200) == 7:  # 200 tokens, spread over the whole range
@@ -567,9 +587,10 @@ def main() -> None:
         with psycopg.connect(bench_url()) as conn:
             log("loading tokens with COPY")
             t0 = time.monotonic()
-            start_ms = load_environment(conn, fixtures["environment"], shape, salt=1)
-            load_environment(conn, fixtures["other_environment"], shape, salt=2)
-            log(f"COPY took {time.monotonic() - t0:.1f} s")
+            with bulk_load(conn, ("tokens_token", "tokens_tokentag")):
+                start_ms = load_environment(conn, fixtures["environment"], shape, salt=1)
+                load_environment(conn, fixtures["other_environment"], shape, salt=2)
+                log(f"COPY took {time.monotonic() - t0:.1f} s; rebuilding indexes")
         with psycopg.connect(bench_url(), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
             results["load_seconds"] = round(time.monotonic() - t0, 1)

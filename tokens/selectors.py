@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Now
 
 from tokens import keys
@@ -26,6 +26,21 @@ def status_q(status: str, *, now: datetime, cancelled_as_timed_out: bool) -> Q:
         q = Q(status=Token.Status.TIMED_OUT) | overdue
         return q | Q(status=Token.Status.CANCELLED) if cancelled_as_timed_out else q
     return Q(status=status)
+
+
+def tagged_q(tags: list[str]) -> Exists:
+    """Tokens carrying any of ``tags``, for a token queryset scoped to one environment.
+
+    The tag rows are looked up by (environment, name) from the token's own environment, so the
+    plan starts from ``tokentag_lookup`` and reads no other tenant's rows (the same tag name in
+    another environment costs nothing); an EXISTS rather than ``IN`` also needs no DISTINCT when
+    a token carries several of the tags.
+    """
+    return Exists(
+        TokenTag.objects.filter(
+            token_id=OuterRef("pk"), environment_id=OuterRef("environment_id"), name__in=tags
+        )
+    )
 
 
 def api_key_get_by_secret(*, secret: str) -> ApiKey | None:
