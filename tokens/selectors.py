@@ -81,7 +81,9 @@ def _one_token(tokens: QuerySet[Token], token_id: str) -> Token:
 
 def token_get_for_environment(*, environment: Environment, token_id: str) -> Token:
     """The token with this id in this environment (the API's scope)."""
-    return _one_token(Token.objects.filter(environment=environment), token_id)
+    token = _one_token(Token.objects.filter(environment=environment), token_id)
+    token.environment = environment  # the caller's own: no second query to read it
+    return token
 
 
 def token_get_by_id(*, token_id: str) -> Token:
