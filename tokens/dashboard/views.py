@@ -173,6 +173,7 @@ def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -
     queryset = filterset.qs if filterset.is_valid() else Token.objects.none()
     rows, pagination = paginate(queryset, page)
     for token in rows:
+        token.environment = environment  # known, with its project: no query per row
         token.state = state = token.effective(now)  # type: ignore[attr-defined]
         token.decision = decision_of(state.output, state.output_type).get("status")  # type: ignore[attr-defined]
     role = selectors.membership_role_for_user(user=request.user, project=environment.project)
