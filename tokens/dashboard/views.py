@@ -151,6 +151,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "now": now,
         "next_url": _query_url(request, after=rows[-1].pk) if more else "",
         "environments": selectors.environment_list_for_user(user=request.user, now=now),
+        "waiting_cap": selectors.WAITING_COUNT_CAP,
         "is_first_page": not after,
     }
     return render(request, "dashboard/home.html", context)
