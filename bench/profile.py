@@ -30,7 +30,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("ops", nargs="*", default=["create", "complete", "retrieve", "list"])
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--all", action="store_true", help="show library frames too")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="cProfile on CPU time instead (excludes waiting for PostgreSQL): top functions",
+    )
     args = parser.parse_args()
+    config = {"ops": args.ops, "n": args.requests, "all": args.all, "cpu": args.cpu}
     base, _, _ = admin_url().rpartition("/")
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
@@ -52,7 +59,7 @@ def main() -> None:
             check=True,
         )
         subprocess.run(
-            [sys.executable, "-c", _INNER, json.dumps({"ops": args.ops, "n": args.requests})],
+            [sys.executable, "-c", _INNER, json.dumps(config)],
             cwd=ROOT,
             env=env,
             check=True,
@@ -111,15 +118,26 @@ for name in config["ops"]:
     with connection.execute_wrapper(record):
         response = op(n + 50)
     assert response.status_code < 400, response.content
+    print(f"\n======== {name}: {count} requests; SQL of one request ({len(queries)} queries)")
+    for query in queries:
+        print("  ", query[:160])
+    if config["cpu"]:
+        import cProfile, pstats, time
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
+        for i in range(count):
+            op(i)
+        profile.disable()
+        stats = pstats.Stats(profile)
+        print(f"CPU seconds per request: {stats.total_tt / count * 1000:.2f} ms")
+        stats.sort_stats("cumulative").print_stats(45)
+        continue
     profiler = Profiler(interval=0.0005)
     profiler.start()
     for i in range(count):
         op(i)
     profiler.stop()
-    print(f"\n======== {name}: {count} requests; SQL of one request ({len(queries)} queries)")
-    for query in queries:
-        print("  ", query[:160])
-    print(profiler.output_text(unicode=True, color=False, show_all=False, timeline=False))
+    print(profiler.output_text(unicode=True, color=False, show_all=config["all"], timeline=False))
 """
 
 

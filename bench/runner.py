@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -128,34 +127,41 @@ def status_of(shape: Shape, index: int) -> str:
 
 
 def load_environment(conn: psycopg.Connection, environment: int, shape: Shape, salt: int) -> int:
-    """COPY ``shape.count`` tokens and their tag rows; returns the first id's millisecond."""
+    """COPY ``shape.count`` tokens and their tag rows; returns the first id's millisecond.
+
+    Rows are written in chunks as they are generated, so PostgreSQL ingests while Python
+    generates."""
     start = datetime.now(UTC) - timedelta(days=30)
     start_ms = int(start.timestamp() * 1000)
-    created0 = start
-    tokens = StringIO()
-    tags = StringIO()
-    for index in range(shape.count):
-        tid = token_id(start_ms, index, salt)
-        status = status_of(shape, index)
-        created = (created0 + timedelta(milliseconds=index)).isoformat()
-        done = created if status != "WAITING" else "\\N"
-        output = '{"json":{"ok":true}}' if status == "COMPLETED" else "\\N"
-        names = shape_tags(shape, index)
-        tokens.write(
-            f"{tid}\t{environment}\t{status}\t\\N\t{json.dumps(names)}\t[]\t{output}\t"
-            f"application/json\tf\t{created}\t{done}\t\n"
-        )
-        for name in names:
-            tags.write(f"{tid}\t{environment}\t{name}\n")
+    chunk = 20_000
     columns = (
         "id, environment_id, status, timeout_at, tags, approvers, output, output_type, "
         "output_is_error, created_at, completed_at, cancel_reason"
     )
     with conn.cursor() as cursor:
         with cursor.copy(f"COPY tokens_token ({columns}) FROM STDIN") as copy:
-            copy.write(tokens.getvalue())
+            for first in range(0, shape.count, chunk):
+                rows = []
+                for index in range(first, min(first + chunk, shape.count)):
+                    status = status_of(shape, index)
+                    created = (start + timedelta(milliseconds=index)).isoformat()
+                    done = created if status != "WAITING" else "\\N"
+                    output = '{"json":{"ok":true}}' if status == "COMPLETED" else "\\N"
+                    tags = json.dumps(shape_tags(shape, index))
+                    rows.append(
+                        f"{token_id(start_ms, index, salt)}\t{environment}\t{status}\t\\N\t"
+                        f"{tags}\t[]\t{output}\tapplication/json\tf\t{created}\t{done}\t\n"
+                    )
+                copy.write("".join(rows))
         with cursor.copy("COPY tokens_tokentag (token_id, environment_id, name) FROM STDIN") as c:
-            c.write(tags.getvalue())
+            for first in range(0, shape.count, chunk):
+                c.write(
+                    "".join(
+                        f"{token_id(start_ms, index, salt)}\t{environment}\t{name}\n"
+                        for index in range(first, min(first + chunk, shape.count))
+                        for name in shape_tags(shape, index)
+                    )
+                )
     conn.commit()
     return start_ms
 
@@ -175,6 +181,7 @@ def bulk_load(conn: psycopg.Connection, tables: tuple[str, ...]) -> Iterator[Non
     conn.commit()
     yield
     conn.execute("SET session_replication_role = DEFAULT")
+    conn.execute("SET maintenance_work_mem = '256MB'")
     for _, definition in rows:
         conn.execute(definition)
     conn.commit()
