@@ -9,4 +9,5 @@ class TokensConfig(AppConfig):
         from tokens import (
             checks,  # noqa: F401  (registers the startup checks)
             emails,  # noqa: F401  (registers the outbox handler for e-mails)
+            webhooks,  # noqa: F401  (registers the outbox handler for webhooks)
         )

@@ -342,6 +342,7 @@ class OutboxMessage(models.Model):
 
     class Kind(models.TextChoices):
         APPROVAL_EMAIL = "approval_email", "Approval e-mail"
+        WEBHOOK = "webhook", "Webhook"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="outbox")
@@ -369,3 +370,78 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.token_id}"
+
+
+WEBHOOK_PREFIX = "webhook_"
+
+
+class WebhookEndpoint(models.Model):
+    """Where an environment wants its resolution events POSTed, signed per Standard Webhooks."""
+
+    class Event(models.TextChoices):
+        COMPLETED = "waitpoint.completed", "waitpoint.completed"
+        TIMED_OUT = "waitpoint.timed_out", "waitpoint.timed_out"
+        CANCELLED = "waitpoint.cancelled", "waitpoint.cancelled"
+
+    # 25-character, time-ordered id (as tokens); the API shows it as "webhook_<id>".
+    id = models.CharField(primary_key=True, max_length=40, default=keys.generate_token_id)
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)
+    description = models.CharField(max_length=500, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    # "whsec_…", encrypted with a key derived from SECRET_KEY (as API keys): the worker needs the
+    # secret itself to sign, and a database dump alone must not reveal it.
+    encrypted_secret = models.TextField()
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["environment", "-id"], name="webhook_env_id")]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.environment})"
+
+    @property
+    def friendly_id(self) -> str:
+        return WEBHOOK_PREFIX + self.id
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to deliver one event to one endpoint: every attempt is kept for support."""
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    # The outbox row that carries the event (one per event and endpoint); its retries share it.
+    message = models.ForeignKey(
+        OutboxMessage,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="webhook_deliveries",
+    )
+    webhook_id = models.CharField(max_length=64, help_text="The webhook-id header (stable).")
+    event_type = models.CharField(max_length=32)
+    token_id = models.CharField(max_length=40)
+    attempt = models.PositiveIntegerField()
+    succeeded = models.BooleanField(default=False)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The endpoint's recent deliveries (admin inline, dashboard page).
+            models.Index(fields=["endpoint", "-created_at"], name="webhookdelivery_recent")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.endpoint_id} (attempt {self.attempt})"

@@ -28,7 +28,7 @@ from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
-from tokens import audit, signals
+from tokens import audit, signals, webhooks
 from tokens.audit import Actor
 from tokens.models import Token, TokenEvent
 
@@ -219,6 +219,7 @@ def on_resolved(*, token_ids: list[str], status: str) -> None:
     Work that must not be lost goes into the outbox here (webhooks, …); listeners that only
     need to know are told through NOTIFY (on commit) and the ``token_resolved`` signal.
     """
+    webhooks.enqueue_for_resolution(token_ids=token_ids, status=status)
     _notify(token_ids)
     statuses = dict.fromkeys(token_ids, status)
     transaction.on_commit(

@@ -297,6 +297,12 @@ WAITPOINTS_SWEEP_BATCH_SIZE = env_int("WAITPOINTS_SWEEP_BATCH_SIZE", 1000)
 # sender, not the whole queue.
 WAITPOINTS_OUTBOX_SENDERS = env_int("WAITPOINTS_OUTBOX_SENDERS", 8)
 
+# Webhooks: deliveries to loopback, link-local and private addresses are refused unless allowed
+# (development and tests), so a tenant cannot make the service probe its own network.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOKS_CONNECT_TIMEOUT = env_int("WEBHOOKS_CONNECT_TIMEOUT", 5)  # seconds
+WEBHOOKS_TOTAL_TIMEOUT = env_int("WEBHOOKS_TOTAL_TIMEOUT", 10)  # seconds, whole attempt
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

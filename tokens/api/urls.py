@@ -1,10 +1,11 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from tokens.api import views
+from tokens.api import views, webhooks
 
 router = SimpleRouter(trailing_slash=False)
 router.register("waitpoints/tokens", views.TokenViewSet, basename="token")
+router.register("webhooks", webhooks.WebhookEndpointViewSet, basename="webhook")
 
 urlpatterns = [
     path(

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tokens.dashboard import views
+from tokens.dashboard import views, webhooks
 
 app_name = "dashboard"
 
@@ -17,6 +17,27 @@ urlpatterns = [
         "projects/<slug:project_slug>/<str:environment_slug>/tags",
         views.tag_list,
         name="tag_list",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/webhooks",
+        webhooks.webhook_list,
+        name="webhook_list",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/webhooks/new",
+        webhooks.webhook_create,
+        name="webhook_create",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/webhooks/<str:endpoint_id>",
+        webhooks.webhook_detail,
+        name="webhook_detail",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/webhooks/<str:endpoint_id>/"
+        "<str:action>",
+        webhooks.webhook_action,
+        name="webhook_action",
     ),
     # Before tokens/<token_id>: "bulk" is also a well-formed token id.
     path("tokens/bulk", views.token_bulk, name="token_bulk"),
