@@ -88,7 +88,7 @@ def summary(results: dict[str, Any]) -> str:
         if name in results:
             lines.append(f"| {name} | {results[name]['summary']} | | | | |")
         else:
-            lines.append(f"| {name} | not measured: main has no such feature yet | | | | |")
+            lines.append(f"| {name} | not measured: the service has no such feature yet | | | | |")
     lines += [
         "",
         f"pgbench on the same table shape, 8 clients, same run: "

@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from bench import report
+from bench import report, webhooks
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -84,6 +84,8 @@ def service_env(**extra: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "BIND_HOST": "127.0.0.1",
         "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+        # The webhook row's receiver listens on 127.0.0.1.
+        "WEBHOOKS_ALLOW_PRIVATE_TARGETS": "True",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.update(extra)
@@ -200,7 +202,8 @@ def recreate_database() -> None:
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")
-    run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"])
+    # The Procfile's release step: migrate, collectstatic (the dashboard's pages need it).
+    run(["bash", "-c", procfile_command("release")], stdout=subprocess.DEVNULL)
 
 
 def drop_database() -> None:
@@ -242,7 +245,7 @@ class Role:
         self.name = name
         self.log_path = LOG_DIR / f"{name}.log"
         self.process = subprocess.Popen(
-            ["bash", "-c", "exec " + procfile_command(name.split("-")[0])],
+            ["bash", "-c", procfile_command(name.split("-")[0])],
             cwd=ROOT,
             env=env,
             stdout=self.log_path.open("w"),
@@ -552,8 +555,8 @@ def sweep(plan: Plan) -> dict[str, Any]:
     return json.loads((Path(__file__).parent / "sweep-results.json").read_text())
 
 
-# Rows that need features main does not have yet register here (long-poll waiters, webhook
-# delivery latency): each is a function (plan, context) -> dict, run with the web role up.
+# Rows that need features main does not have yet register here (long-poll waiters): each is a
+# function (plan, fixtures) -> dict with a "summary" string, run with the web role up.
 EXTRA_ROWS: dict[str, Any] = {}
 
 
@@ -643,6 +646,13 @@ def main() -> None:
                     retrieve_ids,
                 )
                 results["rss"] = {"web": service.processes(), "worker": worker.processes()}
+                log("webhook delivery latency")
+                results["webhook delivery"] = webhooks.measure(
+                    port=plan.port,
+                    receiver_port=plan.port + 1,
+                    secret=fixtures["secret"],
+                    count=50 if plan.quick else 200,
+                )
                 for name, row in EXTRA_ROWS.items():
                     results[name] = row(plan, fixtures)
         finally:
