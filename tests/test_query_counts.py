@@ -61,8 +61,9 @@ def test_create_with_approvers_queues_their_emails_in_one_statement(warm):
 
 def test_complete_updates_with_returning_and_reads_nothing_back(warm, make_token):
     token = make_token()
-    # key; token; SAVEPOINT; UPDATE … RETURNING; audit event; NOTIFY; RELEASE
-    with exactly(7):
+    # key; token; SAVEPOINT; UPDATE … RETURNING; audit event; webhook endpoints (none here);
+    # NOTIFY; RELEASE
+    with exactly(8):
         response = warm.post(f"{TOKENS}/{token.friendly_id}/complete", {"data": 1}, format="json")
     assert response.json()["applied"] is True
 
@@ -70,8 +71,9 @@ def test_complete_updates_with_returning_and_reads_nothing_back(warm, make_token
 def test_callback_completes_in_as_few_statements(make_token, client):
     token = make_token()
     url = callback_url(token, base="")
-    # token (with its environment); SAVEPOINT; UPDATE … RETURNING; event; NOTIFY; RELEASE
-    with exactly(6):
+    # token (with its environment); SAVEPOINT; UPDATE … RETURNING; event; webhook endpoints;
+    # NOTIFY; RELEASE
+    with exactly(7):
         response = client.post(url, b'{"ok":true}', content_type="application/json")
     assert response.status_code == 200
     token.refresh_from_db()
@@ -142,8 +144,9 @@ def test_dashboard_approve(admin_client, make_token):
     token = _tokens(make_token, 1)[0]
     admin_client.get("/accounts/login/")  # sets the csrftoken cookie
     csrf = admin_client.cookies["csrftoken"].value
-    # session; user; token; role; SAVEPOINT; UPDATE … RETURNING; event; NOTIFY; RELEASE
-    with exactly(9):
+    # session; user; token; role; SAVEPOINT; UPDATE … RETURNING; event; webhook endpoints;
+    # NOTIFY; RELEASE
+    with exactly(10):
         response = admin_client.post(
             f"/tokens/{token.friendly_id}/approve", {"csrfmiddlewaretoken": csrf}
         )
