@@ -103,10 +103,35 @@ def retrieve(i):
 def list_(i):
     return client.get(path + "?page[size]=100")
 
-ops = {"create": create, "complete": complete, "retrieve": retrieve, "list": list_}
+from django.contrib.auth import get_user_model
+from tokens.models import Membership
+
+user = get_user_model().objects.create_user("profile", "p@example.com", "profile-password")
+Membership.objects.create(user=user, project=environment.project, role=Membership.Role.ADMIN)
+browser = Client()
+browser.force_login(user)
+
+def dashboard_list(i):
+    return browser.get("/projects/profile/dev/tokens")
+
+def dashboard_home(i):
+    return browser.get("/")
+
+def dashboard_detail(i):
+    return browser.get(f"/tokens/{ids[i]}")
+
+ops = {
+    "create": create,
+    "complete": complete,
+    "retrieve": retrieve,
+    "list": list_,
+    "dashboard-list": dashboard_list,
+    "dashboard-home": dashboard_home,
+    "dashboard-detail": dashboard_detail,
+}
 for name in config["ops"]:
     op = ops[name]
-    count = n if name != "list" else max(20, n // 10)
+    count = n if name in ("create", "complete", "retrieve") else max(20, n // 10)
     for i in range(5):
         op(n + i)  # warm up (distinct ids for complete)
     queries = []

@@ -188,6 +188,7 @@ def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -
         "next_url": _query_url(request, after=pagination.get("next")),
         "previous_url": _query_url(request, before=pagination.get("previous")),
         "known_tags": selectors.tag_names_for_environment(environment=environment, limit=200),
+        "list_url": request.path,  # this page: every tag links to it, filtered by the tag
     }
     return render(request, "dashboard/token_list.html", context)
 
