@@ -42,6 +42,12 @@ def summary(results: dict[str, Any]) -> str:
         f"{machine['os']}.",
         "Versions: " + ", ".join(f"{name} {value}" for name, value in versions.items()) + ".",
         "",
+        "Load average (1, 5, 15 min) at the start: "
+        + ", ".join(str(x) for x in results.get("load_average_at_start", []))
+        + "; at the end: "
+        + ", ".join(str(x) for x in results.get("load_average_at_end", []))
+        + f" (the machine has {machine['cores']} cores: above that, other work competed).",
+        "",
         f"Web role as the Procfile runs it: `{results['procfile']['web']}`"
         f" (WEB_CONCURRENCY: {results['web_concurrency']}).",
         "",

@@ -584,7 +584,8 @@ def main() -> None:
         "machine": machine(),
         "versions": versions(),
         "procfile": {role: procfile_command(role) for role in ("web", "worker")},
-        "web_concurrency": os.environ.get("WEB_CONCURRENCY", "(Procfile default)"),
+        "web_concurrency": os.environ.get("WEB_CONCURRENCY", "(default: gunicorn.conf.py)"),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     log(f"{results['mode']} run: {plan.tokens:,} tokens per environment, two environments")
     recreate_database()
@@ -676,5 +677,6 @@ def main() -> None:
         log("sweep (bench/sweep.py)")
         results["sweep"] = sweep(plan)
     results["elapsed_seconds"] = round(time.monotonic() - started)
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report.write(results, args.out)
     log(f"done in {results['elapsed_seconds']} s; see {args.out}/README.md")
