@@ -134,8 +134,8 @@ def summary(results: dict[str, Any]) -> str:
     lines += ["", "## Dashboard pages (one connection, logged in; ms)", ""]
     lines += ["| page | p50 | p95 | p99 |", "| --- | --- | --- | --- |"]
     for name, row in results["dashboard"].items():
-        cells = f"{row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p99_ms']:.1f}"
-        lines.append(f"| {name} | {cells} |")
+        figures = f"{row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p99_ms']:.1f}"
+        lines.append(f"| {name} | {figures} |")
     lines += ["", "## Memory (RSS per process, after the throughput runs)", ""]
     lines += ["| role | pid | RSS MB | command |", "| --- | --- | --- | --- |"]
     for role, processes in results["rss"].items():

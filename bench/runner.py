@@ -397,19 +397,27 @@ def throughput(
     tokens = "/api/v1/waitpoints/tokens"
     rows: dict[str, list[dict[str, Any]]] = {"create": [], "complete": [], "retrieve": []}
     for index, connections in enumerate(CONCURRENCY):
-        common = {"seconds": plan.seconds, "connections": connections, "auth": auth}
-        rows["create"].append(wrk(port, path=tokens, method="POST", body=CREATE_BODY, **common))
-        rows["complete"].append(
-            wrk(
+
+        def load(path: str, **request: Any) -> dict[str, Any]:
+            return wrk(
                 port,
-                path=tokens + "/{id}/complete",
+                path=path,
+                seconds=plan.seconds,
+                connections=connections,  # noqa: B023 - called within this iteration
+                auth=auth,
+                **request,
+            )
+
+        rows["create"].append(load(tokens, method="POST", body=CREATE_BODY))
+        rows["complete"].append(
+            load(
+                tokens + "/{id}/complete",
                 method="POST",
                 body=COMPLETE_BODY,
                 ids=complete_ids[index],
-                **common,
             )
         )
-        rows["retrieve"].append(wrk(port, path=tokens + "/{id}", ids=retrieve_ids, **common))
+        rows["retrieve"].append(load(tokens + "/{id}", ids=retrieve_ids))
     return rows
 
 
@@ -434,9 +442,23 @@ def list_shapes(deep_cursor: str, first_id: str) -> dict[str, str]:
     }
 
 
-def latency(plan: Plan, port: int, paths: dict[str, str], **auth: str) -> dict[str, Any]:
+def latency(
+    plan: Plan,
+    port: int,
+    paths: dict[str, str],
+    *,
+    auth: str | None = None,
+    cookie: str | None = None,
+) -> dict[str, Any]:
     return {
-        name: wrk(port, path=path, seconds=plan.latency_seconds, connections=1, **auth)
+        name: wrk(
+            port,
+            path=path,
+            seconds=plan.latency_seconds,
+            connections=1,
+            auth=auth,
+            cookie=cookie,
+        )
         for name, path in paths.items()
     }
 
@@ -628,9 +650,9 @@ def main() -> None:
         worker = Role("worker", service_env())
         try:
             with web("web", plan.port) as service:
-                auth = {"auth": f"Bearer {fixtures['secret']}"}
                 log("list latency")
-                results["list"] = latency(plan, plan.port, shapes, **auth)
+                auth = f"Bearer {fixtures['secret']}"
+                results["list"] = latency(plan, plan.port, shapes, auth=auth)
                 log("dashboard latency")
                 pages = {
                     "token list": "/projects/bench/dev/tokens",

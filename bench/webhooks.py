@@ -67,7 +67,8 @@ def measure(*, port: int, receiver_port: int, secret: str, count: int) -> dict[s
     def pct(fraction: float) -> float:
         return round(lags[min(len(lags) - 1, int(fraction * len(lags)))] * 1000, 1)
 
-    result = {"sent": count, "delivered": len(lags), "p50_ms": pct(0.5), "p99_ms": pct(0.99)}
+    result: dict[str, Any] = {"sent": count, "delivered": len(lags)}
+    result.update(p50_ms=pct(0.5), p99_ms=pct(0.99))
     result["max_ms"] = round(lags[-1] * 1000, 1)
     result["summary"] = (
         f"{len(lags)}/{count} delivered; p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "

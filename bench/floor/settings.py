@@ -3,7 +3,7 @@ floor's URLs: the fastest this stack answers the same SQL."""
 
 from waitpoints_site.settings import *  # noqa: F403
 
-INSTALLED_APPS: list[str] = []
-MIDDLEWARE: list[str] = []
+INSTALLED_APPS = []
+MIDDLEWARE = []
 ROOT_URLCONF = "bench.floor.urls"
-TEMPLATES: list[dict[str, object]] = []
+TEMPLATES = []
