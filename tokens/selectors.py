@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Now
 
@@ -200,10 +201,27 @@ def tag_names_for_environment(
     *, environment: Environment, prefix: str = "", limit: int = 20
 ) -> list[str]:
     """Distinct tag names in an environment, for the filter's typeahead (index-backed)."""
-    rows = TokenTag.objects.filter(environment=environment)
-    if prefix:
-        rows = rows.filter(name__startswith=prefix)
+    if not prefix:
+        return _distinct_tag_names(environment, limit)
+    rows = TokenTag.objects.filter(environment=environment, name__startswith=prefix)
     return list(rows.order_by("name").values_list("name", flat=True).distinct()[:limit])
+
+
+def _distinct_tag_names(environment: Environment, limit: int) -> list[str]:
+    """The first ``limit`` distinct names, by a skip scan of ``tokentag_lookup``: one index
+    descent per name instead of reading every tag row (a DISTINCT over a million rows took
+    most of the dashboard list's time)."""
+    table = TokenTag._meta.db_table
+    sql = (
+        f"WITH RECURSIVE names(name, n) AS ("  # noqa: S608 - the table name is ours
+        f"SELECT (SELECT MIN(name) FROM {table} WHERE environment_id = %s), 1 "
+        f"UNION ALL SELECT (SELECT MIN(name) FROM {table} WHERE environment_id = %s "
+        f"AND name > names.name), n + 1 FROM names WHERE names.name IS NOT NULL AND n < %s) "
+        f"SELECT name FROM names WHERE name IS NOT NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [environment.pk, environment.pk, limit])
+        return [row[0] for row in cursor.fetchall()]
 
 
 # The audit events that end a token's wait; a token has at most one of them.

@@ -306,3 +306,19 @@ def test_home_counts_waiting_tokens_up_to_a_cap(approver, make_token, monkeypatc
     make_token(timeout="1h")
     html = client.get("/").content.decode()
     assert "2+ waiting" in html and "3 waiting" not in html
+
+
+def test_known_tags_are_distinct_sorted_scoped_and_limited(
+    environment, other_environment, make_token
+) -> None:
+    from tokens import selectors
+
+    make_token(tags=["b", "a"])
+    make_token(tags=["c", "a"])
+    make_token(tags=["b"])
+    make_token(other_environment, tags=["zzz", "0"])
+    names = selectors.tag_names_for_environment
+    assert names(environment=environment, limit=200) == ["a", "b", "c"]
+    assert names(environment=environment, limit=2) == ["a", "b"]
+    assert names(environment=other_environment, limit=200) == ["0", "zzz"]
+    assert names(environment=environment, prefix="b", limit=20) == ["b"]
