@@ -606,7 +606,7 @@ def main() -> None:
         "machine": machine(),
         "versions": versions(),
         "procfile": {role: procfile_command(role) for role in ("web", "worker")},
-        "web_concurrency": os.environ.get("WEB_CONCURRENCY", "(default: gunicorn.conf.py)"),
+        "web_concurrency": os.environ.get("WEB_CONCURRENCY", "(the server's default)"),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     log(f"{results['mode']} run: {plan.tokens:,} tokens per environment, two environments")

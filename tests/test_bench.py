@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 
-import pytest
 from django.urls import resolve
 
 from bench.runner import Shape, shape_tags, status_of
@@ -34,19 +32,3 @@ def test_the_data_shape_has_the_issues_tag_counts() -> None:
     assert any(status_of(shape, index) == "COMPLETED" for index in rare)
     # the complete runs' supply is WAITING
     assert {status_of(shape, index) for index in range(90_000, 100_000)} == {"WAITING"}
-
-
-@pytest.mark.parametrize(
-    ("configured", "expected"), [("", None), ("3", 3), ("1", 1)], ids=["cpus", "3", "1"]
-)
-def test_the_web_role_runs_one_process_per_cpu_at_most_four(
-    monkeypatch, configured: str, expected: int | None
-) -> None:
-    import os
-
-    monkeypatch.setenv("WEB_CONCURRENCY", configured)
-    workers = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"]
-    if expected is None:
-        assert workers == max(1, min(len(os.sched_getaffinity(0)), 4))
-    else:
-        assert workers == expected

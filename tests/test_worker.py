@@ -21,6 +21,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.live import HYPERCORN
 from tests.smoke.processes import (
     BIN,
     free_port,
@@ -149,8 +150,8 @@ def test_no_request_waits_on_a_broker_that_is_hung_or_down(tmp_path, environment
     with redis_server(redis_port, tmp_path) as redis:
         web_port = free_port()
         env = _env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
-        args = [str(BIN / "gunicorn"), "waitpoints_site.wsgi:application"]
-        args += ["--bind", f"127.0.0.1:{web_port}", "--threads", "4", "--no-control-socket"]
+        env.update(PORT=str(web_port), BIND_HOST="127.0.0.1", WEB_CONCURRENCY="1")
+        args = HYPERCORN  # the web role as the Procfile starts it
         log = tmp_path / "web.log"
         with running(args, env=env, log=log) as web:
             base = f"http://127.0.0.1:{web_port}"

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from tokens import waiting
+
 
 def _database_ok() -> bool:
     try:
@@ -36,5 +38,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "status": "ok" if database else "error",
         "database": "ok" if database else "unavailable",
         "broker": _broker_status(),
+        # Long-poll waiters blocked in this web process (tokens.waiting).
+        "waiters": waiting.blocked_waiters(),
     }
     return JsonResponse(body, status=200 if database else 503)

@@ -120,9 +120,13 @@ def expire_due(
             return []
         only = f" AND id IN ({', '.join(['%s'] * len(ids))})"
         params += ids
-    lock = (
-        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    )
+    # The sweep skips rows another transaction holds (it will meet them again next second);
+    # expiring one named token waits instead: skipping it there could leave it WAITING, e.g.
+    # when the only lock on it is the KEY SHARE of a concurrent audit insert's foreign key.
+    lock = ""
+    if connection.features.has_select_for_update:
+        skip = token_ids is None and connection.features.has_select_for_update_skip_locked
+        lock = " FOR UPDATE SKIP LOCKED" if skip else " FOR UPDATE"
     # MATERIALIZED: as a plain IN (subquery), PostgreSQL may run the LIMIT more than once and
     # update more rows than the batch (seen in tests); a materialized CTE runs it once.
     due = (

@@ -235,3 +235,25 @@ def token_resolution_event(*, token: Token) -> TokenEvent | None:
 
 def token_events_for_token(*, token: Token) -> QuerySet[TokenEvent]:
     return token.events.select_related("user", "api_key").order_by("created_at", "id")
+
+
+def token_ids_resolved(*, token_ids: list[str]) -> list[str]:
+    """Which of these (internal) ids are no longer WAITING; for the wait hub's re-check."""
+    resolved: list[str] = []
+    for start in range(0, len(token_ids), 500):  # SQLite's limit on query parameters
+        chunk = token_ids[start : start + 500]
+        resolved += (
+            Token.objects.filter(pk__in=chunk)
+            .exclude(status=Token.Status.WAITING)
+            .values_list("pk", flat=True)
+        )
+    return resolved
+
+
+def tokens_by_ids(*, token_ids: list[str]) -> dict[str, Token]:
+    """Tokens by internal id with their environment, for waking long-poll waiters. Unscoped:
+    the waiters were authorised for their token when they started waiting."""
+    return {
+        token.pk: token
+        for token in Token.objects.select_related("environment").filter(pk__in=token_ids)
+    }

@@ -1,6 +1,122 @@
+"""The ASGI application the ``web`` role serves (hypercorn, see ``hypercorn_config.py``).
+
+Two things sit in front of Django's own handler:
+
+* ``GET /api/v1/waitpoints/tokens/{id}/wait`` goes straight to ``tokens.api.wait.asgi_wait``,
+  a coroutine per waiter instead of a thread per waiter (see that module for why);
+* request targets longer than ``MAX_URI_BYTES`` get 414;
+* ``guard_request_body`` answers 413 before reading a body that announces more than the
+  largest accepted body, and 408 to a client that does not send its announced body within
+  ``WAITPOINTS_BODY_TIMEOUT_SECONDS``, then closes the connection: Django's ASGI handler reads
+  the whole body before routing, and a slow client must not hold a request open for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waitpoints_site.settings")
-application = get_asgi_application()
+os.environ["WAITPOINTS_SERVER"] = "asgi"  # read by settings: no persistent DB connections
+django_application = get_asgi_application()
+
+from django.conf import settings  # noqa: E402 - after Django is set up
+
+from tokens.api.wait import WAIT_PATH, Receive, Send, asgi_wait  # noqa: E402
+
+from . import server  # noqa: E402
+
+server.install()
+
+
+async def _json(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value)  # the server has already rejected malformed values
+    return None
+
+
+async def guard_request_body(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    length = _content_length(scope)
+    if length is not None and length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        await _json(send, 413, "Request body too large")
+        return
+    messages: list[dict[str, Any]] = []
+    if length or any(name == b"transfer-encoding" for name, _ in scope.get("headers", ())):
+
+        async def read_all() -> None:
+            size = 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    return
+                size += len(message.get("body", b""))
+                if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+                    raise ValueError("too large")
+                if not message.get("more_body", False):
+                    return
+
+        try:
+            await asyncio.wait_for(read_all(), settings.WAITPOINTS_BODY_TIMEOUT_SECONDS)
+        except TimeoutError:
+            await _json(send, 408, "Request body not received in time")
+            return
+        except ValueError:
+            await _json(send, 413, "Request body too large")
+            return
+
+    async def replay() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    await django_application(scope, replay, send)
+
+
+# Longer request targets get 414. (Hypercorn refuses heads over 16 KiB with 431 only when they
+# arrive in more than one read, so it cannot be the only limit.)
+MAX_URI_BYTES = 8 * 1024
+
+
+async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        if len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) > MAX_URI_BYTES:
+            await _json(send, 414, f"Request URI too long (at most {MAX_URI_BYTES} bytes)")
+            return
+        match = WAIT_PATH.match(scope["path"])
+        if match:
+            await asgi_wait(scope, receive, send, match["token_id"])
+            return
+        await guard_request_body(scope, receive, send)
+        return
+    if scope["type"] == "lifespan":
+        # Nothing to set up or tear down (the wait hub starts with its first waiter).
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await django_application(scope, receive, send)

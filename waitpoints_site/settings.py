@@ -130,7 +130,21 @@ TEMPLATES = [
 # ------------------------------------------------------------------------------------------------
 
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    # Under ASGI (the web role) Django runs each synchronous request on a thread of its own
+    # that ends with the request, so persistent connections would be left behind: Django's
+    # documentation says to use a connection pool there instead (one per web process).
+    _asgi = os.environ.get("WAITPOINTS_SERVER") == "asgi"
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=0 if _asgi else 60
+        )
+    }
+    if _asgi:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": env_int("WEB_DATABASE_POOL_SIZE", 20),
+            "timeout": 10,
+        }
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {
@@ -315,9 +329,26 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # The web role's access log (waitpoints_site/hypercorn_config.py hands hypercorn this
+        # logger), through the same redacting handler.
+        "hypercorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Beat and the worker would log every one-second sweep at INFO; keep what matters.
         "celery.beat": {"level": "WARNING"},
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
     },
 }
+
+# ------------------------------------------------------------------------------------------------
+# Long-poll wait (tokens/api/wait.py, tokens/waiting.py) and slow clients (waitpoints_site/asgi.py)
+# ------------------------------------------------------------------------------------------------
+
+WAITPOINTS_WAIT_DEFAULT_SECONDS = env_int("WAITPOINTS_WAIT_DEFAULT_SECONDS", 30)
+WAITPOINTS_WAIT_MAX_SECONDS = 60
+# Threads per web process for the waiters' short database reads, however many waiters.
+WAITPOINTS_WAIT_DB_THREADS = env_int("WAITPOINTS_WAIT_DB_THREADS", 4)
+# SQLite only (no LISTEN/NOTIFY): how often one query per web process checks every waited token
+# for resolutions made by other processes. Resolutions made in the same process wake at once.
+WAITPOINTS_WAIT_RECHECK_SECONDS = float(os.environ.get("WAITPOINTS_WAIT_RECHECK_SECONDS") or 1.0)
+# A request's announced body must arrive within this time, or 408 and the connection is closed.
+WAITPOINTS_BODY_TIMEOUT_SECONDS = float(os.environ.get("WAITPOINTS_BODY_TIMEOUT_SECONDS") or 10)

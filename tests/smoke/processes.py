@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent  # the virtualenv running pytest has gunicorn, celery, honcho
+BIN = Path(sys.executable).parent  # the virtualenv running pytest has hypercorn, celery, honcho
 
 # Variables that would make a subprocess use something other than what the test chose.
 _SCRUBBED = (

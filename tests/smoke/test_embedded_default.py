@@ -92,7 +92,7 @@ def test_it_runs_web_worker_and_beat_on_sqlite(tmp_path: Path) -> None:
     with running([*honcho, "web", "worker", "beat"], env=env, log=log) as server:
         base = f"http://127.0.0.1:{port}"
         health = wait_for_health(base, server, log)
-        assert health == {"status": "ok", "database": "ok", "broker": "embedded"}
+        assert health == {"status": "ok", "database": "ok", "broker": "embedded", "waiters": 0}
 
         # A token that times out in two seconds…
         status, created = request(

@@ -53,71 +53,81 @@ def principal(request: Request) -> ApiPrincipal:
 
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiPrincipal]:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, credential = header.partition(" ")
-        credential = credential.strip()
-        if scheme.lower() != "bearer" or not credential:
-            raise AuthenticationFailed("Invalid or Missing API key")
-        if credential.count(".") == 2 and not keys.looks_like_secret_key(credential):
-            principal = self._public_access_token(request, credential)
-        else:
-            api_key = selectors.api_key_get_by_secret(secret=credential)
-            if api_key is None:
-                raise AuthenticationFailed("Invalid API key")
-            services.api_key_touch(api_key=api_key)
-            principal = ApiPrincipal(environment=api_key.environment, api_key=api_key)
-        return principal, principal
+        view = request.parser_context.get("view") if request.parser_context else None
+        caller = authenticate_bearer(
+            request.META.get("HTTP_AUTHORIZATION", ""),
+            allow_public_access_token=getattr(view, "allow_public_access_token", False),
+        )
+        return caller, caller
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
-    def _public_access_token(self, request: Request, credential: str) -> ApiPrincipal:
-        view = request.parser_context.get("view") if request.parser_context else None
-        if not getattr(view, "allow_public_access_token", False):
-            raise AuthenticationFailed("Invalid API key")
-        try:
-            claims = jwt.decode(credential, options={"verify_signature": False})
-        except jwt.InvalidTokenError:
-            raise AuthenticationFailed("Invalid Public Access Token") from None
-        environment = (
-            selectors.environment_get_by_public_id(public_id=str(claims.get("sub")))
-            if claims.get("pub") is True and claims.get("sub")
-            else None
-        )
-        if environment is None:
-            raise AuthenticationFailed("Invalid Public Access Token")
-        verified, signer = self._verify(credential, environment)
-        scopes = verified.get("scopes")
-        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-            raise AuthenticationFailed("Public Access Token is invalid")
-        return ApiPrincipal(environment=environment, api_key=signer, scopes=tuple(scopes))
 
-    def _verify(
-        self, credential: str, environment: Environment
-    ) -> tuple[dict[str, object], ApiKey | None]:
-        """The claims, and the key that signed them (None: our own signing secret)."""
-        # Ours are signed with the environment's signing secret; the SDK's auth.createPublicToken
-        # signs with the secret key itself, so try each active key too.
-        secrets_to_try: list[tuple[str, ApiKey | None]] = [(environment.signing_secret, None)]
-        secrets_to_try += [
-            (secret, api_key)
-            for api_key in selectors.api_keys_active_for_environment(environment=environment)
-            if (secret := keys.decrypt(api_key.encrypted_key))
-        ]
-        for secret, signer in secrets_to_try:
-            try:
-                claims = jwt.decode(
-                    credential,
-                    secret,
-                    algorithms=["HS256"],
-                    audience=JWT_AUDIENCE,
-                    issuer=JWT_ISSUER,
-                    options={"require": ["exp", "sub"]},
-                )
-            except jwt.InvalidTokenError:
-                continue
-            return claims, signer
+def authenticate_bearer(header: str, *, allow_public_access_token: bool) -> ApiPrincipal:
+    """The principal behind an ``Authorization`` header; AuthenticationFailed otherwise.
+
+    Shared by the DRF views and the long-poll wait handler (tokens/api/wait.py), which runs
+    outside DRF.
+    """
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise AuthenticationFailed("Invalid or Missing API key")
+    if credential.count(".") == 2 and not keys.looks_like_secret_key(credential):
+        if not allow_public_access_token:
+            raise AuthenticationFailed("Invalid API key")
+        return _public_access_token(credential)
+    api_key = selectors.api_key_get_by_secret(secret=credential)
+    if api_key is None:
+        raise AuthenticationFailed("Invalid API key")
+    services.api_key_touch(api_key=api_key)
+    return ApiPrincipal(environment=api_key.environment, api_key=api_key)
+
+
+def _public_access_token(credential: str) -> ApiPrincipal:
+    try:
+        claims = jwt.decode(credential, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise AuthenticationFailed("Invalid Public Access Token") from None
+    environment = (
+        selectors.environment_get_by_public_id(public_id=str(claims.get("sub")))
+        if claims.get("pub") is True and claims.get("sub")
+        else None
+    )
+    if environment is None:
+        raise AuthenticationFailed("Invalid Public Access Token")
+    verified, signer = _verify(credential, environment)
+    scopes = verified.get("scopes")
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise AuthenticationFailed("Public Access Token is invalid")
+    return ApiPrincipal(environment=environment, api_key=signer, scopes=tuple(scopes))
+
+
+def _verify(credential: str, environment: Environment) -> tuple[dict[str, object], ApiKey | None]:
+    """The claims, and the key that signed them (None: our own signing secret)."""
+    # Ours are signed with the environment's signing secret; the SDK's auth.createPublicToken
+    # signs with the secret key itself, so try each active key too.
+    secrets_to_try: list[tuple[str, ApiKey | None]] = [(environment.signing_secret, None)]
+    secrets_to_try += [
+        (secret, api_key)
+        for api_key in selectors.api_keys_active_for_environment(environment=environment)
+        if (secret := keys.decrypt(api_key.encrypted_key))
+    ]
+    for secret, signer in secrets_to_try:
+        try:
+            claims = jwt.decode(
+                credential,
+                secret,
+                algorithms=["HS256"],
+                audience=JWT_AUDIENCE,
+                issuer=JWT_ISSUER,
+                options={"require": ["exp", "sub"]},
+            )
+        except jwt.InvalidTokenError:
+            continue
+        return claims, signer
+    raise AuthenticationFailed("Public Access Token is invalid")
 
 
 PUBLIC_TOKEN_LIFETIME_SECONDS = 24 * 3600  # upstream's code signs 24 hours

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from tokens.api import views, webhooks
+from tokens.api import views, wait, webhooks
 
 router = SimpleRouter(trailing_slash=False)
 router.register("waitpoints/tokens", views.TokenViewSet, basename="token")
@@ -13,6 +13,8 @@ urlpatterns = [
         views.TokenCompleteView.as_view(),
         name="token-complete",
     ),
+    # Served by tokens.api.wait.asgi_wait under ASGI; this route is for WSGI and tests.
+    path("waitpoints/tokens/<str:token_id>/wait", wait.wait_view, name="token-wait"),
     path("auth/jwt/claims", views.JwtClaimsView.as_view(), name="jwt-claims"),
     *router.urls,
 ]

@@ -1,0 +1,219 @@
+"""What the sync and async clients share: configuration, requests, retries, parsing."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from .errors import ApiError
+from .models import CreatedToken, Token
+
+__version__ = "0.1.0"
+TOKENS = "/api/v1/waitpoints/tokens"
+MAX_LONG_POLL = 60.0  # the server's longest single wait
+NO_DATA: Any = object()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """As the official SDK's API client: 5 attempts, 1 s growing by 1.6 up to 30 s; for 408,
+    409, 429, 5xx and connection errors; a 429's ``x-ratelimit-reset`` (epoch ms) or
+    ``retry-after`` is waited for instead; ``x-should-retry: true|false`` from the server wins."""
+
+    max_attempts: int = 5
+    min_delay: float = 1.0
+    max_delay: float = 30.0
+    factor: float = 1.6
+
+    def backoff(self, attempt: int) -> float | None:
+        """Delay before attempt ``attempt + 1``; None when no attempt is left."""
+        if attempt >= self.max_attempts:
+            return None
+        return min(self.max_delay, self.min_delay * self.factor ** (attempt - 1))
+
+    def after_response(self, response: httpx.Response, attempt: int) -> float | None:
+        should = response.headers.get("x-should-retry")
+        if should == "false":
+            return None
+        retryable = should == "true" or response.status_code in (408, 409, 429)
+        if not (retryable or response.status_code >= 500):
+            return None
+        if attempt >= self.max_attempts:
+            return None
+        if response.status_code == 429:
+            hinted = _rate_limit_delay(response.headers)
+            if hinted is not None:
+                return min(hinted, self.max_delay * 4)
+        return self.backoff(attempt)
+
+
+def _rate_limit_delay(headers: httpx.Headers) -> float | None:
+    reset = headers.get("x-ratelimit-reset")
+    if reset and reset.strip().isdigit():
+        delay = int(reset) / 1000 - time.time() + random.random()  # noqa: S311 - jitter
+        if delay > 0:
+            return delay
+    after = headers.get("retry-after")
+    if after:
+        if after.strip().isdigit():
+            return float(after)
+        parsed = email.utils.parsedate_to_datetime(after) if after else None
+        if parsed is not None:
+            return max(0.0, parsed.timestamp() - time.time())
+    return None
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    params: dict[str, str] | None = None
+    body: Any = NO_DATA
+    timeout: float | None = None
+    access_token: str | None = None
+
+
+def settings(base_url: str | None, secret_key: str | None) -> tuple[str, str]:
+    url = base_url or os.environ.get("WAITPOINTS_API_URL") or "http://127.0.0.1:8000"
+    key = secret_key or os.environ.get("WAITPOINTS_SECRET_KEY") or ""
+    if not key:
+        raise ValueError("a secret key is needed: pass secret_key= or set WAITPOINTS_SECRET_KEY")
+    return url.rstrip("/"), key
+
+
+def headers(key: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {key}",
+        "Accept": "application/json",
+        "User-Agent": f"waitpoints-client-python/{__version__}",
+    }
+
+
+def build(request: Request) -> dict[str, Any]:
+    """Keyword arguments for ``httpx.Client.request``."""
+    kwargs: dict[str, Any] = {"params": request.params}
+    if request.body is not NO_DATA:
+        kwargs["content"] = json.dumps(request.body, separators=(",", ":")).encode()
+        kwargs["headers"] = {"Content-Type": "application/json"}
+    if request.access_token:
+        kwargs.setdefault("headers", {})["Authorization"] = f"Bearer {request.access_token}"
+    if request.timeout is not None:
+        kwargs["timeout"] = request.timeout
+    return kwargs
+
+
+def parse(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.is_error:
+        raise ApiError.from_response(response.status_code, body, response.text, response.headers)
+    return body
+
+
+def token_id(token: str | Token | CreatedToken) -> str:
+    return token if isinstance(token, str) else token.id
+
+
+def duration(value: float | timedelta | str | None) -> str | None:
+    """The API's duration strings; numbers are seconds."""
+    if value is None or isinstance(value, str):
+        return value
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    return f"{max(0, round(seconds))}s"
+
+
+def seconds(value: float | timedelta | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def create_body(
+    *,
+    timeout: float | timedelta | datetime | str | None,
+    idempotency_key: str | None,
+    idempotency_key_ttl: float | timedelta | str | None,
+    tags: str | Iterable[str] | None,
+    approvers: Iterable[str] | None,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    body: dict[str, Any] = dict(extra)
+    if isinstance(timeout, datetime):
+        body["timeout"] = timeout.isoformat()
+    elif timeout is not None:
+        body["timeout"] = duration(timeout)
+    if idempotency_key is not None:
+        body["idempotencyKey"] = idempotency_key
+    if idempotency_key_ttl is not None:
+        body["idempotencyKeyTTL"] = duration(idempotency_key_ttl)
+    if tags is not None:
+        body["tags"] = tags if isinstance(tags, str) else list(tags)
+    if approvers is not None:
+        body["approvers"] = list(approvers)
+    return body
+
+
+def created(response: httpx.Response, body: dict[str, Any]) -> CreatedToken:
+    return CreatedToken(
+        id=body["id"],
+        url=body["url"],
+        is_cached=bool(body.get("isCached")),
+        public_access_token=response.headers.get("x-trigger-jwt"),
+    )
+
+
+def _when(value: datetime | int | str) -> str:
+    if isinstance(value, datetime):
+        return str(int(value.timestamp() * 1000))
+    return str(value)
+
+
+def list_params(
+    *,
+    status: str | Iterable[str] | None,
+    tags: str | Iterable[str] | None,
+    idempotency_key: str | None,
+    period: str | None,
+    from_: datetime | int | str | None,
+    to: datetime | int | str | None,
+    page_size: int | None,
+) -> dict[str, str]:
+    params: dict[str, str] = {}
+    if status is not None:
+        params["filter[status]"] = status if isinstance(status, str) else ",".join(status)
+    if tags is not None:
+        params["filter[tags]"] = tags if isinstance(tags, str) else ",".join(tags)
+    if idempotency_key is not None:
+        params["filter[idempotencyKey]"] = idempotency_key
+    if period is not None:
+        params["filter[createdAt][period]"] = period
+    if from_ is not None:
+        params["filter[createdAt][from]"] = _when(from_)
+    if to is not None:
+        params["filter[createdAt][to]"] = _when(to)
+    if page_size is not None:
+        params["page[size]"] = str(page_size)
+    return params
+
+
+def wait_request(token: str, remaining: float | None, access_token: str | None) -> Request:
+    """One long-poll of at most 60 s; the HTTP timeout leaves room for the answer."""
+    chunk = MAX_LONG_POLL if remaining is None else max(0.0, min(MAX_LONG_POLL, remaining))
+    return Request(
+        "GET",
+        f"{TOKENS}/{token}/wait",
+        params={"timeout": f"{chunk:.3f}".rstrip("0").rstrip(".")},
+        timeout=chunk + 30,
+        access_token=access_token,
+    )

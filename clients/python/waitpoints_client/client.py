@@ -1,0 +1,310 @@
+"""``Client`` (blocking) and ``AsyncClient`` (asyncio): the same methods, the same behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from . import _core as core
+from .errors import ApiConnectionError
+from .models import CreatedToken, Token, TransitionResult, WaitResult
+
+TokenRef = str | Token | CreatedToken
+Duration = float | timedelta | str
+
+
+class _Base:
+    def __init__(
+        self,
+        base_url: str | None,
+        secret_key: str | None,
+        retry: core.RetryPolicy | None,
+    ) -> None:
+        self.base_url, self._key = core.settings(base_url, secret_key)
+        self.retry = retry or core.RetryPolicy()
+
+    @staticmethod
+    def _create(
+        timeout: Duration | datetime | None,
+        idempotency_key: str | None,
+        idempotency_key_ttl: Duration | None,
+        tags: str | Iterable[str] | None,
+        approvers: Iterable[str] | None,
+        extra: dict[str, Any],
+    ) -> core.Request:
+        body = core.create_body(
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            idempotency_key_ttl=idempotency_key_ttl,
+            tags=tags,
+            approvers=approvers,
+            extra=extra,
+        )
+        return core.Request("POST", core.TOKENS, body=body)
+
+    @staticmethod
+    def _complete(token: TokenRef, data: Any, access_token: str | None) -> core.Request:
+        body = {} if data is core.NO_DATA else {"data": data}
+        path = f"{core.TOKENS}/{core.token_id(token)}/complete"
+        return core.Request("POST", path, body=body, access_token=access_token)
+
+    @staticmethod
+    def _cancel(token: TokenRef, reason: str | None) -> core.Request:
+        body = {"reason": reason} if reason else {}
+        return core.Request("POST", f"{core.TOKENS}/{core.token_id(token)}/cancel", body=body)
+
+
+class Client(_Base):
+    """Blocking client. ``base_url`` and ``secret_key`` default to ``WAITPOINTS_API_URL`` and
+    ``WAITPOINTS_SECRET_KEY``. Use it as a context manager, or call ``close()``."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        secret_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry: core.RetryPolicy | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(base_url, secret_key, retry)
+        self._http = http_client or httpx.Client(timeout=timeout)
+        self._http.base_url = httpx.URL(self.base_url)
+        self._http.headers.update(core.headers(self._key))
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, request: core.Request) -> tuple[httpx.Response, Any]:
+        attempt = 1
+        while True:
+            try:
+                response = self._http.request(request.method, request.path, **core.build(request))
+            except httpx.TransportError as error:
+                delay = self.retry.backoff(attempt)
+                if delay is None:
+                    raise ApiConnectionError(f"{request.method} {request.path}: {error}") from error
+            else:
+                delay = self.retry.after_response(response, attempt)
+                if delay is None:
+                    return response, core.parse(response)
+            time.sleep(delay)
+            attempt += 1
+
+    def create_token(
+        self,
+        *,
+        timeout: Duration | datetime | None = None,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: Duration | None = None,
+        tags: str | Iterable[str] | None = None,
+        approvers: Iterable[str] | None = None,
+        **extra: Any,
+    ) -> CreatedToken:
+        """Create a token. ``timeout`` is seconds, a timedelta, a duration string ("10m",
+        "1h30m") or a datetime; ``approvers`` get an e-mail with Approve / Reject links."""
+        request = self._create(
+            timeout, idempotency_key, idempotency_key_ttl, tags, approvers, extra
+        )
+        response, body = self._send(request)
+        return core.created(response, body)
+
+    def retrieve_token(self, token: TokenRef) -> Token:
+        _, body = self._send(core.Request("GET", f"{core.TOKENS}/{core.token_id(token)}"))
+        return Token.from_json(body)
+
+    def list_tokens(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        tags: str | Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        period: str | None = None,
+        from_: datetime | int | str | None = None,
+        to: datetime | int | str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Token]:
+        """Every matching token, newest first, fetching pages as the iteration goes."""
+        params = core.list_params(
+            status=status,
+            tags=tags,
+            idempotency_key=idempotency_key,
+            period=period,
+            from_=from_,
+            to=to,
+            page_size=page_size,
+        )
+        while True:
+            _, body = self._send(core.Request("GET", core.TOKENS, params=params))
+            for item in body["data"]:
+                yield Token.from_json(item)
+            after = (body.get("pagination") or {}).get("next")
+            if not after or not body["data"]:
+                return
+            params = {**params, "page[after]": after}
+
+    def complete_token(
+        self, token: TokenRef, data: Any = core.NO_DATA, *, access_token: str | None = None
+    ) -> TransitionResult:
+        """Complete with ``data`` (any JSON value). ``access_token``: a public access token
+        (``CreatedToken.public_access_token``) instead of the secret key."""
+        _, body = self._send(self._complete(token, data, access_token))
+        return TransitionResult.from_json(body)
+
+    def cancel_token(self, token: TokenRef, reason: str | None = None) -> TransitionResult:
+        _, body = self._send(self._cancel(token, reason))
+        return TransitionResult.from_json(body)
+
+    def wait_for_token(
+        self,
+        token: TokenRef,
+        *,
+        timeout: float | timedelta | None = None,
+        access_token: str | None = None,
+    ) -> WaitResult:
+        """Wait until the token is resolved (completed, timed out or cancelled), or for at
+        most ``timeout`` seconds (default: as long as it takes), long-polling the server 60 s
+        at a time. The result's ``ok``, ``output``, ``error`` and ``unwrap()`` tell the rest."""
+        limit = core.seconds(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        ident = core.token_id(token)
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            _, body = self._send(core.wait_request(ident, remaining, access_token))
+            current = Token.from_json(body)
+            if current.is_resolved or (deadline is not None and time.monotonic() >= deadline):
+                return WaitResult(current)
+
+
+class AsyncClient(_Base):
+    """The same as ``Client`` for asyncio: ``await`` every method; ``list_tokens`` is an async
+    iterator. Use it as an async context manager, or call ``await aclose()``."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        secret_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry: core.RetryPolicy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(base_url, secret_key, retry)
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._http.base_url = httpx.URL(self.base_url)
+        self._http.headers.update(core.headers(self._key))
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, request: core.Request) -> tuple[httpx.Response, Any]:
+        attempt = 1
+        while True:
+            try:
+                response = await self._http.request(
+                    request.method, request.path, **core.build(request)
+                )
+            except httpx.TransportError as error:
+                delay = self.retry.backoff(attempt)
+                if delay is None:
+                    raise ApiConnectionError(f"{request.method} {request.path}: {error}") from error
+            else:
+                delay = self.retry.after_response(response, attempt)
+                if delay is None:
+                    return response, core.parse(response)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def create_token(
+        self,
+        *,
+        timeout: Duration | datetime | None = None,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: Duration | None = None,
+        tags: str | Iterable[str] | None = None,
+        approvers: Iterable[str] | None = None,
+        **extra: Any,
+    ) -> CreatedToken:
+        request = self._create(
+            timeout, idempotency_key, idempotency_key_ttl, tags, approvers, extra
+        )
+        response, body = await self._send(request)
+        return core.created(response, body)
+
+    async def retrieve_token(self, token: TokenRef) -> Token:
+        _, body = await self._send(core.Request("GET", f"{core.TOKENS}/{core.token_id(token)}"))
+        return Token.from_json(body)
+
+    async def list_tokens(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        tags: str | Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        period: str | None = None,
+        from_: datetime | int | str | None = None,
+        to: datetime | int | str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[Token]:
+        params = core.list_params(
+            status=status,
+            tags=tags,
+            idempotency_key=idempotency_key,
+            period=period,
+            from_=from_,
+            to=to,
+            page_size=page_size,
+        )
+        while True:
+            _, body = await self._send(core.Request("GET", core.TOKENS, params=params))
+            for item in body["data"]:
+                yield Token.from_json(item)
+            after = (body.get("pagination") or {}).get("next")
+            if not after or not body["data"]:
+                return
+            params = {**params, "page[after]": after}
+
+    async def complete_token(
+        self, token: TokenRef, data: Any = core.NO_DATA, *, access_token: str | None = None
+    ) -> TransitionResult:
+        _, body = await self._send(self._complete(token, data, access_token))
+        return TransitionResult.from_json(body)
+
+    async def cancel_token(self, token: TokenRef, reason: str | None = None) -> TransitionResult:
+        _, body = await self._send(self._cancel(token, reason))
+        return TransitionResult.from_json(body)
+
+    async def wait_for_token(
+        self,
+        token: TokenRef,
+        *,
+        timeout: float | timedelta | None = None,
+        access_token: str | None = None,
+    ) -> WaitResult:
+        limit = core.seconds(timeout)
+        loop = asyncio.get_running_loop()
+        deadline = None if limit is None else loop.time() + limit
+        ident = core.token_id(token)
+        while True:
+            remaining = None if deadline is None else deadline - loop.time()
+            _, body = await self._send(core.wait_request(ident, remaining, access_token))
+            current = Token.from_json(body)
+            if current.is_resolved or (deadline is not None and loop.time() >= deadline):
+                return WaitResult(current)

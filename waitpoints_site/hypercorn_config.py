@@ -1,0 +1,36 @@
+"""The web role's server settings: ``hypercorn --config python:waitpoints_site.hypercorn_config``.
+
+Hypercorn (ASGI, asyncio) because a long-poll waiter must cost a coroutine, not a thread, and
+because it bounds how long a client may take: uvicorn has no limit on the time to send request
+headers, so a client that never finishes them holds its socket forever.
+
+Environment variables:
+
+* ``BIND_HOST`` / ``PORT`` (``0.0.0.0`` / ``8000``; bin/serve sets 127.0.0.1): where to listen.
+* ``WEB_CONCURRENCY`` (default: the number of CPU cores): worker processes. Each runs one event
+  loop: it serves any number of waiters and slow clients, and runs ordinary (synchronous) Django
+  views on a thread per request in flight.
+* ``WEB_HEADER_TIMEOUT`` (default 10 s): a connection must deliver a complete request head
+  within this time after it opens (or after its previous response); otherwise it is closed.
+  The body then has ``WAITPOINTS_BODY_TIMEOUT_SECONDS`` (see waitpoints_site/asgi.py).
+* ``WEB_READ_TIMEOUT`` (default 90 s): a connection that sends nothing for this long is closed,
+  whatever its state. Longer than the longest long-poll (60 s), during which a client is silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+# All interfaces by default, as platforms that set PORT expect; bin/serve sets 127.0.0.1.
+_host = os.environ.get("BIND_HOST", "0.0.0.0")  # noqa: S104
+bind = [f"{_host}:{os.environ.get('PORT', '8000')}"]
+workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+keep_alive_timeout = float(os.environ.get("WEB_HEADER_TIMEOUT") or 10)
+read_timeout = int(os.environ.get("WEB_READ_TIMEOUT") or 90)
+# A logger, not "-": Django's LOGGING gives it the handler that masks callback hashes.
+accesslog = logging.getLogger("hypercorn.access")
+errorlog = "-"
+# Request line plus headers; longer heads get 431 (see waitpoints_site/server.py).
+h11_max_incomplete_size = 16 * 1024
+graceful_timeout = 5
