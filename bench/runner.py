@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from bench import report, webhooks
+from bench import report, waiters, webhooks
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -678,6 +678,23 @@ def main() -> None:
                 )
                 for name, row in EXTRA_ROWS.items():
                     results[name] = row(plan, fixtures)
+        finally:
+            worker.stop()
+
+        log("long-poll waiters on one web process")
+        worker = Role("worker", service_env())
+        try:
+            with web("web-waiters", plan.port + 2, WEB_CONCURRENCY="1") as one:
+                waiting_ids = ["waitpoint_" + ids[i] for i in range(plan.tokens) if i % 10 < 7][
+                    : 1000 if not plan.quick else 300
+                ]
+                results["long-poll waiters"] = waiters.measure(
+                    port=plan.port + 2,
+                    secret=fixtures["secret"],
+                    ids=waiting_ids,
+                    woken_count=200 if not plan.quick else 100,
+                    rss_mb=lambda: sum(p["rss_mb"] for p in one.processes()),
+                )
         finally:
             worker.stop()
 
