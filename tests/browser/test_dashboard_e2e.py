@@ -131,8 +131,11 @@ def test_an_approver_logs_in_filters_by_tag_approves_and_the_sdk_sees_it(
     tag_input.send_keys("ref")
 
     def suggestions(driver) -> list[str]:
-        options = driver.find_elements(By.CSS_SELECTOR, "#tag-options option")
-        return [o.get_attribute("value") for o in options]
+        # Read in one script: the typeahead replaces the options while a reader walks them, and
+        # element by element that raised StaleElementReferenceException now and then.
+        return driver.execute_script(
+            "return Array.from(document.querySelectorAll('#tag-options option'), o => o.value)"
+        )
 
     wait(browser).until(lambda d: suggestions(d) == ["refund"])
     tag_input.send_keys("und")
