@@ -14,9 +14,20 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
 from tokens import keys, selectors, services
 from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
+from tokens.api.schema import (
+    CALLBACK_PARAMETERS,
+    EXTENSION,
+    RATE_LIMIT_HEADERS,
+    TOKENS_TAG,
+    TransitionResponseSerializer,
+    described,
+    errors,
+)
 from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of, decision_output
 from tokens.exceptions import TokenError
 from tokens.http import actor_from_request
@@ -63,6 +74,55 @@ def _authorised_token(token_id: str, digest: str) -> Token:
     return token
 
 
+@described(
+    post=extend_schema(
+        operation_id="completeWaitpointTokenByCallback",
+        summary="Complete a token through its callback URL",
+        description=(
+            "No API key: the hash in the URL (HMAC-SHA256 of the token's id, keyed by the "
+            "environment's callback secret) is the credential. The whole JSON body is the "
+            "output; an empty or invalid body means `{}`. The confirmation page's own form "
+            "(`decision`, `comment`, CSRF-protected) posts here too and is answered with a "
+            "redirect to the page; that form is not part of the API."
+        ),
+        tags=[TOKENS_TAG],
+        request={"application/json": OpenApiTypes.ANY},
+        parameters=[*CALLBACK_PARAMETERS, *RATE_LIMIT_HEADERS],
+        responses={
+            200: TransitionResponseSerializer,
+            **errors(400, 401, 404, 411, 413, 429, 503),
+        },
+    ),
+    get=extend_schema(
+        operation_id="showWaitpointTokenConfirmation",
+        summary="The callback URL's confirmation page",
+        description=(
+            "An HTML page with Approve / Reject buttons; GET never completes anything (mail "
+            "scanners and link previews fetch links). `?decision=approved|rejected` preselects "
+            "a button. A request whose `Accept` prefers `application/json` gets upstream's "
+            "405 instead."
+        ),
+        tags=[TOKENS_TAG],
+        parameters=[
+            *CALLBACK_PARAMETERS,
+            OpenApiParameter(
+                "decision",
+                str,
+                OpenApiParameter.QUERY,
+                description="`approved` or `rejected` preselects that button; other values "
+                "are ignored (it is a link people follow).",
+            ),
+        ],
+        responses={
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="The page."),
+            (404, "text/html"): OpenApiResponse(
+                OpenApiTypes.STR, description="Unknown token or wrong hash: a page that says so."
+            ),
+            **errors(405),
+        },
+        extensions={EXTENSION: True},
+    ),
+)
 @csrf_exempt
 def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResponse:
     if request.method in ("GET", "HEAD"):

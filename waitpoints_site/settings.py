@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us (no CDN)
     "tokens",
 ]
 
@@ -243,8 +244,30 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "waitpoints API",
-    "DESCRIPTION": "Waitpoint tokens, wire-compatible with Trigger.dev's v1 API.",
+    "DESCRIPTION": (
+        "Waitpoint tokens, wire-compatible with Trigger.dev's v1 API (the official "
+        "`@trigger.dev/sdk` works against it). Success is always `200`; every error is JSON "
+        '`{"error": "…"}`, with `details` for a bad query. Optional fields are omitted, never '
+        "`null`; dates are ISO-8601 UTC with `Z`. Methods a path does not list answer "
+        '`405 {"error": "Method not allowed"}`. Fields and operations marked '
+        "`x-waitpoints-extension` are ours, not upstream's; the official SDK ignores them."
+    ),
     "VERSION": "1.0.0",
+    "TAGS": [
+        {"name": "Waitpoint tokens", "description": "Create, read, complete and cancel tokens."},
+        {"name": "Webhooks", "description": "Endpoints that receive resolved tokens' events."},
+        {"name": "Auth", "description": "Public access tokens for the SDK."},
+    ],
+    # The schema and its docs are public: the contract is not a secret (the API still is).
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["tokens.api.schema.include_plain_views"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": False, "tryItOutEnabled": False},
 }
 
 # ------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -22,6 +23,25 @@ from tokens.api.authentication import (
     public_claims,
 )
 from tokens.api.body import COMPLETE_BODY_LIMIT, CREATE_BODY_LIMIT, read_json_object
+from tokens.api.schema import (
+    AUTH_TAG,
+    COMMON_ERRORS,
+    CREATE_RESPONSE_HEADERS,
+    EXTENSION,
+    LIST_PARAMETERS,
+    RATE_LIMIT_HEADERS,
+    TOKENS_TAG,
+    CancelTokenRequestSerializer,
+    CompleteTokenRequestSerializer,
+    CreateTokenRequestSerializer,
+    CreateTokenResponseSerializer,
+    JwtClaimsSerializer,
+    TokenListSerializer,
+    TransitionResponseSerializer,
+    WaitpointTokenDetailSerializer,
+    errors,
+    token_id_parameter,
+)
 from tokens.api.serializers import TokenOutputSerializer, transition_body
 from tokens.exceptions import PermissionDenied, TokenError
 from tokens.filters import ApiTokenFilter
@@ -54,6 +74,17 @@ def api_actor(
 class TokenViewSet(viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
+    @extend_schema(
+        operation_id="createWaitpointToken",
+        summary="Create a token",
+        tags=[TOKENS_TAG],
+        request=CreateTokenRequestSerializer,
+        parameters=[*CREATE_RESPONSE_HEADERS, *RATE_LIMIT_HEADERS],
+        responses={
+            200: CreateTokenResponseSerializer,
+            **errors(400, 411, 413, 422, *COMMON_ERRORS),
+        },
+    )
     def create(self, request: Request) -> Response:
         body = read_json_object(request, limit=CREATE_BODY_LIMIT)
         environment = principal(request).environment
@@ -83,6 +114,14 @@ class TokenViewSet(viewsets.ViewSet):
             },
         )
 
+    @extend_schema(
+        operation_id="listWaitpointTokens",
+        summary="List tokens",
+        description="Newest first, keyset-paginated; a bad query is a 400 `Query Error`.",
+        tags=[TOKENS_TAG],
+        parameters=[*LIST_PARAMETERS, *RATE_LIMIT_HEADERS],
+        responses={200: TokenListSerializer, **errors(400, *COMMON_ERRORS)},
+    )
     def list(self, request: Request) -> Response:
         now = timezone.now()
         params = {key: request.query_params[key] for key in request.query_params}  # last wins
@@ -108,6 +147,13 @@ class TokenViewSet(viewsets.ViewSet):
             {"data": [output.to_representation(t) for t in rows], "pagination": pagination}
         )
 
+    @extend_schema(
+        operation_id="retrieveWaitpointToken",
+        summary="Retrieve a token",
+        tags=[TOKENS_TAG],
+        parameters=[token_id_parameter("id"), *RATE_LIMIT_HEADERS],
+        responses={200: WaitpointTokenDetailSerializer, **errors(404, *COMMON_ERRORS)},
+    )
     def retrieve(self, request: Request, pk: str) -> Response:
         token = selectors.token_get_for_environment(
             environment=principal(request).environment, token_id=pk
@@ -115,14 +161,31 @@ class TokenViewSet(viewsets.ViewSet):
         output = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=True)
         return Response(output.to_representation(token))
 
+    @extend_schema(
+        operation_id="cancelWaitpointToken",
+        summary="Cancel a waiting token",
+        description=(
+            "The token then reads as `status: TIMED_OUT` with `statusDetail: CANCELLED`. "
+            "Cancelling a resolved token changes nothing (`applied: false`)."
+        ),
+        tags=[TOKENS_TAG],
+        request=CancelTokenRequestSerializer,
+        parameters=[token_id_parameter("id"), *RATE_LIMIT_HEADERS],
+        responses={
+            200: TransitionResponseSerializer,
+            **errors(400, 404, 411, 413, *COMMON_ERRORS),
+        },
+        extensions={EXTENSION: True},
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         token = selectors.token_get_for_environment(
             environment=principal(request).environment, token_id=pk
         )
         body = read_json_object(request, limit=CREATE_BODY_LIMIT)
+        reason = body.get("reason")  # null means absent; any other non-string is a 400
         result = services.token_cancel(
-            token=token, actor=api_actor(request), reason=body.get("reason") or ""
+            token=token, actor=api_actor(request), reason="" if reason is None else reason
         )
         return transition_response(result)
 
@@ -168,6 +231,21 @@ class TokenCompleteView(CorsMixin, APIView):  # type: ignore[misc]
 
     allow_public_access_token = True
 
+    @extend_schema(
+        operation_id="completeWaitpointToken",
+        summary="Complete a token",
+        description=(
+            "The first completion wins; completing a resolved token answers 200 and changes "
+            "nothing (`applied: false`). CORS: the request's `Origin` is reflected."
+        ),
+        tags=[TOKENS_TAG],
+        request=CompleteTokenRequestSerializer,
+        parameters=[token_id_parameter("token_id"), *RATE_LIMIT_HEADERS],
+        responses={
+            200: TransitionResponseSerializer,
+            **errors(400, 403, 404, 411, 413, *COMMON_ERRORS),
+        },
+    )
     def post(self, request: Request, token_id: str) -> Response:
         caller = principal(request)
         token = selectors.token_get_for_environment(
@@ -191,5 +269,14 @@ class TokenCompleteView(CorsMixin, APIView):  # type: ignore[misc]
 class JwtClaimsView(APIView):
     """``POST /api/v1/auth/jwt/claims``: what ``auth.createPublicToken`` signs locally."""
 
+    @extend_schema(
+        operation_id="getJwtClaims",
+        summary="Claims for a self-signed public access token",
+        description="What the SDK's `auth.createPublicToken` signs locally with the secret key.",
+        tags=[AUTH_TAG],
+        request=None,
+        parameters=RATE_LIMIT_HEADERS,
+        responses={200: JwtClaimsSerializer, **errors(*COMMON_ERRORS)},
+    )
     def post(self, request: Request) -> Response:
         return Response(public_claims(principal(request).environment))

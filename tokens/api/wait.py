@@ -30,10 +30,22 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import AuthenticationFailed
 
 from tokens import selectors, waiting
 from tokens.api.authentication import ApiPrincipal, authenticate_bearer
+from tokens.api.schema import (
+    COMMON_ERRORS,
+    EXTENSION,
+    RATE_LIMIT_HEADERS,
+    TOKENS_TAG,
+    WAIT_TIMEOUT_PARAMETER,
+    WaitpointTokenDetailSerializer,
+    described,
+    errors,
+    token_id_parameter,
+)
 from tokens.durations import parse_duration
 from tokens.exceptions import PermissionDenied, TokenError
 from tokens.http import base_url
@@ -207,6 +219,25 @@ async def asgi_wait(scope: dict[str, Any], receive: Receive, send: Send, token_i
     await send({"type": "http.response.body", "body": body})
 
 
+@described(
+    bearer=True,
+    public_access_token=True,
+    get=extend_schema(
+        operation_id="waitForWaitpointToken",
+        summary="Wait for a token to resolve (long poll)",
+        description=(
+            "Answers as retrieve does as soon as the token is resolved (a timeout counts), or "
+            "with the still `WAITING` token when the wait ends."
+        ),
+        tags=[TOKENS_TAG],
+        parameters=[token_id_parameter("token_id"), WAIT_TIMEOUT_PARAMETER, *RATE_LIMIT_HEADERS],
+        responses={
+            200: WaitpointTokenDetailSerializer,
+            **errors(400, 403, 404, *COMMON_ERRORS),
+        },
+        extensions={EXTENSION: True},
+    ),
+)
 def wait_view(request: HttpRequest, token_id: str) -> JsonResponse:
     """The same endpoint through Django (WSGI, the test client); it holds a thread per waiter."""
     if request.method not in ("GET", "HEAD"):

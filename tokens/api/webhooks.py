@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -12,6 +13,19 @@ from rest_framework.response import Response
 from tokens import webhooks
 from tokens.api.authentication import ApiPrincipal
 from tokens.api.body import read_json_object
+from tokens.api.schema import (
+    COMMON_ERRORS,
+    EXTENSION,
+    RATE_LIMIT_HEADERS,
+    WEBHOOKS_TAG,
+    WebhookEndpointCreateSerializer,
+    WebhookEndpointDeletedSerializer,
+    WebhookEndpointListSerializer,
+    WebhookEndpointSerializer,
+    WebhookEndpointUpdateSerializer,
+    errors,
+    webhook_id_parameter,
+)
 from tokens.models import Environment, WebhookEndpoint, iso
 
 BODY_LIMIT = 16 * 1024
@@ -51,6 +65,60 @@ def _environment(request: Request) -> Environment:
     return principal.environment
 
 
+def _operation(summary: str, *, detail: bool = True, **kwargs: Any) -> Any:
+    parameters = [webhook_id_parameter()] if detail else []
+    return extend_schema(
+        summary=summary,
+        tags=[WEBHOOKS_TAG],
+        parameters=[*parameters, *RATE_LIMIT_HEADERS],
+        extensions={EXTENSION: True},
+        **kwargs,
+    )
+
+
+@extend_schema_view(
+    create=_operation(
+        "Create a webhook endpoint",
+        detail=False,
+        operation_id="createWebhookEndpoint",
+        request=WebhookEndpointCreateSerializer,
+        responses={
+            200: WebhookEndpointSerializer,
+            **errors(400, 411, 413, *COMMON_ERRORS),
+        },
+    ),
+    list=_operation(
+        "List webhook endpoints",
+        detail=False,
+        operation_id="listWebhookEndpoints",
+        responses={200: WebhookEndpointListSerializer, **errors(*COMMON_ERRORS)},
+    ),
+    retrieve=_operation(
+        "Retrieve a webhook endpoint",
+        operation_id="retrieveWebhookEndpoint",
+        responses={200: WebhookEndpointSerializer, **errors(404, *COMMON_ERRORS)},
+    ),
+    partial_update=_operation(
+        "Change a webhook endpoint",
+        operation_id="updateWebhookEndpoint",
+        request=WebhookEndpointUpdateSerializer,
+        responses={
+            200: WebhookEndpointSerializer,
+            **errors(400, 404, 411, 413, *COMMON_ERRORS),
+        },
+    ),
+    destroy=_operation(
+        "Delete a webhook endpoint",
+        operation_id="deleteWebhookEndpoint",
+        responses={200: WebhookEndpointDeletedSerializer, **errors(404, *COMMON_ERRORS)},
+    ),
+    rotate_secret=_operation(
+        "Rotate an endpoint's signing secret",
+        operation_id="rotateWebhookEndpointSecret",
+        request=None,
+        responses={200: WebhookEndpointSerializer, **errors(404, *COMMON_ERRORS)},
+    ),
+)
 class WebhookEndpointViewSet(viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
