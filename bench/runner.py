@@ -714,7 +714,11 @@ def main() -> None:
         drop_database()
     if not args.skip_sweep:
         log("sweep (bench/sweep.py)")
-        results["sweep"] = sweep(plan)
+        try:
+            results["sweep"] = sweep(plan)
+        except subprocess.CalledProcessError as error:  # keep the other rows
+            log(f"the sweep failed ({error}); writing the other rows")
+            results["sweep_error"] = str(error)
     results["elapsed_seconds"] = round(time.monotonic() - started)
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report.write(results, args.out)
