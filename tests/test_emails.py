@@ -10,8 +10,8 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
 from tokens import outbox, services, tasks
-from tokens.links import callback_url
-from tokens.models import OutboxMessage, Token, TokenEvent
+from tokens.links import callback_url, personal_url
+from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
 
 APPROVERS = ["ann@example.com", "ben@example.com"]
 
@@ -59,10 +59,13 @@ def test_it_sends_text_and_html_with_approve_reject_and_dashboard_links(token: T
 
     assert delivered == 2
     assert sorted(message.to[0] for message in mail.outbox) == APPROVERS
-    url = callback_url(token, base="http://testserver")
     dashboard = f"http://testserver/tokens/{token.friendly_id}"
     for message in mail.outbox:
         assert len(message.to) == 1
+        # Each recipient's own link (README: "Requests approvers can decide"), not the plain URL.
+        recipient = Recipient.objects.get(token=token, email=message.to[0])
+        url = personal_url(token, recipient, base="http://testserver")
+        assert callback_url(token, base="http://testserver") not in message.body
         assert "alice" in message.subject and "\n" not in message.subject
         assert message.extra_headers["Auto-Submitted"] == "auto-generated"
         html, mimetype = message.alternatives[0]

@@ -15,8 +15,9 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -24,7 +25,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from tokens import keys, outbox, services, webhooks
-from tokens.exceptions import InvalidInput
+from tokens.exceptions import InvalidInput, TokenError
 from tokens.http import actor_from_request
 from tokens.models import (
     ApiKey,
@@ -32,6 +33,7 @@ from tokens.models import (
     Membership,
     OutboxMessage,
     Project,
+    Recipient,
     Token,
     TokenEvent,
     WebhookDelivery,
@@ -75,6 +77,42 @@ def _report(
 # ------------------------------------------------------------------------------------------------
 # Tokens
 # ------------------------------------------------------------------------------------------------
+
+
+class CheckedFilters:
+    """Changelists that say what is wrong with a filter instead of failing: a NUL anywhere in the
+    query (PostgreSQL text cannot hold one, so the query would raise) and the lookups Django
+    itself refuses (an impossible date) redirect to the unfiltered list with a message. Django
+    alone answers the first with a 500 and the second with a bare "?e=1"."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                shown = name.replace("\x00", "\\u0000")[:60]
+                return self._refuse_filter(request, f"{shown} contains a null character (\\u0000).")
+        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
+        problem = getattr(request, "_invalid_filter", None)
+        if problem is not None and response.status_code == 302:
+            return self._refuse_filter(request, problem)
+        return response
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_changelist_instance(request)  # type: ignore[misc]
+        except IncorrectLookupParameters as error:
+            detail = error.args[0] if error.args else ""
+            if isinstance(detail, Exception) and getattr(detail, "messages", None):
+                text = " ".join(str(m) for m in detail.messages)  # type: ignore[attr-defined]
+            else:
+                text = str(detail) or "these lookups cannot be used."
+            request._invalid_filter = text[:300]  # type: ignore[attr-defined]
+            raise
+
+    def _refuse_filter(self, request: HttpRequest, problem: str) -> HttpResponse:
+        messages.error(request, f"Invalid filter: {problem} Showing the unfiltered list.")
+        return HttpResponseRedirect(request.path)
 
 
 class NoSaveButtons:
@@ -157,6 +195,15 @@ class OutboxMessageInline(ReadOnlyInline):
         return _outbox_state(message)
 
 
+class RecipientInline(ReadOnlyInline):
+    model = Recipient
+    verbose_name = "e-mailed approver"
+    verbose_name_plural = "e-mailed approvers (personal links; revoke one under Recipients)"
+    fields = ("email", "created_at", "revoked_at")
+    readonly_fields = fields
+    show_change_link = True
+
+
 class TagListFilter(admin.SimpleListFilter):
     """Tokens carrying one tag; the options are the most used tags (the search box finds any)."""
 
@@ -183,7 +230,7 @@ class TagListFilter(admin.SimpleListFilter):
 
 
 @admin.register(Token)
-class TokenAdmin(NoSaveButtons, admin.ModelAdmin):
+class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
     list_display = (
         "friendly_id",
         "environment",
@@ -201,8 +248,14 @@ class TokenAdmin(NoSaveButtons, admin.ModelAdmin):
     search_help_text = "Token id (waitpoint_… or bare), idempotency key, or an exact tag."
     date_hierarchy = "created_at"
     show_full_result_count = False  # a COUNT(*) over all tokens on every page is not free
-    inlines = (TokenEventInline, OutboxMessageInline)
-    actions = ("cancel_tokens", "force_timeout_tokens", "resend_approval_emails")
+    inlines = (TokenEventInline, RecipientInline, OutboxMessageInline)
+    actions = (
+        "cancel_tokens",
+        "force_timeout_tokens",
+        "resend_approval_emails",
+        "extend_by_hour",
+        "extend_by_day",
+    )
     fieldsets = (
         (None, {"fields": ("friendly_id", "environment", "status_label", "tag_list")}),
         (
@@ -336,6 +389,26 @@ class TokenAdmin(NoSaveButtons, admin.ModelAdmin):
                 skipped += 1
         _report(request, self, "Timed out", applied, skipped, "already resolved")
 
+    def _extend(self, request: HttpRequest, queryset: QuerySet[Token], timeout: str) -> None:
+        applied = skipped = 0
+        for token in queryset:
+            try:
+                services.token_extend(token=token, actor=_actor(request), timeout=timeout)
+            except TokenError:
+                skipped += 1
+            else:
+                applied += 1
+                self.log_change(request, token, f"Deadline moved to {timeout} from now")
+        _report(request, self, "Extended", applied, skipped, "already resolved")
+
+    @admin.action(description="Extend deadline: 1 hour from now", permissions=["change"])
+    def extend_by_hour(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
+        self._extend(request, queryset, "1h")
+
+    @admin.action(description="Extend deadline: 1 day from now", permissions=["change"])
+    def extend_by_day(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
+        self._extend(request, queryset, "1d")
+
     @admin.action(description="Resend approval e-mails", permissions=["change"])
     def resend_approval_emails(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
         tokens = emails = skipped = 0
@@ -395,7 +468,7 @@ class OutboxStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(NoSaveButtons, admin.ModelAdmin):
+class OutboxMessageAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",
@@ -487,7 +560,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(CheckedFilters, admin.ModelAdmin):
     list_display = ("slug", "name", "created_at", "environment_list")
     search_fields = ("slug", "name")
     inlines = (EnvironmentInline, MembershipInline)
@@ -505,7 +578,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(admin.ModelAdmin):
+class EnvironmentAdmin(CheckedFilters, admin.ModelAdmin):
     list_display = ("__str__", "project", "slug", "public_id", "created_at")
     list_filter = ("slug", "project")
     list_select_related = ("project",)
@@ -528,7 +601,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(CheckedFilters, admin.ModelAdmin):
     list_display = ("user", "project", "role")
     list_filter = ("role", "project")
     list_select_related = ("user", "project")
@@ -552,7 +625,7 @@ class ApiKeyStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(CheckedFilters, admin.ModelAdmin):
     list_display = (
         "masked",
         "name",
@@ -886,4 +959,35 @@ class WebhookDeliveryAdmin(NoSaveButtons, admin.ModelAdmin):
         text = f"{_plural(applied, 'event')} queued for another attempt."
         if skipped:
             text += f" {_plural(skipped, 'event')} already delivered; not sent again."
+        self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)
+
+
+@admin.register(Recipient)
+class RecipientAdmin(NoSaveButtons, admin.ModelAdmin):
+    """E-mailed approvers and their personal links: revoke one without touching the others."""
+
+    list_display = ("email", "token", "created_at", "revoked_at")
+    list_select_related = ("token",)
+    search_fields = ("=email", "=token__id")
+    search_help_text = "An exact e-mail address or token id (bare)."
+    readonly_fields = ("token", "email", "created_at", "revoked_at")
+    actions = ("revoke_links",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(
+        description="Revoke the personal links of selected recipients", permissions=["change"]
+    )
+    def revoke_links(self, request: HttpRequest, queryset: QuerySet[Recipient]) -> None:
+        applied = skipped = 0
+        for recipient in queryset.select_related("token"):
+            if services.recipient_revoke(recipient=recipient, actor=_actor(request)):
+                applied += 1
+                self.log_change(request, recipient, "Revoked personal link")
+            else:
+                skipped += 1
+        text = f"Revoked {_plural(applied, 'personal link')}."
+        if skipped:
+            text += f" {_plural(skipped, 'link')} already revoked."
         self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)

@@ -25,6 +25,8 @@ class Actor:
     user: AbstractBaseUser | AnonymousUser | None = None
     ip: str | None = None
     user_agent: str = ""
+    # Who decided through a personal link (the address it was signed for).
+    email: str = ""
 
     @classmethod
     def system(cls) -> Actor:
@@ -52,4 +54,5 @@ def _fields(actor: Actor) -> dict[str, Any]:
         "user": user,
         "ip": actor.ip,
         "user_agent": (actor.user_agent or "")[:512],
+        "email": actor.email,
     }

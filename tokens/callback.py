@@ -7,6 +7,7 @@ they render the confirmation page, because mail scanners and chat previews fetch
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -17,21 +18,23 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
-from tokens import keys, selectors, services
-from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, parse_json, read_body
+from tokens import decisions, keys, selectors, services
+from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, UnacceptableJson, parse_json, read_body
 from tokens.api.schema import (
     CALLBACK_PARAMETERS,
     EXTENSION,
+    PERSONAL_PARAMETERS,
     RATE_LIMIT_HEADERS,
     TOKENS_TAG,
+    ErrorSerializer,
     TransitionResponseSerializer,
     described,
     errors,
 )
-from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of, decision_output
-from tokens.exceptions import TokenError
+from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of
+from tokens.exceptions import DecisionRefused, TokenError
 from tokens.http import actor_from_request
-from tokens.models import Token, TokenEvent
+from tokens.models import Recipient, Token, TokenEvent
 from tokens.representation import transition_body
 
 
@@ -55,7 +58,12 @@ def _private(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _actor(request: HttpRequest) -> services.Actor:
+def _actor(request: HttpRequest, recipient: Recipient | None = None) -> services.Actor:
+    if recipient is not None:  # a personal link: the decision is this address's
+        actor = actor_from_request(
+            request, TokenEvent.Channel.CALLBACK, credential=TokenEvent.Credential.PERSONAL_LINK
+        )
+        return replace(actor, email=recipient.email)
     return actor_from_request(
         request, TokenEvent.Channel.CALLBACK, credential=TokenEvent.Credential.CALLBACK_URL
     )
@@ -65,13 +73,36 @@ class InvalidHash(TokenError):
     http_status = 401
 
 
-def _authorised_token(token_id: str, digest: str) -> Token:
-    token = selectors.token_get_by_id(token_id=token_id)
-    if not keys.callback_hash_matches(
-        callback_secret=token.environment.callback_secret, internal_id=token.id, given=digest
+class LinkRevoked(TokenError):
+    http_status = 403
+
+
+@dataclass(frozen=True)
+class Link:
+    """The plain callback URL (``recipient_id`` None) or one recipient's personal link."""
+
+    token_id: str
+    digest: str
+    recipient_id: int | None = None
+
+
+def _authorised(link: Link) -> tuple[Token, Recipient | None]:
+    token = selectors.token_get_by_id(token_id=link.token_id)
+    secret = token.environment.callback_secret
+    if link.recipient_id is None:
+        if not keys.callback_hash_matches(
+            callback_secret=secret, internal_id=token.id, given=link.digest
+        ):
+            raise InvalidHash("Invalid URL, hash doesn't match")
+        return token, None
+    recipient = selectors.recipient_get(token=token, recipient_id=link.recipient_id)
+    if recipient is None or not keys.personal_hash_matches(
+        callback_secret=secret, internal_id=token.id, address=recipient.email, given=link.digest
     ):
         raise InvalidHash("Invalid URL, hash doesn't match")
-    return token
+    if not recipient.is_active:
+        raise LinkRevoked("This link was revoked.")
+    return token, recipient
 
 
 @described(
@@ -125,30 +156,93 @@ def _authorised_token(token_id: str, digest: str) -> Token:
 )
 @csrf_exempt
 def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResponse:
+    return _callback(request, Link(token_id=token_id, digest=digest))
+
+
+@described(
+    post=extend_schema(
+        operation_id="completeWaitpointTokenByPersonalLink",
+        summary="Complete a token through one recipient's personal link",
+        description=(
+            "Our extension. The link e-mailed to one approver: the hash is an HMAC-SHA256 of "
+            "the token's id and that address, keyed by the environment's callback secret. As "
+            "the callback URL, but the decision is recorded as that address; a revoked link "
+            "is a 403."
+        ),
+        tags=[TOKENS_TAG],
+        request={"application/json": OpenApiTypes.ANY},
+        parameters=[*PERSONAL_PARAMETERS, *RATE_LIMIT_HEADERS],
+        responses={
+            200: TransitionResponseSerializer,
+            403: OpenApiResponse(ErrorSerializer, description="`This link was revoked.`"),
+            **errors(400, 401, 404, 411, 413, 429, 503),
+        },
+        extensions={EXTENSION: True},
+    ),
+    get=extend_schema(
+        operation_id="showWaitpointTokenPersonalConfirmation",
+        summary="A personal link's confirmation page",
+        description='As the callback URL\'s page, saying who decides ("You are deciding as …").',
+        tags=[TOKENS_TAG],
+        parameters=[
+            *PERSONAL_PARAMETERS,
+            OpenApiParameter(
+                "decision",
+                str,
+                OpenApiParameter.QUERY,
+                description="`approved` or `rejected` preselects that button.",
+            ),
+        ],
+        responses={
+            (200, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="The page."),
+            (403, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="Revoked."),
+            (404, "text/html"): OpenApiResponse(
+                OpenApiTypes.STR, description="Unknown token or wrong hash: a page that says so."
+            ),
+            **errors(405),
+        },
+        extensions={EXTENSION: True},
+    ),
+)
+@csrf_exempt
+def token_personal(
+    request: HttpRequest, token_id: str, recipient_id: str, digest: str
+) -> HttpResponse:
+    """One recipient's link: as the callback URL, but the decision is recorded as theirs.
+    (Any text routes here, so a mangled link gets this page's answers, not a bare 404.)"""
+    valid = recipient_id.isascii() and recipient_id.isdigit() and len(recipient_id) < 18
+    number = int(recipient_id) if valid else 0
+    return _callback(request, Link(token_id=token_id, digest=digest, recipient_id=number))
+
+
+def _callback(request: HttpRequest, link: Link) -> HttpResponse:
     if request.method in ("GET", "HEAD"):
         if _prefers_json(request):
             response = JsonResponse({"error": "Method not allowed"}, status=405)
             response["Allow"] = "POST"
             return response
-        return confirmation_page(request, token_id, digest)
+        return confirmation_page(request, link)
     if request.method != "POST":
         response = JsonResponse({"error": "Method not allowed"}, status=405)
         response["Allow"] = "POST"
         return response
     try:
         raw = read_body(request, limit=COMPLETE_BODY_LIMIT)
-        token = _authorised_token(token_id, digest)
+        token, recipient = _authorised(link)
     except TokenError as error:
         return JsonResponse({"error": error.message}, status=error.http_status)
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return _decide_from_form(request, token, token_id, digest)
+        return _decide_from_form(request, token, recipient, link)
     try:
         data: Any = parse_json(raw)
+    except UnacceptableJson as error:
+        # NaN, NUL, lone surrogates, deep nesting: a 400, never a silent {} output.
+        return JsonResponse({"error": error.message}, status=error.http_status)
     except TokenError:
         data = {}
-    # Upstream: the whole body is the output; an empty or invalid body means {}.
+    # Upstream: the whole body is the output; an empty or invalid (not JSON at all) body means {}.
     result = services.token_complete(
-        token=token, actor=_actor(request), data={} if data is EMPTY else data
+        token=token, actor=_actor(request, recipient), data={} if data is EMPTY else data
     )
     body = transition_body(result.token, applied=result.applied, now=timezone.now())
     return JsonResponse(body)
@@ -160,7 +254,7 @@ def _no_view(request: HttpRequest) -> HttpResponse:
 
 
 def _decide_from_form(
-    request: HttpRequest, token: Token, token_id: str, digest: str
+    request: HttpRequest, token: Token, recipient: Recipient | None, link: Link
 ) -> HttpResponse:
     # The page carries a CSRF token: a cross-site form cannot ride on a link someone opened.
     refusal = CsrfViewMiddleware(_no_view).process_view(request, _no_view, (), {})
@@ -175,40 +269,78 @@ def _decide_from_form(
             else f"The comment is too long (at most {MAX_COMMENT_LENGTH} characters)."
         )
         # 200, as Django re-renders an invalid form (a 4xx HTML page on /api/ becomes JSON).
-        return confirmation_page(request, token_id, digest, error=error, comment=comment)
-    output = decision_output(decision, comment)
-    result = services.token_complete(token=token, actor=_actor(request), data=output)
+        return confirmation_page(request, link, error=error, comment=comment)
+    values, field_errors = decisions.clean_field_values(
+        token.decision_spec, request.POST, decision=decision
+    )
+    if field_errors:
+        return confirmation_page(
+            request,
+            link,
+            error="Check the highlighted fields.",
+            comment=comment,
+            field_errors=field_errors,
+        )
+    voter = services.Voter.for_email(recipient.email) if recipient else None
+    try:
+        result = services.token_decide(
+            token=token,
+            actor=_actor(request, recipient),
+            voter=voter,
+            decision=decision,
+            comment=comment,
+            fields=values,
+        )
+    except DecisionRefused as refused:
+        return confirmation_page(request, link, error=refused.message, comment=comment)
     # Post/redirect/get: the page then shows the outcome, and a reload cannot post again.
+    if result.applied and not result.resolved:
+        return _private(redirect(f"{request.path}?voted=1"))
     return _private(redirect(request.path if result.applied else f"{request.path}?ignored=1"))
 
 
 @ensure_csrf_cookie
 def confirmation_page(
     request: HttpRequest,
-    token_id: str,
-    digest: str,
+    link: Link,
     *,
     error: str = "",
     comment: str = "",
+    field_errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     try:
-        token = _authorised_token(token_id, digest)
+        token, recipient = _authorised(link)
+    except LinkRevoked:
+        response = render(request, "callback/invalid.html", {"revoked": True}, status=403)
+        return _private(response)
     except TokenError:
         response = render(request, "callback/invalid.html", status=404)
         return _private(response)
     now = timezone.now()
     state = token.effective(now)
+    votes = selectors.votes_for_token(token=token) if token.required_approvals > 1 else []
     decision = request.GET.get("decision", "")
     context = {
         "token": token,
+        "recipient": recipient,
         "state": state,
         "now": now,
         "decision": decision if decision in DECISIONS else "",
         "error": error,
         "comment": comment,
         "max_comment_length": MAX_COMMENT_LENGTH,
+        "labels": decisions.labels(token.decision_spec),
+        "field_specs": decisions.field_specs(token.decision_spec),
+        "field_values": request.POST if request.method == "POST" else {},
+        "field_errors": field_errors or {},
         "ignored": request.GET.get("ignored") == "1",
+        "voted": request.GET.get("voted") == "1",
+        "votes": votes,
+        "approvals": sum(vote.decision == "approved" for vote in votes),
+        "my_vote": next(
+            (v for v in votes if recipient and v.voter == recipient.email.lower()), None
+        ),
         "output": decision_of(state.output, state.output_type),
         "resolution": selectors.token_resolution_event(token=token),
     }

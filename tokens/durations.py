@@ -90,7 +90,10 @@ _PERIOD_UNITS = {
 def parse_period(value: str) -> timedelta | None:
     text = value.strip().lower()
     if re.fullmatch(r"\d+", text):
-        return timedelta(milliseconds=int(text))
+        try:
+            return timedelta(milliseconds=int(text))
+        except (OverflowError, ValueError):  # more days than timedelta holds, or > 4300 digits
+            return None
     parts = _PERIOD_PART.findall(text)
     if not parts or _PERIOD_PART.sub("", text).strip(" ,") != "":
         return None

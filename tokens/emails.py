@@ -14,16 +14,22 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from tokens import audit, outbox
+from tokens import audit, decisions, outbox, services
 from tokens.audit import Actor
-from tokens.links import callback_url, dashboard_url, public_base_url
-from tokens.models import OutboxMessage, Token, TokenEvent
+from tokens.links import callback_url, dashboard_url, personal_url, public_base_url
+from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
 
 
 def approval_context(message: OutboxMessage) -> dict[str, object]:
     token = message.token
     base = public_base_url()
-    url = callback_url(token, base=base)
+    # Each recipient gets a link of their own, built from the message alone; messages queued
+    # before personal links existed carry no recipient and keep the plain callback URL.
+    recipient_id, to = message.payload.get("recipient"), message.payload["to"]
+    if recipient_id:
+        url = personal_url(token, (recipient_id, to), base=base)
+    else:
+        url = callback_url(token, base=base)
     return {
         "token": token,
         "project": token.environment.project,
@@ -32,6 +38,9 @@ def approval_context(message: OutboxMessage) -> dict[str, object]:
         "approve_url": f"{url}?decision=approved",
         "reject_url": f"{url}?decision=rejected",
         "dashboard_url": dashboard_url(token, base=base),
+        "labels": decisions.labels(token.decision_spec),
+        "recipient": to if recipient_id else "",
+        "purpose": message.payload.get("purpose", ""),
     }
 
 
@@ -81,4 +90,29 @@ def send_approval_email(message: OutboxMessage) -> None:
     if message.token.effective(timezone.now()).status != Token.Status.WAITING:
         # Decided (or timed out) before we got to it: asking now would only confuse.
         raise outbox.Skip("the token was already resolved.")
+    recipient_id = message.payload.get("recipient")
+    if (
+        recipient_id
+        and Recipient.objects.filter(pk=recipient_id, revoked_at__isnull=False).exists()
+    ):
+        raise outbox.Skip("this recipient's link was revoked.")
     approval_message(message).send(fail_silently=False)
+
+
+def _follow_up_due(message: OutboxMessage) -> None:
+    if message.token.effective(timezone.now()).status != Token.Status.WAITING:
+        raise outbox.Skip("the token was already resolved.")
+
+
+@outbox.handler(OutboxMessage.Kind.REMINDER, max_attempts=8, backoff=outbox.exponential(60))
+def send_reminders(message: OutboxMessage) -> None:
+    """At ``remindAfter``: queue one reminder e-mail per approver who has not decided."""
+    _follow_up_due(message)
+    services.token_remind(token=message.token)
+
+
+@outbox.handler(OutboxMessage.Kind.ESCALATION, max_attempts=8, backoff=outbox.exponential(60))
+def escalate(message: OutboxMessage) -> None:
+    """At ``escalateAfter``: ask the ``escalateTo`` people too."""
+    _follow_up_due(message)
+    services.token_escalate(token=message.token, addresses=list(message.payload.get("to", [])))

@@ -43,3 +43,17 @@ class LengthRequired(TokenError):
 
     def __init__(self) -> None:
         super().__init__("Content-Length header is required")
+
+
+class DecisionRefused(TokenError):
+    """A person may not decide this way (their own request, a second vote, no identity)."""
+
+    http_status = 403
+
+
+class NotWaiting(TokenError):
+    """The token has left WAITING (or its deadline passed): nothing about it can change.
+
+    422, never 409: the official SDK (and our client) retry 409, and retrying cannot help."""
+
+    http_status = 422

@@ -34,11 +34,19 @@ def parse_instant(value: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def refuse_nul(text: str) -> None:
+    """PostgreSQL text cannot hold NUL: a filter value with one can never match, so say so
+    (a 400) instead of letting the query fail (a 500)."""
+    if "\x00" in text:
+        raise forms.ValidationError("Null characters (\\u0000) are not allowed.")
+
+
 # These fields read text (CharField's cleaning) into other types; the stubs type CharField's
 # to_python as returning text, hence the override ignores.
 class CommaListField(forms.CharField):
     def to_python(self, value: object) -> list[str]:  # type: ignore[override]
         text = super().to_python(value)
+        refuse_nul(text or "")
         return [part.strip() for part in text.split(",") if part.strip()] if text else []
 
 

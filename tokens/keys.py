@@ -65,6 +65,22 @@ def callback_hash_matches(*, callback_secret: str, internal_id: str, given: str)
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
+def personal_hash(*, callback_secret: str, internal_id: str, address: str) -> str:
+    """The HMAC of one recipient's personal link: the token and the address it was sent to,
+    keyed like the callback URL (so rotating API keys breaks no link)."""
+    message = f"personal:{internal_id}:{address.strip().lower()}".encode()
+    return hmac.new(callback_secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def personal_hash_matches(
+    *, callback_secret: str, internal_id: str, address: str, given: str
+) -> bool:
+    expected = personal_hash(
+        callback_secret=callback_secret, internal_id=internal_id, address=address
+    )
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
 def _base36(number: int, width: int) -> str:
     digits = []
     while number:

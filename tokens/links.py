@@ -12,7 +12,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from tokens import keys
-from tokens.models import Token
+from tokens.models import Recipient, Token
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
@@ -46,6 +46,17 @@ def callback_urls(*, base: str) -> Callable[[Token], str]:
         return before_token + token.friendly_id + between + digest + after_digest
 
     return url
+
+
+def personal_url(token: Token, recipient: Recipient | tuple[int, str], *, base: str) -> str:
+    """The link e-mailed to one recipient (a row, or its id and address): decides as that
+    address; revocable on its own."""
+    pk, address = (recipient.pk, recipient.email) if isinstance(recipient, Recipient) else recipient
+    digest = keys.personal_hash(
+        callback_secret=token.environment.callback_secret, internal_id=token.id, address=address
+    )
+    kwargs = {"token_id": token.friendly_id, "recipient_id": pk, "digest": digest}
+    return base + reverse("token-personal", kwargs=kwargs)
 
 
 def dashboard_url(token: Token, *, base: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -151,6 +152,17 @@ class Token(models.Model):
     idempotency_key_expires_at = models.DateTimeField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)
     approvers = models.JSONField(default=list, blank=True)
+    # What the approvers decide (our extensions to create; see tokens.markup, tokens.decisions).
+    title = models.CharField(max_length=200, blank=True, default="")
+    description = models.TextField(blank=True, default="")  # Markdown
+    # JSON text, not jsonb: jsonb reorders object keys, and the caller's order is the order of
+    # the context table's rows and of the decision's input fields.
+    context_json = models.TextField(blank=True, default="")
+    decision_json = models.TextField(blank=True, default="")  # labels and input fields
+    # N of the approvers must approve (tokens.services.token_decide); one rejection suffices.
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    # Who asked (an e-mail address or a username): never allowed to approve it.
+    requested_by = models.CharField(max_length=254, blank=True, default="")
     output = models.TextField(null=True, blank=True)
     output_type = models.CharField(max_length=64, default="application/json")
     output_is_error = models.BooleanField(default=False)
@@ -199,6 +211,16 @@ class Token(models.Model):
     @property
     def friendly_id(self) -> str:
         return keys.friendly_id(self.id)
+
+    @property
+    def context(self) -> dict[str, Any] | None:
+        """The request's context object (None when the caller sent none)."""
+        return json.loads(self.context_json) if self.context_json else None
+
+    @property
+    def decision_spec(self) -> dict[str, Any] | None:
+        """The decision's labels and input fields (``tokens.decisions.clean_decision``)."""
+        return json.loads(self.decision_json) if self.decision_json else None
 
     def is_due(self, now: datetime) -> bool:
         return (
@@ -278,6 +300,12 @@ class TokenEvent(models.Model):
         DENIED = "denied", "Action denied"
         EMAIL_SENT = "email_sent", "Approval e-mail sent"
         EMAIL_FAILED = "email_failed", "Approval e-mail failed"
+        LINK_REVOKED = "link_revoked", "Personal link revoked"
+        VOTED = "voted", "Vote recorded"
+        REMINDED = "reminded", "Reminder queued"
+        ESCALATED = "escalated", "Escalated"
+        EXTENDED = "extended", "Deadline extended"
+        EXTEND_IGNORED = "extend_ignored", "Extension refused (already resolved)"
 
     class Credential(models.TextChoices):
         """What proved the actor's right to act, beside the channel it came through."""
@@ -285,6 +313,7 @@ class TokenEvent(models.Model):
         SECRET_KEY = "secret_key", "secret key"
         PUBLIC_ACCESS_TOKEN = "public_access_token", "public access token"
         CALLBACK_URL = "callback_url", "callback URL"
+        PERSONAL_LINK = "personal_link", "personal link"
         SESSION = "session", "login"
         SYSTEM = "system", "system"
 
@@ -310,6 +339,9 @@ class TokenEvent(models.Model):
     credential = models.CharField(max_length=32, choices=Credential.choices, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True, default="")
+    # The address a personal link was signed for: who decided through it.
+    # db_default: the sweep inserts its audit rows in raw SQL (resolution.expire_due).
+    email = models.CharField(max_length=254, blank=True, default="", db_default="")
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
 
@@ -324,6 +356,8 @@ class TokenEvent(models.Model):
     def actor_label(self) -> str:
         if self.user_id:
             return str(self.user)
+        if self.email:
+            return self.email
         key = f"API key {self.api_key.prefix}…" if self.api_key else "API key"
         if self.credential == self.Credential.PUBLIC_ACCESS_TOKEN:
             # Signed by a secret key (the SDK's auth.createPublicToken) or issued on create.
@@ -336,6 +370,50 @@ class TokenEvent(models.Model):
         return "system"
 
 
+class Recipient(models.Model):
+    """One e-mailed approver of a token: their personal link is signed for this address
+    (``keys.personal_hash``) and names this row, so it can be revoked alone."""
+
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="recipients")
+    email = models.CharField(max_length=254)
+    created_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "email"], name="recipient_unique_email")
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Vote(models.Model):
+    """One person's approval or rejection of a token that needs several approvals. ``voter`` is
+    the person's identity key (a lower-cased e-mail address, or ``user:<username>``), unique per
+    token so the same person never counts twice, whichever surface they use."""
+
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="votes")
+    voter = models.CharField(max_length=300)
+    label = models.CharField(max_length=254)  # how the output and pages name the person
+    decision = models.CharField(max_length=16)  # "approved" | "rejected"
+    comment = models.TextField(blank=True, default="")
+    fields = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["token", "voter"], name="vote_unique_voter")]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.decision}"
+
+
 class OutboxMessage(models.Model):
     """Work for the worker, written in the same transaction as the state change that caused it,
     so nothing is lost when the broker is down; the worker delivers and retries idempotently."""
@@ -343,6 +421,10 @@ class OutboxMessage(models.Model):
     class Kind(models.TextChoices):
         APPROVAL_EMAIL = "approval_email", "Approval e-mail"
         WEBHOOK = "webhook", "Webhook"
+        # Scheduled (next_attempt_at): at their time they queue approval e-mails, if the token
+        # still waits (tokens.emails).
+        REMINDER = "reminder", "Reminder to undecided approvers"
+        ESCALATION = "escalation", "Escalation to more approvers"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="outbox")

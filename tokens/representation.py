@@ -52,6 +52,19 @@ class TokenOutputSerializer:
             if token.idempotency_key_expires_at:
                 data["idempotencyKeyExpiresAt"] = iso(token.idempotency_key_expires_at)
         data["tags"] = list(token.tags)
+        # Our extensions (the SDK ignores fields it does not know); omitted when absent.
+        if token.title:
+            data["title"] = token.title
+        if token.description:
+            data["description"] = token.description
+        if token.context:
+            data["context"] = token.context
+        if token.decision_spec:
+            data["decision"] = token.decision_spec
+        if token.required_approvals > 1:
+            data["requiredApprovals"] = token.required_approvals
+        if token.requested_by:
+            data["requestedBy"] = token.requested_by
         data["createdAt"] = iso(token.created_at)
         if cancelled and token.cancelled_at:
             data["cancelledAt"] = iso(token.cancelled_at)

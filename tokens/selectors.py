@@ -11,7 +11,17 @@ from django.db.models.functions import Now
 
 from tokens import keys
 from tokens.exceptions import NotFound
-from tokens.models import ApiKey, Environment, Membership, Project, Token, TokenEvent, TokenTag
+from tokens.models import (
+    ApiKey,
+    Environment,
+    Membership,
+    Project,
+    Recipient,
+    Token,
+    TokenEvent,
+    TokenTag,
+    Vote,
+)
 
 
 def status_q(status: str, *, now: datetime, cancelled_as_timed_out: bool) -> Q:
@@ -92,6 +102,16 @@ def token_get_by_id(*, token_id: str) -> Token:
     return _one_token(Token.objects.select_related("environment__project"), token_id)
 
 
+def votes_for_token(*, token: Token) -> list[Vote]:
+    """The votes cast on a token that needs several approvals, oldest first."""
+    return list(Vote.objects.filter(token=token).order_by("id"))
+
+
+def recipient_get(*, token: Token, recipient_id: int) -> Recipient | None:
+    """One recipient of this token (for its personal link), revoked or not; None if unknown."""
+    return Recipient.objects.filter(token=token, pk=recipient_id).first()
+
+
 # ------------------------------------------------------------------------------------------------
 # Dashboard: reads scoped to the projects a user is a member of
 # ------------------------------------------------------------------------------------------------
@@ -109,6 +129,7 @@ ACTION_ROLES = {
     "complete_json": Membership.Role.ADMIN,
     "force_timeout": Membership.Role.ADMIN,
     "cancel": Membership.Role.ADMIN,
+    "extend": Membership.Role.ADMIN,
 }
 
 
@@ -194,6 +215,26 @@ def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:
         Token.objects.filter(environment__project__in=deciding)
         .filter(status_q(Token.Status.WAITING, now=now, cancelled_as_timed_out=False))
         .select_related("environment__project")
+    )
+
+
+def token_order_for_triage(queryset: QuerySet[Token], *, email: str) -> QuerySet[Token]:
+    """ "Waiting for me" as a triage queue: requests that e-mailed me (my address among the
+    approvers) first, then by deadline, soonest first (none last), then oldest first. Each row
+    carries ``assigned`` (True when it names me)."""
+    from django.db.models import BooleanField, Case, F, Value, When
+
+    mine = (
+        Case(
+            When(approvers__contains=[email], then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+        if email
+        else Value(False, output_field=BooleanField())
+    )
+    return queryset.annotate(assigned=mine).order_by(
+        F("assigned").desc(), F("timeout_at").asc(nulls_last=True), "pk"
     )
 
 

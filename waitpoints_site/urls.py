@@ -13,6 +13,11 @@ urlpatterns = [
         callback.token_callback,
         name="token-callback",
     ),
+    path(
+        "api/v1/waitpoints/tokens/<str:token_id>/decide/<str:recipient_id>/<str:digest>",
+        callback.token_personal,
+        name="token-personal",
+    ),
     path("api/v1/", include("tokens.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script for the CSP.

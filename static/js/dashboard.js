@@ -31,6 +31,36 @@
       el.textContent = formatLeft(left);
       el.classList.toggle("countdown-soon", left < 5 * 60 * 1000);
     });
+    // Decision forms close at their deadline: the server refuses anyway, say so before a click.
+    document.querySelectorAll("form[data-deadline]").forEach(function (form) {
+      var at = Date.parse(form.getAttribute("data-deadline"));
+      if (isNaN(at) || at > now || form.hasAttribute("data-closed")) return;
+      form.setAttribute("data-closed", "");
+      form.querySelectorAll("button[type=submit]").forEach(function (b) {
+        b.disabled = true;
+        b.title = "The deadline has passed";
+      });
+      var note = document.createElement("p");
+      note.className = "notice deadline-passed";
+      note.setAttribute("role", "status");
+      note.textContent = "The deadline has passed: this request can no longer be decided.";
+      if (!form.classList.contains("quick-form")) form.appendChild(note);
+    });
+  }
+
+  // ---- Local times: <time datetime="ISO">… UTC</time> reads in the viewer's zone ----------------
+  function localTimes() {
+    var withSeconds = { year: "numeric", month: "short", day: "numeric", hour: "2-digit",
+      minute: "2-digit" };
+    document.querySelectorAll("time[datetime]:not([data-countdown])").forEach(function (el) {
+      var text = el.textContent.trim();
+      if (!/UTC$/.test(text)) return;
+      var at = new Date(el.getAttribute("datetime"));
+      if (isNaN(at.getTime())) return;
+      el.title = text;  // UTC on hover
+      el.textContent = at.toLocaleString(undefined, withSeconds);
+      el.setAttribute("data-local", "");
+    });
   }
 
   // ---- Copy buttons: <button data-copy="#selector"> -------------------------------------------
@@ -137,6 +167,29 @@
     });
   }
 
+  // ---- Bulk review: what, how many, which environment, before anything is decided -------------
+  function setupBulkReview(form) {
+    form.addEventListener("submit", function (event) {
+      var submitter = event.submitter;
+      var verb = submitter && submitter.value === "rejected" ? "Reject" : "Approve";
+      var chosen = Array.prototype.slice.call(
+        document.querySelectorAll("input[name=ids][form='" + form.id + "']:checked"));
+      if (chosen.length === 0) return;
+      var byEnv = {};
+      chosen.forEach(function (box) {
+        var env = box.getAttribute("data-env") || "";
+        (byEnv[env] = byEnv[env] || []).push(box.getAttribute("data-title") || box.value);
+      });
+      var lines = Object.keys(byEnv).map(function (env) {
+        var prod = /\/prod$/.test(env) ? " (PRODUCTION)" : "";
+        return env + prod + ": " + byEnv[env].length + "\n  - " + byEnv[env].join("\n  - ");
+      });
+      var question = verb + " " + chosen.length + " request" + (chosen.length === 1 ? "" : "s") +
+        "?\n\n" + lines.join("\n\n");
+      if (!window.confirm(question)) event.preventDefault();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     // On a phone the filter panel starts folded unless filters are active: the list comes first.
     if (window.matchMedia("(max-width: 720px)").matches) {
@@ -151,5 +204,7 @@
     document.querySelectorAll("input[data-typeahead]").forEach(setupTypeahead);
     document.querySelectorAll("form[data-bulk]").forEach(setupBulk);
     document.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
+    document.querySelectorAll("form[data-bulk]").forEach(setupBulkReview);
+    localTimes();
   });
 })();

@@ -84,7 +84,11 @@ def test_it_describes_bodies_parameters_and_errors(schema) -> None:
         "page[before]",
     } <= names
     request = schema["components"]["schemas"]["CreateTokenRequest"]["properties"]
-    assert set(request) == {"timeout", "idempotencyKey", "idempotencyKeyTTL", "tags", "approvers"}
+    upstream = {"timeout", "idempotencyKey", "idempotencyKeyTTL", "tags"}
+    ours = {"approvers", "title", "description", "context", "decision", "requiredApprovals"}
+    ours |= {"requestedBy", "remindAfter", "escalateAfter", "escalateTo"}
+    assert set(request) == upstream | ours
+    assert all(request[name].get("x-waitpoints-extension") for name in ours)
     assert [alt.get("type") for alt in request["tags"]["oneOf"]] == ["string", "array"]
     error = schema["components"]["schemas"]["Error"]
     assert error["required"] == ["error"] and "details" in error["properties"]

@@ -51,12 +51,26 @@ def browser() -> Iterator:
         "--lang=en-US",
     ):
         options.add_argument(argument)
+    # The console log, so every browser test also proves the pages run under the CSP.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     driver.implicitly_wait(0)
     try:
         yield driver
+        violations = policy_violations(driver)
+        assert not violations, f"the pages broke the CSP or Permissions-Policy: {violations}"
     finally:
         driver.quit()
+
+
+def policy_violations(driver) -> list[str]:
+    """Console messages (since the last call) about a blocked script, style, frame or feature."""
+    markers = ("Content Security Policy", "Content-Security-Policy", "Permissions-Policy")
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if any(marker in entry["message"] for marker in markers)
+    ]
 
 
 def add_member(environment: Environment, username: str, role: str) -> User:

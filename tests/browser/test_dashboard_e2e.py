@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -131,11 +132,13 @@ def test_an_approver_logs_in_filters_by_tag_approves_and_the_sdk_sees_it(
     tag_input.send_keys("ref")
 
     def suggestions(driver) -> list[str]:
-        # Read in one script: the typeahead replaces the options while a reader walks them, and
-        # element by element that raised StaleElementReferenceException now and then.
-        return driver.execute_script(
-            "return Array.from(document.querySelectorAll('#tag-options option'), o => o.value)"
-        )
+        # The typeahead replaces the options as each response lands: an option read while it
+        # is being replaced is stale, so read again (the wait retries).
+        try:
+            options = driver.find_elements(By.CSS_SELECTOR, "#tag-options option")
+            return [o.get_attribute("value") for o in options]
+        except StaleElementReferenceException:
+            return []
 
     wait(browser).until(lambda d: suggestions(d) == ["refund"])
     tag_input.send_keys("und")
@@ -156,7 +159,9 @@ def test_an_approver_logs_in_filters_by_tag_approves_and_the_sdk_sees_it(
     browser.find_element(By.LINK_TEXT, world["refund"].friendly_id).click()
     wait(browser).until(ec.presence_of_element_located((By.ID, "decision-comment")))
     shoot(browser, "dashboard-detail.png")
-    copy = browser.find_element(By.CSS_SELECTOR, "button[data-copy='#callback-url']")
+    # An approver sees no callback URL (a credential, for admins only); the id copies.
+    assert browser.find_elements(By.ID, "callback-url") == []
+    copy = browser.find_element(By.CSS_SELECTOR, "button[data-copy='#token-id']")
     copy.click()
     wait(browser).until(lambda d: copy.text == "Copied")
     browser.find_element(By.ID, "decision-comment").send_keys("Within the refund policy")
@@ -182,7 +187,7 @@ def test_an_approver_logs_in_filters_by_tag_approves_and_the_sdk_sees_it(
     assert body["outputIsError"] is False
 
 
-def test_waiting_for_me_counts_down_oldest_first_and_bulk_approves(
+def test_waiting_for_me_counts_down_soonest_first_and_bulk_approves(
     browser, live_server, payments, onboarding, world
 ) -> None:
     user = add_member(payments, "april", "approver")
@@ -192,9 +197,10 @@ def test_waiting_for_me_counts_down_oldest_first_and_bulk_approves(
     log_in(browser, live_server, "april")
 
     rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-token]")
-    oldest_first = ["refund", "payout", "kyc", "invoice", "refund2"]
+    # A triage queue: the soonest deadline first (none of these e-mailed april).
+    soonest_first = ["refund2", "payout", "invoice", "refund", "kyc"]
     assert [r.get_attribute("data-token") for r in rows] == [
-        world[name].friendly_id for name in oldest_first
+        world[name].friendly_id for name in soonest_first
     ]
     countdown = browser.find_element(
         By.CSS_SELECTOR, f"tr[data-token='{world['refund2'].friendly_id}'] [data-countdown]"
@@ -214,13 +220,23 @@ def test_waiting_for_me_counts_down_oldest_first_and_bulk_approves(
             By.CSS_SELECTOR, f"input[name=ids][value='{world[name].friendly_id}']"
         ).click()
     assert browser.find_element(By.CSS_SELECTOR, "[data-bulk-count]").text == "2 selected"
+    # A review step first (what, how many, which environment); dismissing it decides nothing.
     browser.find_element(By.CSS_SELECTOR, "[data-bulk-button][value=approved]").click()
+    review = wait(browser).until(ec.alert_is_present())
+    assert review.text.startswith("Approve 2 requests?")
+    assert "payments/prod (PRODUCTION): 1" in review.text
+    assert "onboarding/staging: 1" in review.text
+    review.dismiss()
+    world["payout"].refresh_from_db()
+    assert world["payout"].status == Token.Status.WAITING
+    browser.find_element(By.CSS_SELECTOR, "[data-bulk-button][value=approved]").click()
+    wait(browser).until(ec.alert_is_present()).accept()
     assert flash(browser) == "Approved 2 tokens."
     remaining = [
         r.get_attribute("data-token")
         for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-token]")
     ]
-    assert remaining == [world[n].friendly_id for n in ("refund", "invoice", "refund2")]
+    assert remaining == [world[n].friendly_id for n in ("refund2", "invoice", "refund")]
     for name in ("payout", "kyc"):
         world[name].refresh_from_db()
         assert world[name].status == Token.Status.COMPLETED
@@ -308,6 +324,10 @@ def test_the_phone_layout_fits_390px_and_approving_works(
     browser.find_element(
         By.CSS_SELECTOR, f"tr[data-token='{world['refund'].friendly_id}'] button.approve"
     ).click()
+    # Production: quick approve asks once more.
+    again = wait(browser).until(ec.alert_is_present())
+    assert again.text == f'Approve "{world["refund"].friendly_id}" in production (Payments)?'
+    again.accept()
     assert flash(browser) == f"Approved {world['refund'].friendly_id}."
     world["refund"].refresh_from_db()
     assert world["refund"].status == Token.Status.COMPLETED

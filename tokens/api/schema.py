@@ -226,6 +226,45 @@ class CreateTokenRequestSerializer(serializers.Serializer):
             "sent by the worker."
         ),
     )
+    title = ours(serializers.CharField)(
+        required=False, max_length=200, help_text="What is asked, in one line (the e-mail subject)."
+    )
+    description = ours(serializers.CharField)(
+        required=False,
+        max_length=10_000,
+        help_text="Markdown, rendered sanitised (no raw HTML, no images, safe links only).",
+    )
+    context = ours(AnyJsonField)(
+        required=False, help_text="A JSON object of at most 64 KiB, shown as a key/value table."
+    )
+    decision = ours(AnyJsonField)(
+        required=False,
+        help_text=(
+            '`{"approve": label, "reject": label, "fields": JSON Schema subset}`: '
+            "custom labels and the input an approver fills in (README)."
+        ),
+    )
+    requiredApprovals = ours(serializers.IntegerField)(  # noqa: N815
+        required=False,
+        min_value=1,
+        max_value=MAX_APPROVERS,
+        help_text="How many different people must approve (default 1); one rejection suffices.",
+    )
+    requestedBy = ours(serializers.CharField)(  # noqa: N815
+        required=False, max_length=254, help_text="Who asked: never allowed to approve it."
+    )
+    remindAfter = ours(serializers.CharField)(  # noqa: N815
+        required=False, help_text=f"One reminder to undecided approvers after {DURATION}."
+    )
+    escalateAfter = ours(serializers.CharField)(  # noqa: N815
+        required=False, help_text=f"Ask `escalateTo` too after {DURATION}."
+    )
+    escalateTo = ours(OneOrManyField)(  # noqa: N815
+        {"type": "string", "format": "email"},
+        max_items=MAX_APPROVERS,
+        required=False,
+        help_text="E-mail addresses asked at `escalateAfter`.",
+    )
 
 
 class CreateTokenResponseSerializer(serializers.Serializer):
@@ -263,6 +302,12 @@ class WaitpointTokenSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField())
     createdAt = serializers.DateTimeField()  # noqa: N815
     cancelledAt = ours(serializers.DateTimeField)(required=False)  # noqa: N815
+    title = ours(serializers.CharField)(required=False)
+    description = ours(serializers.CharField)(required=False, help_text="Markdown.")
+    context = ours(AnyJsonField)(required=False)
+    decision = ours(AnyJsonField)(required=False)
+    requiredApprovals = ours(serializers.IntegerField)(required=False)  # noqa: N815
+    requestedBy = ours(serializers.CharField)(required=False)  # noqa: N815
 
 
 class WaitpointTokenDetailSerializer(WaitpointTokenSerializer):
@@ -326,6 +371,12 @@ class TransitionResponseSerializer(serializers.Serializer):
     statusDetail = ours(serializers.ChoiceField)(choices=API_STATUSES)  # noqa: N815
 
 
+class ExtendTokenRequestSerializer(serializers.Serializer):
+    timeout = serializers.CharField(
+        help_text=f"The new deadline: {DURATION} from now, or an ISO-8601 date-time."
+    )
+
+
 class CancelTokenRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(
         required=False,
@@ -364,6 +415,18 @@ CALLBACK_PARAMETERS = [
         str,
         OpenApiParameter.PATH,
         description="64 hex digits; a wrong one is a 401 (a page that says so on GET).",
+    ),
+]
+
+
+PERSONAL_PARAMETERS = [
+    token_id_parameter("token_id"),
+    OpenApiParameter("recipient_id", int, OpenApiParameter.PATH, description="The recipient."),
+    OpenApiParameter(
+        "digest",
+        str,
+        OpenApiParameter.PATH,
+        description="64 hex digits, signed for the recipient's address; a wrong one is a 401.",
     ),
 ]
 
@@ -485,7 +548,10 @@ ERROR_DESCRIPTIONS = {
     405: "`Method not allowed`.",
     411: "`Content-Length header is required`: a body was sent without one (chunked).",
     413: "`Request body too large`.",
-    422: "More than 10 tags: `Waitpoints can only have 10 tags, you're trying to set 11.`",
+    422: (
+        "More than 10 tags (`Waitpoints can only have 10 tags, you're trying to set 11.`), or, on "
+        "extend, a token no longer waiting (resolved, or its deadline passed): nothing moved."
+    ),
     429: "Too many requests from this key or address: wait `Retry-After` seconds.",
     503: "The database is unavailable: try again shortly.",
 }

@@ -35,6 +35,7 @@ from tokens.api.schema import (
     CompleteTokenRequestSerializer,
     CreateTokenRequestSerializer,
     CreateTokenResponseSerializer,
+    ExtendTokenRequestSerializer,
     JwtClaimsSerializer,
     TokenListSerializer,
     TransitionResponseSerializer,
@@ -96,6 +97,15 @@ class TokenViewSet(viewsets.ViewSet):
             idempotency_key_ttl=body.get("idempotencyKeyTTL"),
             tags=body.get("tags"),
             approvers=body.get("approvers"),
+            title=body.get("title"),
+            description=body.get("description"),
+            context=body.get("context"),
+            decision=body.get("decision"),
+            required_approvals=body.get("requiredApprovals"),
+            requested_by=body.get("requestedBy"),
+            remind_after=body.get("remindAfter"),
+            escalate_after=body.get("escalateAfter"),
+            escalate_to=body.get("escalateTo"),
         )
         token = result.token
         url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)
@@ -188,6 +198,35 @@ class TokenViewSet(viewsets.ViewSet):
             token=token, actor=api_actor(request), reason="" if reason is None else reason
         )
         return transition_response(result)
+
+    @extend_schema(
+        operation_id="extendWaitpointToken",
+        summary="Move a waiting token's deadline",
+        description=(
+            "Our extension. Only while the token is `WAITING` and its old deadline has not "
+            "passed (database clock); otherwise 422. Audited."
+        ),
+        tags=[TOKENS_TAG],
+        request=ExtendTokenRequestSerializer,
+        parameters=[token_id_parameter("id"), *RATE_LIMIT_HEADERS],
+        responses={
+            200: WaitpointTokenDetailSerializer,
+            **errors(400, 404, 411, 413, 422, *COMMON_ERRORS),
+        },
+        extensions={EXTENSION: True},
+    )
+    @action(detail=True, methods=["post"])
+    def extend(self, request: Request, pk: str) -> Response:
+        """Our extension: move a waiting token's deadline (``{"timeout": "1h"}``)."""
+        token = selectors.token_get_for_environment(
+            environment=principal(request).environment, token_id=pk
+        )
+        body = read_json_object(request, limit=CREATE_BODY_LIMIT)
+        token = services.token_extend(
+            token=token, actor=api_actor(request), timeout=body.get("timeout")
+        )
+        output = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=True)
+        return Response(output.to_representation(token))
 
 
 def transition_response(result: services.TransitionResult) -> Response:

@@ -4,7 +4,7 @@ action forms. Forms only validate; the views hand the cleaned values to ``tokens
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import django_filters
@@ -12,7 +12,9 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from tokens import keys
+from tokens.api.body import loads_strict
 from tokens.decisions import MAX_COMMENT_LENGTH
+from tokens.exceptions import InvalidInput
 from tokens.models import Token
 from tokens.selectors import status_q, tagged_q
 from tokens.services import MAX_REASON_LENGTH
@@ -50,6 +52,8 @@ class TagListField(forms.Field):
             raise forms.ValidationError(f"Filter by at most {MAX_FILTER_TAGS} tags at once.")
         if any(len(name) > 128 for name in value):
             raise forms.ValidationError("Tags are at most 128 characters long.")
+        if any("\x00" in name for name in value):
+            raise forms.ValidationError("Tags cannot contain null characters (\\u0000).")
 
 
 class TokenIdField(forms.CharField):
@@ -138,6 +142,8 @@ class DashboardTokenFilter(django_filters.FilterSet):
         return queryset.filter(created_at__gte=datetime.combine(value, time.min, tzinfo=UTC))
 
     def filter_created_to(self, queryset: QuerySet[Token], name: str, value: Any) -> QuerySet:
+        if value == date.max:  # the day after 31 Dec 9999 does not exist: nothing is later
+            return queryset
         end = datetime.combine(value, time.min, tzinfo=UTC) + timedelta(days=1)
         return queryset.filter(created_at__lt=end)
 
@@ -167,12 +173,18 @@ class CompleteJsonForm(forms.Form):
     def clean_data(self) -> Any:
         text = self.cleaned_data["data"]
         try:
-            return json.loads(text)
+            json.loads(text)
         except ValueError as error:
             raise forms.ValidationError(
                 f"This is not valid JSON: {error}. Strings need double quotes, "
                 'e.g. {"status": "approved"}.'
             ) from None
+        except RecursionError:
+            pass  # loads_strict says it is nested too deeply
+        try:
+            return loads_strict(text)
+        except InvalidInput as error:
+            raise forms.ValidationError(error.message) from None
 
 
 class CancelForm(forms.Form):

@@ -51,4 +51,5 @@ urlpatterns = [
         name="token_force_timeout",
     ),
     path("tokens/<str:token_id>/cancel", views.token_cancel, name="token_cancel"),
+    path("tokens/<str:token_id>/extend", views.token_extend, name="token_extend"),
 ]

@@ -21,22 +21,24 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from tokens import keys, selectors, services
+from tokens import decisions, keys, selectors, services
 from tokens.dashboard import forms
-from tokens.decisions import DECISIONS, decision_of, decision_output
-from tokens.exceptions import NotFound
+from tokens.decisions import DECISIONS, decision_of
+from tokens.exceptions import DecisionRefused, NotFound, TokenError
 from tokens.http import actor_from_request, base_url
 from tokens.links import callback_url
 from tokens.models import Environment, Membership, Token, TokenEvent
 from tokens.pagination import PageRequest, paginate
 
 PAGE_SIZE = 25
+NUL_ERROR = "null_characters_not_allowed"  # Django's CharField refuses NUL with this code
 ACTION_LABELS = {
     "approve": "approve",
     "reject": "reject",
     "complete_json": "complete with JSON",
     "force_timeout": "force a timeout on",
     "cancel": "cancel",
+    "extend": "extend the deadline of",
 }
 
 
@@ -136,25 +138,64 @@ def _report(request: HttpRequest, result: services.TransitionResult, done: str) 
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """Waiting for me: WAITING tokens I can decide, across my projects, oldest first."""
+    """Waiting for me, a triage queue: WAITING tokens I can decide across my projects, those
+    that e-mailed me first, then soonest deadline first; filter by project and environment."""
     now = timezone.now()
+    environments = list(selectors.environment_list_for_user(user=request.user, now=now))
+    projects = sorted({env.project.slug for env in environments})
+    project = request.GET.get("project", "")
+    slug = request.GET.get("env", "")
     queryset = selectors.token_list_waiting_for_user(user=request.user, now=now)
-    after = keys.parse_token_id(request.GET.get("after", ""))
-    if after:
-        queryset = queryset.filter(pk__gt=after)
-    rows = list(queryset.order_by("pk")[: PAGE_SIZE + 1])
+    if project in projects:
+        queryset = queryset.filter(environment__project__slug=project)
+    else:
+        project = ""
+    if slug in Environment.Slug.values:
+        queryset = queryset.filter(environment__slug=slug)
+    else:
+        slug = ""
+    queryset = selectors.token_order_for_triage(
+        queryset, email=getattr(request.user, "email", "") or ""
+    )
+    try:
+        page = max(1, min(int(request.GET.get("page", "1")), 10_000))
+    except ValueError:
+        page = 1
+    offset = (page - 1) * PAGE_SIZE
+    rows = list(queryset[offset : offset + PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     context = {
         "nav": "home",
         "tokens": rows,
         "now": now,
-        "next_url": _query_url(request, after=rows[-1].pk) if more else "",
-        "environments": selectors.environment_list_for_user(user=request.user, now=now),
+        "next_url": _page_url(request, page + 1) if more else "",
+        "previous_url": _page_url(request, page - 1) if page > 1 else "",
+        "environments": environments,
         "waiting_cap": selectors.WAITING_COUNT_CAP,
-        "is_first_page": not after,
+        "is_first_page": page == 1,
+        "projects": projects,
+        "env_slugs": Environment.Slug.choices,
+        "project": project,
+        "env": slug,
+        "clear_project_url": _without(request, "project"),
+        "clear_env_url": _without(request, "env"),
     }
     return render(request, "dashboard/home.html", context)
+
+
+def _page_url(request: HttpRequest, page: int) -> str:
+    query: QueryDict = request.GET.copy()
+    query["page"] = str(page)
+    return f"{request.path}?{query.urlencode()}"
+
+
+def _without(request: HttpRequest, name: str) -> str:
+    """This page's URL without one filter (an active filter's chip removes it)."""
+    query: QueryDict = request.GET.copy()
+    query.pop(name, None)
+    query.pop("page", None)
+    return f"{request.path}?{query.urlencode()}" if query else request.path
 
 
 @login_required
@@ -210,6 +251,8 @@ def tag_list(request: HttpRequest, project_slug: str, environment_slug: str) -> 
     """Tag names for the filter's typeahead: ``{"tags": [...]}``, by prefix."""
     environment = _environment_for_user(request, project_slug, environment_slug)
     prefix = request.GET.get("q", "")[:128]
+    if "\x00" in prefix:
+        return JsonResponse({"error": "q cannot contain null characters (\\u0000)."}, status=400)
     names = selectors.tag_names_for_environment(environment=environment, prefix=prefix)
     return JsonResponse({"tags": names})
 
@@ -227,12 +270,14 @@ def _render_detail(
     role: str | None,
     *,
     json_form: forms.CompleteJsonForm | None = None,
+    field_errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     now = timezone.now()
     state = token.effective(now)
     events = list(selectors.token_events_for_token(token=token))
     decided = decision_of(state.output, state.output_type)
+    votes = selectors.votes_for_token(token=token) if token.required_approvals > 1 else []
     context = {
         "token": token,
         "state": state,
@@ -240,13 +285,27 @@ def _render_detail(
         "role": role,
         "can_decide": selectors.role_allows(role, "approve"),
         "can_admin": selectors.role_allows(role, "cancel"),
-        "callback_url": callback_url(token, base=base_url(request)),
+        # The callback URL is a credential (whoever holds it completes the token): only roles
+        # that may complete with any output see it; a viewer's page never carries it.
+        "callback_url": (
+            callback_url(token, base=base_url(request))
+            if selectors.role_allows(role, "complete_json")
+            else ""
+        ),
         "output": pretty_output(state.output, state.output_type),
         "events": events,
         "resolution": next((e for e in events if e.kind in selectors.RESOLVING_KINDS), None),
         "decision": decided.get("status") if decided.get("status") in DECISIONS else None,
         "comment": decided.get("comment") if isinstance(decided.get("comment"), str) else "",
         "json_form": json_form or forms.CompleteJsonForm(),
+        "labels": decisions.labels(token.decision_spec),
+        "field_specs": decisions.field_specs(token.decision_spec),
+        "field_values": request.POST if request.method == "POST" else {},
+        "field_errors": field_errors or {},
+        "votes": votes,
+        "approvals": sum(vote.decision == "approved" for vote in votes),
+        "in_queue": request.GET.get("queue") == "1" or request.POST.get("queue") == "1",
+        "decided_fields": decided.get("fields") if isinstance(decided.get("fields"), dict) else {},
         "environment": token.environment,
     }
     return render(request, "dashboard/token_detail.html", context, status=status)
@@ -275,16 +334,83 @@ def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
     token = _token_for_action(request, token_id, action)
     if token is not None:
         form = forms.DecisionForm(request.POST)
-        if form.is_valid():
-            output = decision_output(
-                decision, form.cleaned_data["comment"].strip(), by=request.user.get_username()
+        values, field_errors = decisions.clean_field_values(
+            token.decision_spec, request.POST, decision=decision
+        )
+        if not form.is_valid():
+            messages.error(
+                request,
+                "Comments cannot contain null characters (\\u0000)."
+                if form.has_error("comment", code=NUL_ERROR)
+                else f"Comments are at most {forms.MAX_COMMENT_LENGTH} characters.",
             )
-            result = services.token_complete(token=token, actor=_actor(request), data=output)
-            _report(request, result, "Approved" if decision == "approved" else "Rejected")
+        elif field_errors:
+            if request.POST.get("next"):  # a quick decision from a list: ask on the token's page
+                messages.error(request, f"{token.friendly_id} needs your input first.")
+                return redirect(_detail_url(token))
+            role = selectors.membership_role_for_user(
+                user=request.user, project=token.environment.project
+            )
+            messages.error(request, "Check the highlighted fields; nothing was decided.")
+            return _render_detail(request, token, role, field_errors=field_errors, status=400)
         else:
-            messages.error(request, f"Comments are at most {forms.MAX_COMMENT_LENGTH} characters.")
+            _decide_one(request, token, decision, form.cleaned_data["comment"].strip(), values)
+            if request.POST.get("queue") == "1":  # opened from "Waiting for me": open the next
+                return redirect(_next_in_queue(request, token))
     fallback = _detail_url(token) if token else reverse("dashboard:token_detail", args=[token_id])
     return redirect(_next_or(request, fallback))
+
+
+def _next_in_queue(request: HttpRequest, decided: Token) -> str:
+    """The next request of the user's triage queue (its page, still in queue mode), or home."""
+    queue = selectors.token_order_for_triage(
+        selectors.token_list_waiting_for_user(user=request.user, now=timezone.now()),
+        email=getattr(request.user, "email", "") or "",
+    ).exclude(pk=decided.pk)
+    following = queue.exclude(votes__voter=_voter(request).key).first()  # not yet decided by me
+    if following is None:
+        messages.info(request, "Nothing else is waiting for you.")
+        return reverse("dashboard:home")
+    return f"{_detail_url(following)}?queue=1"
+
+
+def _voter(request: HttpRequest) -> services.Voter:
+    user = request.user
+    return services.Voter.for_user(
+        username=user.get_username(), email=getattr(user, "email", "") or ""
+    )
+
+
+def _decide_one(
+    request: HttpRequest, token: Token, decision: str, comment: str, values: dict[str, object]
+) -> None:
+    try:
+        result = services.token_decide(
+            token=token,
+            actor=_actor(request),
+            voter=_voter(request),
+            decision=decision,
+            comment=comment,
+            fields=values,
+        )
+    except DecisionRefused as refusal:
+        messages.error(request, f"Not recorded: {refusal.message}")
+        return
+    if result.applied and not result.resolved:
+        messages.success(
+            request,
+            f"Your approval of {token.friendly_id} is recorded: {result.approvals} of "
+            f"{result.required} approvals.",
+        )
+        return
+    verb = "Approved" if decision == "approved" else "Rejected"
+    _report(
+        request,
+        services.TransitionResult(
+            token=result.token, applied=result.applied, resolution=result.resolution
+        ),
+        verb,
+    )
 
 
 @login_required
@@ -340,7 +466,33 @@ def token_cancel(request: HttpRequest, token_id: str) -> HttpResponse:
             result = services.token_cancel(token=token, actor=_actor(request), reason=reason)
             _report(request, result, "Cancelled")
         else:
-            messages.error(request, f"The reason is at most {forms.MAX_REASON_LENGTH} characters.")
+            messages.error(
+                request,
+                "The reason cannot contain null characters (\\u0000)."
+                if form.has_error("reason", code=NUL_ERROR)
+                else f"The reason is at most {forms.MAX_REASON_LENGTH} characters.",
+            )
+    return redirect("dashboard:token_detail", token_id)
+
+
+@login_required
+@require_POST
+def token_extend(request: HttpRequest, token_id: str) -> HttpResponse:
+    """Admins: move a waiting token's deadline ("2h", "1d" or an ISO date-time)."""
+    token = _token_for_action(request, token_id, "extend")
+    if token is not None:
+        try:
+            token = services.token_extend(
+                token=token, actor=_actor(request), timeout=request.POST.get("timeout", "").strip()
+            )
+        except TokenError as error:
+            messages.error(request, f"Not extended: {error.message}")
+        else:
+            assert token.timeout_at is not None
+            at = token.timeout_at.astimezone(UTC)
+            messages.success(
+                request, f"Extended {token.friendly_id} until {at.day} {at:%b %Y, %H:%M} UTC."
+            )
     return redirect("dashboard:token_detail", token_id)
 
 
@@ -377,8 +529,17 @@ def _bulk_one(
     if not selectors.role_allows(roles[project.pk], action):
         services.token_action_denied(token=token, actor=_actor(request), action=action)
         return "denied"
-    output = decision_output(decision, comment, by=request.user.get_username())
-    result = services.token_complete(token=token, actor=_actor(request), data=output)
+    if decision == "approved" and decisions.has_required_fields(token.decision_spec):
+        return "needs_input"  # approving it asks for input: only on its own page
+    try:
+        result = services.token_decide(
+            token=token, actor=_actor(request), voter=_voter(request), decision=decision,
+            comment=comment,
+        )  # fmt: skip
+    except DecisionRefused:
+        return "refused"  # their own request, or a second vote (audited)
+    if result.applied and not result.resolved:
+        return "voted"
     return "applied" if result.applied else "ignored"
 
 
@@ -403,6 +564,30 @@ def _bulk_messages(request: HttpRequest, decision: str, outcomes: Counter[str]) 
             (
                 messages.error,
                 f"Not allowed for {_plural(outcomes['denied'])}: your role there cannot decide.",
+            )
+        )
+    if outcomes["voted"]:
+        send.append(
+            (
+                messages.success,
+                f"Your approval is recorded on {_plural(outcomes['voted'])} that need more "
+                "approvals.",
+            )
+        )
+    if outcomes["refused"]:
+        send.append(
+            (
+                messages.error,
+                f"{_plural(outcomes['refused'])} not decided: you requested them, or you "
+                "already decided them.",
+            )
+        )
+    if outcomes["needs_input"]:
+        send.append(
+            (
+                messages.error,
+                f"{_plural(outcomes['needs_input'])} not approved: approving asks for input, "
+                "so open each one.",
             )
         )
     if outcomes["missing"]:
