@@ -7,6 +7,7 @@ tests, run in subprocesses): a missing service fails the run instead of skipping
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 from rest_framework.test import APIClient
@@ -41,6 +42,8 @@ def _test_settings(settings) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.WAITPOINTS_DEFAULT_TIMEOUT = "10m"
     settings.WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL = "1h"
+    # Rate-limit counters live in Redis across tests: give each test a namespace of its own.
+    settings.WAITPOINTS_RATELIMIT_NAMESPACE = f"rl-test-{uuid.uuid4().hex}"
     # A deliberately slow hasher protects real passwords; tests only need a working one.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Pages render {% static %}; the manifest storage needs collectstatic, tests do not run it.

@@ -18,6 +18,9 @@ ADAPTERS = (
     "tokens.management",
     "tokens.middleware",
     "tokens.health",
+    "tokens.ratelimit",  # middleware and limits on HTTP surfaces
+    "tokens.login",  # login forms and view
+    "tokens.mailbox",  # the e-mail backend and its staff page
 )
 # Request and framework types belong to adapters too.
 FOREIGN = ("django.http", "rest_framework", "django.contrib.admin")

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
-from tokens import decisions, keys, selectors, services
+from tokens import decisions, keys, ratelimit, selectors, services
 from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, UnacceptableJson, parse_json, read_body
 from tokens.api.schema import (
     CALLBACK_PARAMETERS,
@@ -32,7 +32,7 @@ from tokens.api.schema import (
     errors,
 )
 from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of
-from tokens.exceptions import DecisionRefused, TokenError
+from tokens.exceptions import DecisionRefused, NotFound, TokenError
 from tokens.http import actor_from_request
 from tokens.models import Recipient, Token, TokenEvent
 from tokens.representation import transition_body
@@ -77,6 +77,10 @@ class LinkRevoked(TokenError):
     http_status = 403
 
 
+class TooManyAttempts(TokenError):
+    http_status = 429
+
+
 @dataclass(frozen=True)
 class Link:
     """The plain callback URL (``recipient_id`` None) or one recipient's personal link."""
@@ -86,21 +90,38 @@ class Link:
     recipient_id: int | None = None
 
 
-def _authorised(link: Link) -> tuple[Token, Recipient | None]:
-    token = selectors.token_get_by_id(token_id=link.token_id)
+def _authorised(request: HttpRequest, link: Link) -> tuple[Token, Recipient | None]:
+    """The token (and recipient) the link is for; refusals are rate-limited per address."""
+    # Guessing hashes is limited per client address; a refusal names no token, so an
+    # attacker learns nothing and the audit trail of a real token gets one event a minute.
+    address = ratelimit.client_ip(request)
+    decision = ratelimit.peek(ratelimit.CALLBACK_FAILURES, address)
+    if decision is not None and not decision.allowed:
+        ratelimit.remember(request, decision)
+        raise TooManyAttempts(ratelimit.message(decision))
+    try:
+        token = selectors.token_get_by_id(token_id=link.token_id)
+    except NotFound:
+        ratelimit.hit(ratelimit.CALLBACK_FAILURES, address)
+        raise
     secret = token.environment.callback_secret
+    recipient = None
     if link.recipient_id is None:
-        if not keys.callback_hash_matches(
+        valid = keys.callback_hash_matches(
             callback_secret=secret, internal_id=token.id, given=link.digest
-        ):
-            raise InvalidHash("Invalid URL, hash doesn't match")
-        return token, None
-    recipient = selectors.recipient_get(token=token, recipient_id=link.recipient_id)
-    if recipient is None or not keys.personal_hash_matches(
-        callback_secret=secret, internal_id=token.id, address=recipient.email, given=link.digest
-    ):
+        )
+    else:
+        recipient = selectors.recipient_get(token=token, recipient_id=link.recipient_id)
+        valid = recipient is not None and keys.personal_hash_matches(
+            callback_secret=secret, internal_id=token.id, address=recipient.email, given=link.digest
+        )
+    if not valid:
+        ratelimit.hit(ratelimit.CALLBACK_FAILURES, address)
+        services.token_credential_refused(
+            token=token, actor=_actor(request), credential="callback_hash"
+        )
         raise InvalidHash("Invalid URL, hash doesn't match")
-    if not recipient.is_active:
+    if recipient is not None and not recipient.is_active:
         raise LinkRevoked("This link was revoked.")
     return token, recipient
 
@@ -228,7 +249,7 @@ def _callback(request: HttpRequest, link: Link) -> HttpResponse:
         return response
     try:
         raw = read_body(request, limit=COMPLETE_BODY_LIMIT)
-        token, recipient = _authorised(link)
+        token, recipient = _authorised(request, link)
     except TokenError as error:
         return JsonResponse({"error": error.message}, status=error.http_status)
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -310,10 +331,13 @@ def confirmation_page(
     status: int = 200,
 ) -> HttpResponse:
     try:
-        token, recipient = _authorised(link)
+        token, recipient = _authorised(request, link)
     except LinkRevoked:
         response = render(request, "callback/invalid.html", {"revoked": True}, status=403)
         return _private(response)
+    except TooManyAttempts as error:
+        page = render(request, "callback/too_many.html", {"message": error.message}, status=429)
+        return _private(page)
     except TokenError:
         response = render(request, "callback/invalid.html", status=404)
         return _private(response)

@@ -1,15 +1,27 @@
-"""API paths answer JSON even where Django would render HTML (unknown URLs, crashes); security
-headers on every response."""
+"""API paths answer JSON even where Django would render HTML (unknown URLs, crashes); a
+database outage answers as one: 503 "try again shortly", JSON on the API, a page elsewhere;
+security headers on every response."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 
 logger = logging.getLogger("tokens.api")
+outage_logger = logging.getLogger("tokens.outage")
+
+OUTAGE_MESSAGE = "Service unavailable, try again shortly"
+OUTAGE_RETRY_AFTER_SECONDS = 5
+_OUTAGE_LOG_INTERVAL = 60.0
+_outage_lock = threading.Lock()
+_outage_logged_at = -_OUTAGE_LOG_INTERVAL
 
 
 def _is_confirmation_page(request: HttpRequest) -> bool:
@@ -21,6 +33,43 @@ def _is_confirmation_page(request: HttpRequest) -> bool:
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     )
+
+
+def is_outage(exception: BaseException | None) -> bool:
+    """The database is down, unreachable, hanging past connect_timeout or statement_timeout."""
+    return isinstance(exception, (OperationalError, InterfaceError))
+
+
+def _log_outage(exception: BaseException) -> None:
+    # One warning a minute per process, not a traceback per request while the database is away.
+    global _outage_logged_at
+    with _outage_lock:
+        now = time.monotonic()
+        if now - _outage_logged_at < _OUTAGE_LOG_INTERVAL:
+            return
+        _outage_logged_at = now
+    outage_logger.warning(
+        "database unavailable, answering 503: %s: %s",
+        type(exception).__name__,
+        str(exception).strip().splitlines()[0] if str(exception).strip() else "",
+    )
+
+
+def outage_response(request: HttpRequest, exception: BaseException | None) -> HttpResponse | None:
+    """503 for a database outage (JSON on API paths, a page elsewhere); None for anything else."""
+    if exception is None or not is_outage(exception):
+        return None
+    _log_outage(exception)
+    response: HttpResponse
+    if request.path.startswith("/api/") and not _is_confirmation_page(request):
+        response = JsonResponse({"error": OUTAGE_MESSAGE}, status=503)
+    else:
+        # No request context: the page must render without the database (no session, no user).
+        response = HttpResponse(render_to_string("outage.html"), status=503)
+        response["Cache-Control"] = "no-store"
+    response["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+    response._has_been_logged = True  # type: ignore[attr-defined]  # logged above, once a minute
+    return response
 
 
 class ApiJsonErrorsMiddleware:
@@ -41,6 +90,9 @@ class ApiJsonErrorsMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        outage = outage_response(request, exception)
+        if outage is not None:
+            return outage
         if not request.path.startswith("/api/"):
             return None
         logger.exception("unhandled error on %s", request.path, exc_info=exception)

@@ -306,6 +306,7 @@ class TokenEvent(models.Model):
         ESCALATED = "escalated", "Escalated"
         EXTENDED = "extended", "Deadline extended"
         EXTEND_IGNORED = "extend_ignored", "Extension refused (already resolved)"
+        AUTH_FAILED = "auth_failed", "Refused credential"
 
     class Credential(models.TextChoices):
         """What proved the actor's right to act, beside the channel it came through."""

@@ -298,3 +298,13 @@ def tokens_by_ids(*, token_ids: list[str]) -> dict[str, Token]:
         token.pk: token
         for token in Token.objects.select_related("environment").filter(pk__in=token_ids)
     }
+
+
+def token_oldest_overdue_timeout(*, now: datetime) -> datetime | None:
+    """The ``timeout_at`` of the oldest WAITING token already past it (how late the sweep is)."""
+    return (
+        Token.objects.filter(status=Token.Status.WAITING, timeout_at__lte=now)
+        .order_by("timeout_at")
+        .values_list("timeout_at", flat=True)
+        .first()
+    )

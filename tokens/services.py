@@ -895,3 +895,23 @@ def token_escalate(*, token: Token, addresses: list[str], now: datetime | None =
         queued = _enqueue_approval_emails(locked, new, now, purpose="escalation")
         audit.record(locked, TokenEvent.Kind.ESCALATED, Actor.system(), now, to=new)
         return queued
+
+
+CREDENTIAL_AUDIT_INTERVAL = timedelta(minutes=1)
+
+
+@transaction.atomic
+def token_credential_refused(
+    *, token: Token, actor: Actor, credential: str, now: datetime | None = None
+) -> TokenEvent | None:
+    """Nothing changes: audit a refused credential for this token (a wrong callback hash), at
+    most once a minute per token, so that a flood of guesses cannot flood the audit trail."""
+    now = now or timezone.now()
+    recent = TokenEvent.objects.filter(
+        token=token,
+        kind=TokenEvent.Kind.AUTH_FAILED,
+        created_at__gt=now - CREDENTIAL_AUDIT_INTERVAL,
+    )
+    if recent.exists():
+        return None
+    return audit.record(token, TokenEvent.Kind.AUTH_FAILED, actor, now, refused=credential)

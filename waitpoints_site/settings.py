@@ -100,6 +100,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "tokens.middleware.SecurityHeadersMiddleware",
+    "tokens.ratelimit.RateLimitHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -132,6 +133,13 @@ TEMPLATES = [
 # Database: PostgreSQL from DATABASE_URL, else the embedded SQLite file
 # ------------------------------------------------------------------------------------------------
 
+# A database that is down or hangs must cost a request seconds, not minutes: connect_timeout bounds
+# the connection (libpq's minimum is 2 s), statement_timeout makes the server cancel a statement
+# stuck on a lock or a slow plan. Both become a JSON 503 / "try again shortly" page
+# (tokens.middleware). 0 disables either; the release step (migrate) sets the statement one to 0.
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
+DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15000)
+
 if os.environ.get("DATABASE_URL"):
     # Under ASGI (the web role) Django runs each synchronous request on a thread of its own
     # that ends with the request, so persistent connections would be left behind: Django's
@@ -146,9 +154,18 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 2,
             "max_size": env_int("WEB_DATABASE_POOL_SIZE", 20),
-            "timeout": 10,
+            # How long a request waits for a connection: with the database down every request
+            # waits this long before its 503, so keep it near the connect timeout.
+            "timeout": env_int("DATABASE_POOL_TIMEOUT", 5),
         }
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    if DATABASE_CONNECT_TIMEOUT > 0:
+        _db_options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    if DATABASE_STATEMENT_TIMEOUT_MS > 0:
+        _db_options["options"] = (
+            f"{_db_options.get('options', '')} -c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+        ).strip()
 else:
     DATABASES = {
         "default": {
@@ -245,12 +262,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 3 * 1024 * 1024 + 64 * 1024
 # ------------------------------------------------------------------------------------------------
 
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+# Without SMTP, messages are written one file each (mode 600) under var/mail/ and shown to
+# superusers at /admin/sent-mail/: never into a log, where callback hashes and password-reset
+# links would be readable by whoever reads the logs (tokens/mailbox.py).
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "tokens.mailbox.EmailBackend",
 )
+WAITPOINTS_MAIL_DIR = Path(os.environ.get("WAITPOINTS_MAIL_DIR", VAR_DIR / "mail"))
 EMAIL_PORT = env_int("EMAIL_PORT", 587)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
@@ -371,12 +390,71 @@ WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", Fals
 WEBHOOKS_CONNECT_TIMEOUT = env_int("WEBHOOKS_CONNECT_TIMEOUT", 5)  # seconds
 WEBHOOKS_TOTAL_TIMEOUT = env_int("WEBHOOKS_TOTAL_TIMEOUT", 10)  # seconds, whole attempt
 
+# ------------------------------------------------------------------------------------------------
+# Cache: rate-limit counters and worker/beat heartbeats. Redis when REDIS_URL is set, else a table
+# in the database (created by `manage.py createcachetable`, which migrate runs too).
+# ------------------------------------------------------------------------------------------------
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "waitpoints",
+            # A Redis that is down or hangs must not hold a request: fail fast, then fail open.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "waitpoints_cache",
+            "KEY_PREFIX": "waitpoints",
+        }
+    }
+
+# ------------------------------------------------------------------------------------------------
+# Rate limits ("count/period", period in s, m or h; "" or "off" disables one). Per client address
+# unless said otherwise. Over the limit: 429 with Retry-After and x-ratelimit-* (tokens/ratelimit).
+# ------------------------------------------------------------------------------------------------
+
+WAITPOINTS_RATELIMIT_LOGIN = os.environ.get("WAITPOINTS_RATELIMIT_LOGIN", "10/5m")
+WAITPOINTS_RATELIMIT_API_KEY_FAILURES = os.environ.get(
+    "WAITPOINTS_RATELIMIT_API_KEY_FAILURES", "30/1m"
+)
+WAITPOINTS_RATELIMIT_CALLBACK_FAILURES = os.environ.get(
+    "WAITPOINTS_RATELIMIT_CALLBACK_FAILURES", "30/1m"
+)
+# Per API key (or per environment for public access tokens), every call.
+WAITPOINTS_RATELIMIT_API_CALLS = os.environ.get("WAITPOINTS_RATELIMIT_API_CALLS", "1200/1m")
+# Tests give each test its own namespace of counters.
+WAITPOINTS_RATELIMIT_NAMESPACE = os.environ.get("WAITPOINTS_RATELIMIT_NAMESPACE", "rl")
+
+# ------------------------------------------------------------------------------------------------
+# Health: /healthz answers 503 when the oldest overdue WAITING token is older than this.
+# ------------------------------------------------------------------------------------------------
+
+WAITPOINTS_HEALTH_MAX_SWEEP_LAG_SECONDS = env_int("WAITPOINTS_HEALTH_MAX_SWEEP_LAG_SECONDS", 60)
+WAITPOINTS_HEARTBEAT_SECONDS = env_int("WAITPOINTS_HEARTBEAT_SECONDS", 5)
+CELERY_BEAT_SCHEDULER = "tokens.health.HeartbeatScheduler"
+# The same outage message (e.g. "Redis is down") at most once per this many seconds per process.
+WAITPOINTS_LOG_REPEAT_SECONDS = env_int("WAITPOINTS_LOG_REPEAT_SECONDS", 60)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_callback": {"()": "tokens.logging.RedactCallbackHashFilter"}},
+    # Celery replaces these handlers in the worker and beat; waitpoints_site/celery.py puts the
+    # same filters on its own handlers.
+    "filters": {
+        "redact_secrets": {"()": "tokens.logging.RedactSecretsFilter"},
+        "collapse_repeats": {"()": "tokens.logging.CollapseRepeatsFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["redact_callback"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["redact_secrets", "collapse_repeats"],
+        },
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {

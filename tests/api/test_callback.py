@@ -108,7 +108,8 @@ def test_it_refuses_a_wrong_hash(client, token, variant):
     assert response.status_code == 401
     assert response.json() == {"error": "Invalid URL, hash doesn't match"}
     assert stored(token).status == Token.Status.WAITING
-    assert list(token.events.values_list("kind", flat=True)) == ["created"]
+    # The refused hash is audited (tokens.services.token_credential_refused).
+    assert list(token.events.values_list("kind", flat=True)) == ["created", "auth_failed"]
 
 
 def test_it_refuses_another_tokens_hash(client, token, make_token):

@@ -8,7 +8,7 @@ import pytest
 from django.core import mail
 
 from tests.dashboard.conftest import client_for, csrf_post
-from tokens import keys, outbox, services
+from tokens import keys, links, outbox, services
 from tokens.models import Token
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +56,8 @@ def test_an_admins_detail_page_shows_the_callback_url(admin_member, waiting) -> 
 
 
 def test_only_the_approval_email_carries_the_hash(environment, viewer) -> None:
-    """Approvers are sent the link by design; a password reset (any member) never carries it."""
+    """Approvers are sent their personal link by design (not the shared callback hash); a
+    password reset (any member) carries neither."""
     token = services.token_create(
         environment=environment,
         actor=services.Actor.system(),
@@ -66,8 +67,12 @@ def test_only_the_approval_email_carries_the_hash(environment, viewer) -> None:
     csrf_post(client_for(None), "/accounts/password_reset/", {"email": viewer.email})
     to_approver = [m for m in mail.outbox if m.to == ["boss@example.com"]]
     others = [m for m in mail.outbox if m.to != ["boss@example.com"]]
-    assert len(to_approver) == 1 and digest_of(token) in to_approver[0].body
+    recipient = token.recipients.get(email="boss@example.com")
+    personal = links.personal_url(token, recipient, base="http://testserver")
+    assert len(to_approver) == 1 and personal in to_approver[0].body
+    assert digest_of(token) not in to_approver[0].body  # the shared credential is not sent
     assert others, "the password-reset e-mail was sent"
     for message in others:
         assert digest_of(token) not in message.body
+        assert personal not in message.body
         assert "/callback/" not in message.body

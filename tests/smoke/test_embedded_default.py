@@ -92,7 +92,20 @@ def test_it_runs_web_worker_and_beat_on_sqlite(tmp_path: Path) -> None:
     with running([*honcho, "web", "worker", "beat"], env=env, log=log) as server:
         base = f"http://127.0.0.1:{port}"
         health = wait_for_health(base, server, log)
-        assert health == {"status": "ok", "database": "ok", "broker": "embedded", "waiters": 0}
+        assert {k: health[k] for k in ("status", "database", "broker", "waiters")} == {
+            "status": "ok",
+            "database": "ok",
+            "broker": "embedded",
+            "waiters": 0,
+        }
+        # Worker and beat write heartbeats into the database cache table (issue 9 #7).
+        assert wait_until(
+            lambda: all(
+                request("GET", f"{base}/healthz")[1][role]["status"] == "ok"
+                for role in ("worker", "beat")
+            ),
+            timeout=30,
+        ), tail(log)
 
         # A token that times out in two seconds…
         status, created = request(

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import jwt
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
 
-from tokens import keys, selectors, services
+from tokens import keys, ratelimit, selectors, services
 from tokens.models import ApiKey, Environment, TokenEvent
 
 JWT_ISSUER = "https://id.trigger.dev"
@@ -54,10 +54,25 @@ def principal(request: Request) -> ApiPrincipal:
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiPrincipal]:
         view = request.parser_context.get("view") if request.parser_context else None
-        caller = authenticate_bearer(
-            request.META.get("HTTP_AUTHORIZATION", ""),
-            allow_public_access_token=getattr(view, "allow_public_access_token", False),
-        )
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise AuthenticationFailed("Invalid or Missing API key")  # not a guess: not counted
+        # Rate limits: failed credentials per client address, then calls per key.
+        address = ratelimit.client_ip(request)
+        _refuse_if_limited(request, ratelimit.peek(ratelimit.API_KEY_FAILURES, address))
+        try:
+            caller = authenticate_bearer(
+                header, allow_public_access_token=getattr(view, "allow_public_access_token", False)
+            )
+        except AuthenticationFailed:
+            ratelimit.hit(ratelimit.API_KEY_FAILURES, address)
+            raise
+        key = caller.api_key
+        subject = f"key:{key.pk}" if key is not None else f"env:{caller.environment.pk}"
+        decision = ratelimit.hit(ratelimit.API_CALLS, subject)
+        ratelimit.remember(request, decision)
+        _refuse_if_limited(request, decision)
         return caller, caller
 
     def authenticate_header(self, request: Request) -> str:
@@ -128,6 +143,13 @@ def _verify(credential: str, environment: Environment) -> tuple[dict[str, object
             continue
         return claims, signer
     raise AuthenticationFailed("Public Access Token is invalid")
+
+
+def _refuse_if_limited(request: Request, decision: ratelimit.Decision | None) -> None:
+    """429 (headers added by ratelimit.RateLimitHeadersMiddleware) when over a limit."""
+    if decision is not None and not decision.allowed:
+        ratelimit.remember(request, decision)
+        raise Throttled(detail=ratelimit.message(decision))
 
 
 PUBLIC_TOKEN_LIFETIME_SECONDS = 24 * 3600  # upstream's code signs 24 hours

@@ -11,6 +11,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from tokens.exceptions import TokenError
+from tokens.middleware import OUTAGE_MESSAGE, outage_response
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,13 @@ def _flatten(detail: Any, path: str = "") -> list[dict[str, object]]:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     headers: dict[str, str] = {}
+    outage = outage_response(context["request"], exc)
+    if outage is not None:  # the database is down or hanging: 503, not 500
+        response = Response(
+            {"error": OUTAGE_MESSAGE}, status=503, headers={"Retry-After": outage["Retry-After"]}
+        )
+        response._has_been_logged = True  # type: ignore[attr-defined]  # once a minute
+        return response
     if isinstance(exc, TokenError):
         body: dict[str, object] = {"error": exc.message}
         if exc.details:

@@ -1,0 +1,257 @@
+"""Issue 9 #5: rate limits on logins, failed API keys, failed callback hashes and calls per key."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from tokens import ratelimit, services
+from tokens.links import callback_url
+from tokens.models import TokenEvent
+
+LIST = "/api/v1/waitpoints/tokens"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_store_state(monkeypatch):
+    # The "store is down" memory is per process: start and leave every test with a clean one.
+    monkeypatch.setattr(ratelimit, "_store", ratelimit._StoreState())
+
+
+def _assert_limited(response, *, limit: int) -> None:
+    assert response.status_code == 429
+    retry_after = int(response["Retry-After"])
+    assert retry_after >= 1
+    assert response["x-ratelimit-limit"] == str(limit)
+    assert response["x-ratelimit-remaining"] == "0"
+    # Unix milliseconds (what @trigger.dev/sdk waits until), within the window from now.
+    reset_ms = int(response["x-ratelimit-reset"])
+    now_ms = time.time() * 1000
+    assert now_ms < reset_ms <= now_ms + 61_000
+
+
+def test_it_parses_rates():
+    assert ratelimit.parse_rate("10/5m") == ratelimit.Rate(limit=10, period=300)
+    assert ratelimit.parse_rate("3/s") == ratelimit.Rate(limit=3, period=1)
+    assert ratelimit.parse_rate("100/2h") == ratelimit.Rate(limit=100, period=7200)
+    assert ratelimit.parse_rate("off") is None
+    assert ratelimit.parse_rate("") is None
+    for bad in ("ten/m", "0/1m", "5/0s", "5/1d", "5"):
+        with pytest.raises(ValueError):
+            ratelimit.parse_rate(bad)
+
+
+# ------------------------------------------------------------------------------------------------
+# API keys
+# ------------------------------------------------------------------------------------------------
+
+
+def test_it_limits_failed_api_keys_per_address(settings, secret_key):
+    settings.WAITPOINTS_RATELIMIT_API_KEY_FAILURES = "5/1m"
+    attacker = APIClient(REMOTE_ADDR="203.0.113.9")
+    for attempt in range(5):
+        attacker.credentials(HTTP_AUTHORIZATION=f"Bearer tr_dev_wrong{attempt:040d}")
+        assert attacker.get(LIST).status_code == 401
+    response = attacker.get(LIST)
+    _assert_limited(response, limit=5)
+    assert response.json()["error"].startswith("Rate limit exceeded: too many failed API key")
+    # Refused before the key is looked at: the right key does not get through either.
+    attacker.credentials(HTTP_AUTHORIZATION=f"Bearer {secret_key}")
+    assert attacker.get(LIST).status_code == 429
+    # Another address is not affected.
+    other = APIClient(REMOTE_ADDR="198.51.100.7")
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {secret_key}")
+    assert other.get(LIST).status_code == 200
+
+
+def test_it_limits_calls_per_key_and_reports_the_budget(settings, api_client, other_api_client):
+    settings.WAITPOINTS_RATELIMIT_API_CALLS = "3/1m"
+    remaining = [api_client.get(LIST)["x-ratelimit-remaining"] for _ in range(3)]
+    assert remaining == ["2", "1", "0"]
+    response = api_client.get(LIST)
+    _assert_limited(response, limit=3)
+    assert response.json() == {
+        "error": f"Rate limit exceeded: too many requests for this API key; "
+        f"retry in {response['Retry-After']} s"
+    }
+    # Another key has its own budget.
+    assert other_api_client.get(LIST).status_code == 200
+
+
+def test_it_does_not_count_a_missing_key_as_a_guess(settings, anonymous_client):
+    settings.WAITPOINTS_RATELIMIT_API_KEY_FAILURES = "2/1m"
+    for _ in range(5):
+        assert anonymous_client.get(LIST).status_code == 401
+
+
+# ------------------------------------------------------------------------------------------------
+# Callback URLs
+# ------------------------------------------------------------------------------------------------
+
+
+def test_it_limits_wrong_callback_hashes_and_audits_once_a_minute(settings, make_token):
+    settings.WAITPOINTS_RATELIMIT_CALLBACK_FAILURES = "4/1m"
+    token = make_token()
+    good = callback_url(token, base="")
+    bad = good[:-4] + ("0000" if not good.endswith("0000") else "1111")
+    client = Client(REMOTE_ADDR="203.0.113.10")
+    for _ in range(4):
+        response = client.post(bad, b"{}", content_type="application/json")
+        assert response.status_code == 401
+    response = client.post(bad, b"{}", content_type="application/json")
+    _assert_limited(response, limit=4)
+    assert response.json()["error"].startswith("Rate limit exceeded: too many invalid callback")
+    # Over the limit even the right hash is refused from that address (it cannot be told apart
+    # from a lucky guess), and as a page for a person.
+    assert client.post(good, b"{}", content_type="application/json").status_code == 429
+    page = client.get(good, HTTP_ACCEPT="text/html")
+    assert page.status_code == 429
+    assert b"Too many invalid links" in page.content
+    assert "Retry-After" in page
+    # Four refusals within a minute: one audit event, not four.
+    events = list(token.events.filter(kind=TokenEvent.Kind.AUTH_FAILED))
+    assert len(events) == 1
+    assert events[0].channel == TokenEvent.Channel.CALLBACK
+    assert events[0].ip == "203.0.113.10"
+    assert events[0].detail == {"refused": "callback_hash"}
+    assert events[0].credential == TokenEvent.Credential.CALLBACK_URL
+    # Another address still completes the token with the right URL.
+    other = Client(REMOTE_ADDR="198.51.100.8")
+    assert other.post(good, b"{}", content_type="application/json").status_code == 200
+
+
+def test_it_counts_unknown_tokens_as_failed_guesses(settings, db):
+    settings.WAITPOINTS_RATELIMIT_CALLBACK_FAILURES = "2/1m"
+    client = Client(REMOTE_ADDR="203.0.113.11")
+    url = "/api/v1/waitpoints/tokens/waitpoint_doesnotexist0000000000000/callback/abc"
+    assert client.post(url, b"{}", content_type="application/json").status_code == 404
+    assert client.post(url, b"{}", content_type="application/json").status_code == 404
+    assert client.post(url, b"{}", content_type="application/json").status_code == 429
+
+
+def test_the_refused_credential_audit_is_at_most_one_a_minute(make_token):
+    token = make_token()
+    actor = services.Actor(
+        channel=TokenEvent.Channel.CALLBACK,
+        credential=TokenEvent.Credential.CALLBACK_URL,
+        ip="203.0.113.12",
+    )
+    now = timezone.now()
+    first = services.token_credential_refused(
+        token=token, actor=actor, credential="callback_hash", now=now
+    )
+    assert first is not None
+    for seconds in (1, 30, 59):
+        assert (
+            services.token_credential_refused(
+                token=token,
+                actor=actor,
+                credential="callback_hash",
+                now=now + timedelta(seconds=seconds),
+            )
+            is None
+        )
+    later = services.token_credential_refused(
+        token=token, actor=actor, credential="callback_hash", now=now + timedelta(seconds=61)
+    )
+    assert later is not None
+    assert token.events.filter(kind=TokenEvent.Kind.AUTH_FAILED).count() == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# Logins
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def user(db, settings) -> User:
+    # Password hashing is the slow part of a login; these tests count attempts, not hashes.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return User.objects.create_user("carol", "carol@example.com", "right-horse-battery-staple")
+
+
+@pytest.mark.parametrize("login_url", ["/accounts/login/", "/admin/login/"])
+def test_it_limits_failed_logins_per_address(settings, user, login_url):
+    settings.WAITPOINTS_RATELIMIT_LOGIN = "3/5m"
+    if login_url.startswith("/admin"):
+        user.is_staff = True
+        user.save()
+    browser = Client(REMOTE_ADDR="203.0.113.13")
+    for _ in range(3):
+        response = browser.post(login_url, {"username": "carol", "password": "wrong"})
+        assert response.status_code == 200
+        assert b"Too many failed login attempts" not in response.content
+    # Now even the right password is refused, and the page says why.
+    response = browser.post(
+        login_url, {"username": "carol", "password": "right-horse-battery-staple"}
+    )
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
+    assert response["x-ratelimit-limit"] == "3"
+    assert b"Too many failed login attempts from your address" in response.content
+    assert "_auth_user_id" not in browser.session
+    # Someone else (another address) logs in.
+    other = Client(REMOTE_ADDR="198.51.100.9")
+    response = other.post(
+        login_url, {"username": "carol", "password": "right-horse-battery-staple"}
+    )
+    assert response.status_code == 302
+    assert "_auth_user_id" in other.session
+
+
+def test_it_does_not_count_successful_logins(settings, user):
+    settings.WAITPOINTS_RATELIMIT_LOGIN = "2/5m"
+    for _ in range(4):
+        browser = Client(REMOTE_ADDR="203.0.113.14")
+        response = browser.post(
+            "/accounts/login/", {"username": "carol", "password": "right-horse-battery-staple"}
+        )
+        assert response.status_code == 302
+
+
+# ------------------------------------------------------------------------------------------------
+# Counter stores: the database on the embedded default; fail open when the store is down
+# ------------------------------------------------------------------------------------------------
+
+
+def test_it_counts_in_the_database_cache_on_the_embedded_default(settings, secret_key):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "waitpoints_cache_test",
+        }
+    }
+    call_command("createcachetable", verbosity=0)
+    settings.WAITPOINTS_RATELIMIT_API_KEY_FAILURES = "2/1m"
+    attacker = APIClient(REMOTE_ADDR="203.0.113.15")
+    attacker.credentials(HTTP_AUTHORIZATION="Bearer tr_dev_" + "x" * 40)
+    assert [attacker.get(LIST).status_code for _ in range(3)] == [401, 401, 429]
+
+
+def test_it_fails_open_with_one_warning_when_the_store_is_down(settings, api_client, caplog):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    settings.WAITPOINTS_RATELIMIT_API_CALLS = "1/1m"
+    settings.WAITPOINTS_RATELIMIT_API_KEY_FAILURES = "1/1m"
+    with caplog.at_level(logging.WARNING, logger="tokens.ratelimit"):
+        statuses = [api_client.get(LIST).status_code for _ in range(20)]
+        bad = APIClient(REMOTE_ADDR="203.0.113.16")
+        bad.credentials(HTTP_AUTHORIZATION="Bearer tr_dev_" + "y" * 40)
+        statuses += [bad.get(LIST).status_code for _ in range(5)]
+    assert statuses == [200] * 20 + [401] * 5
+    warnings = [r for r in caplog.records if r.name == "tokens.ratelimit"]
+    assert len(warnings) == 1
+    assert "rate limits are off" in warnings[0].getMessage()
