@@ -12,10 +12,33 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waitpoints_site.settings")
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.db.models import JSONField  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from tokens import services  # noqa: E402
-from tokens.models import Membership  # noqa: E402
+from tokens.models import Membership, Token  # noqa: E402
+
+# Columns the runner's COPY writes; every other NOT NULL column gets its model default.
+COPIED = {
+    "id", "environment_id", "status", "timeout_at", "tags", "approvers", "output",
+    "output_type", "output_is_error", "created_at", "completed_at", "cancel_reason",
+}  # fmt: skip
+
+
+def column_defaults() -> dict[str, str]:
+    """SQL literals of the model defaults of the columns the COPY leaves out."""
+    defaults: dict[str, str] = {}
+    for field in Token._meta.concrete_fields:
+        column = field.column
+        if column is None or column in COPIED or field.null or not field.has_default():
+            continue
+        value = field.get_default()
+        if isinstance(field, JSONField):
+            value = json.dumps(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        defaults[column] = "'" + str(value).replace("'", "''") + "'"
+    return defaults
 
 
 def main() -> None:
@@ -36,6 +59,7 @@ def main() -> None:
                 "secret": secret,
                 "other_secret": other_secret,
                 "cookie": cookie,
+                "token_defaults": column_defaults(),
             }
         )
     )
