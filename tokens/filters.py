@@ -11,8 +11,8 @@ from django.utils.dateparse import parse_datetime
 
 from tokens import keys
 from tokens.durations import parse_period
-from tokens.models import Token, TokenTag
-from tokens.selectors import status_q
+from tokens.models import Token
+from tokens.selectors import status_q, tagged_q
 
 API_STATUSES = ("WAITING", "COMPLETED", "TIMED_OUT", "CANCELLED")
 
@@ -140,8 +140,7 @@ class ApiTokenFilter(django_filters.FilterSet):
     def filter_tags(self, queryset: QuerySet[Token], name: str, value: list[str]) -> QuerySet:
         if not value:
             return queryset
-        tagged = TokenTag.objects.filter(name__in=value).values("token_id")
-        return queryset.filter(pk__in=tagged)
+        return queryset.filter(tagged_q(value))
 
     def filter_idempotency_key(self, queryset: QuerySet[Token], name: str, value: str) -> QuerySet:
         # Matches the original key, so a rotated token and its replacement both show.

@@ -57,7 +57,7 @@ def random_secret() -> str:
 
 def callback_hash(*, callback_secret: str, internal_id: str) -> str:
     """HMAC-SHA256 hex over the internal id, as upstream, but keyed by the callback secret."""
-    return hmac.new(callback_secret.encode(), internal_id.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(callback_secret.encode(), internal_id.encode(), "sha256").hex()
 
 
 def callback_hash_matches(*, callback_secret: str, internal_id: str, given: str) -> bool:

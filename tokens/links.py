@@ -6,6 +6,8 @@ a request (adapters turn their request into a base with ``tokens.http.base_url``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.urls import reverse
 
@@ -21,11 +23,29 @@ def public_base_url() -> str:
 
 
 def callback_url(token: Token, *, base: str) -> str:
-    digest = keys.callback_hash(
-        callback_secret=token.environment.callback_secret, internal_id=token.id
+    return callback_urls(base=base)(token)
+
+
+_TOKEN_SLOT, _DIGEST_SLOT = "TOKENSLOT", "DIGESTSLOT"
+
+
+def callback_urls(*, base: str) -> Callable[[Token], str]:
+    """``callback_url`` for many tokens: the route is reversed once (a list page renders 100
+    URLs; reversing each one was a quarter of the page's time), then filled in per token.
+    Ids and digests are URL-safe as they are, so filling in gives what ``reverse`` would."""
+    template = base + reverse(
+        "token-callback", kwargs={"token_id": _TOKEN_SLOT, "digest": _DIGEST_SLOT}
     )
-    path = reverse("token-callback", kwargs={"token_id": token.friendly_id, "digest": digest})
-    return base + path
+    before_token, _, rest = template.partition(_TOKEN_SLOT)
+    between, _, after_digest = rest.partition(_DIGEST_SLOT)
+
+    def url(token: Token) -> str:
+        digest = keys.callback_hash(
+            callback_secret=token.environment.callback_secret, internal_id=token.id
+        )
+        return before_token + token.friendly_id + between + digest + after_digest
+
+    return url
 
 
 def personal_url(token: Token, recipient: Recipient | tuple[int, str], *, base: str) -> str:

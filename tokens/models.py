@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,7 +19,14 @@ CANCELLED_CODE = "WAITPOINT_CANCELLED"
 
 def iso(moment: datetime) -> str:
     """ISO-8601 in UTC with millisecond precision and ``Z``, as JavaScript's toISOString()."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if moment.utcoffset() != _ZERO:
+        moment = moment.astimezone(UTC)
+    # isoformat (truncating to milliseconds, as the strftime this replaced) is several times
+    # faster than strftime; a list page formats hundreds of dates.
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+_ZERO = timedelta(0)
 
 
 def timeout_output(timeout_at: datetime) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tokens.links import callback_url
+from tokens.links import callback_urls
 from tokens.models import Token, iso
 
 
@@ -31,13 +31,14 @@ class TokenOutputSerializer:
 
     def __init__(self, *, now: datetime, base: str, detail: bool) -> None:
         self.now, self.base, self.detail = now, base, detail
+        self.callback_url = callback_urls(base=base)
 
     def to_representation(self, token: Token) -> dict[str, Any]:
         state = token.effective(self.now)
         cancelled = state.status == Token.Status.CANCELLED
         data: dict[str, Any] = {
             "id": token.friendly_id,
-            "url": callback_url(token, base=self.base),
+            "url": self.callback_url(token),
             "status": v1_status(state.status),
             "statusDetail": state.status,
         }

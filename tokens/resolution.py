@@ -20,11 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Now
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from tokens import audit, signals, webhooks
@@ -68,12 +69,36 @@ def resolve_one(
     still_waiting = Token.objects.filter(pk=token.pk, status=Token.Status.WAITING).filter(
         Q(timeout_at__isnull=True) | Q(timeout_at__gt=clock)
     )
-    if not still_waiting.update(**fields):
+    if not _update_one(token, still_waiting, fields):
         return None
-    token.refresh_from_db()
     event = audit.record(token, outcome.event_kind, actor, now or timezone.now(), **outcome.detail)
     on_resolved(token_ids=[token.pk], status=outcome.status)
     return event
+
+
+def _update_one(token: Token, queryset: QuerySet[Token], fields: dict[str, Any]) -> bool:
+    """Apply ``fields`` to the one row of ``queryset`` and to ``token``; False if none matched.
+
+    On PostgreSQL one ``UPDATE … RETURNING`` brings back the times the database's clock wrote,
+    instead of an UPDATE and a second SELECT of the whole row."""
+    if connection.vendor != "postgresql":
+        if not queryset.update(**fields):
+            return False
+        token.refresh_from_db()
+        return True
+    query = cast(UpdateQuery, queryset.query.chain(UpdateQuery))
+    query.add_update_values(fields)
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING completed_at, cancelled_at", params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    for name, value in fields.items():
+        if not hasattr(value, "resolve_expression"):
+            setattr(token, name, value)
+    token.completed_at, token.cancelled_at = row
+    return True
 
 
 def expire_due(

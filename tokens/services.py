@@ -353,7 +353,9 @@ def token_create(
                 if cached is not None:
                     return CreateResult(token=cached, is_cached=True)
             try:
-                with transaction.atomic():  # savepoint: a concurrent insert may win the key
+                # A savepoint only with a key, where a concurrent insert may win it: without
+                # one no constraint can fail, and the savepoint cost two round trips.
+                with transaction.atomic(savepoint=bool(idempotency_key)):
                     token = _insert_token(
                         environment,
                         actor,

@@ -289,3 +289,36 @@ def test_a_viewer_in_two_projects_sees_both_lists(environment, other_environment
     client = client_for(user)
     assert client.get(list_path(environment)).status_code == 200
     assert client.get(list_path(other_environment)).status_code == 200
+
+
+def test_home_counts_waiting_tokens_up_to_a_cap(approver, make_token, monkeypatch) -> None:
+    """Counting a million waiting rows would cost more than the page: it stops at the cap."""
+    from tokens import selectors
+
+    monkeypatch.setattr(selectors, "WAITING_COUNT_CAP", 2)
+    client = client_for(approver)
+    make_token(timeout="1h")
+    make_token(timeout="1h")
+    done = make_token(timeout="1h")
+    services.token_complete(token=done, actor=services.Actor.system(), data={"ok": True})
+    assert "2 waiting" in client.get("/").content.decode()
+
+    make_token(timeout="1h")
+    html = client.get("/").content.decode()
+    assert "2+ waiting" in html and "3 waiting" not in html
+
+
+def test_known_tags_are_distinct_sorted_scoped_and_limited(
+    environment, other_environment, make_token
+) -> None:
+    from tokens import selectors
+
+    make_token(tags=["b", "a"])
+    make_token(tags=["c", "a"])
+    make_token(tags=["b"])
+    make_token(other_environment, tags=["zzz", "0"])
+    names = selectors.tag_names_for_environment
+    assert names(environment=environment, limit=200) == ["a", "b", "c"]
+    assert names(environment=environment, limit=2) == ["a", "b"]
+    assert names(environment=other_environment, limit=200) == ["0", "zzz"]
+    assert names(environment=environment, prefix="b", limit=20) == ["b"]

@@ -15,8 +15,8 @@ from tokens import keys
 from tokens.api.body import loads_strict
 from tokens.decisions import MAX_COMMENT_LENGTH
 from tokens.exceptions import InvalidInput
-from tokens.models import Token, TokenTag
-from tokens.selectors import status_q
+from tokens.models import Token
+from tokens.selectors import status_q, tagged_q
 from tokens.services import MAX_REASON_LENGTH
 
 MAX_FILTER_TAGS = 20
@@ -123,7 +123,7 @@ class DashboardTokenFilter(django_filters.FilterSet):
     def filter_tags(self, queryset: QuerySet[Token], name: str, value: list[str]) -> QuerySet:
         if not value:
             return queryset
-        return queryset.filter(pk__in=TokenTag.objects.filter(name__in=value).values("token_id"))
+        return queryset.filter(tagged_q(value))
 
     def filter_id(self, queryset: QuerySet[Token], name: str, value: str | None) -> QuerySet:
         return queryset.filter(pk=value) if value else queryset

@@ -172,6 +172,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "next_url": _page_url(request, page + 1) if more else "",
         "previous_url": _page_url(request, page - 1) if page > 1 else "",
         "environments": environments,
+        "waiting_cap": selectors.WAITING_COUNT_CAP,
         "is_first_page": page == 1,
         "projects": projects,
         "env_slugs": Environment.Slug.choices,
@@ -214,6 +215,7 @@ def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -
     queryset = filterset.qs if filterset.is_valid() else Token.objects.none()
     rows, pagination = paginate(queryset, page)
     for token in rows:
+        token.environment = environment  # known, with its project: no query per row
         token.state = state = token.effective(now)  # type: ignore[attr-defined]
         token.decision = decision_of(state.output, state.output_type).get("status")  # type: ignore[attr-defined]
     role = selectors.membership_role_for_user(user=request.user, project=environment.project)
@@ -227,6 +229,7 @@ def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -
         "next_url": _query_url(request, after=pagination.get("next")),
         "previous_url": _query_url(request, before=pagination.get("previous")),
         "known_tags": selectors.tag_names_for_environment(environment=environment, limit=200),
+        "list_url": request.path,  # this page: every tag links to it, filtered by the tag
     }
     return render(request, "dashboard/token_list.html", context)
 

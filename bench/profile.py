@@ -1,0 +1,170 @@
+"""Where a request's time goes: pyinstrument over the real views, in one process.
+
+    .venv/bin/python -m bench.profile [create complete retrieve list] [--requests N]
+
+Creates (and drops) its own database ``waitpoints_bench_profile`` beside BENCH_DATABASE_URL,
+then drives each operation through Django's WSGI handler (the test client) with pyinstrument and
+prints the call tree and the SQL each request ran. Used to write docs/benchmarks/profile.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+DB_NAME = "waitpoints_bench_profile"
+
+
+def admin_url() -> str:
+    return os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("ops", nargs="*", default=["create", "complete", "retrieve", "list"])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--all", action="store_true", help="show library frames too")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="cProfile on CPU time instead (excludes waiting for PostgreSQL): top functions",
+    )
+    args = parser.parse_args()
+    config = {"ops": args.ops, "n": args.requests, "all": args.all, "cpu": args.cpu}
+    base, _, _ = admin_url().rpartition("/")
+    with psycopg.connect(admin_url(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{base}/{DB_NAME}",
+        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"),
+        "SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+        "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+        "DEBUG": "False",
+        "WAITPOINTS_VAR_DIR": str(ROOT / "var" / "bench-run" / "var"),
+    }
+    try:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        subprocess.run(
+            [sys.executable, "-c", _INNER, json.dumps(config)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+    finally:
+        with psycopg.connect(admin_url(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+
+
+_INNER = r"""
+import json, os, sys
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waitpoints_site.settings")
+django.setup()
+from django.db import connection
+from django.test import Client
+from pyinstrument import Profiler
+from tokens import services
+
+config = json.loads(sys.argv[1])
+n = config["n"]
+environment = services.environment_get_or_create(project_slug="profile", slug="dev")
+_, secret = services.api_key_create(environment=environment)
+client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+path = "/api/v1/waitpoints/tokens"
+body = json.dumps({"timeout": "1h", "tags": ["order:42", "refund"]})
+ids = [
+    client.post(path, body, content_type="application/json").json()["id"] for _ in range(n + 100)
+]
+
+def create(i):
+    return client.post(path, body, content_type="application/json")
+
+def complete(i):
+    return client.post(f"{path}/{ids[i]}/complete", '{"data":{"approved":true}}',
+                       content_type="application/json")
+
+def retrieve(i):
+    return client.get(f"{path}/{ids[i]}")
+
+def list_(i):
+    return client.get(path + "?page[size]=100")
+
+from django.contrib.auth import get_user_model
+from tokens.models import Membership
+
+user = get_user_model().objects.create_user("profile", "p@example.com", "profile-password")
+Membership.objects.create(user=user, project=environment.project, role=Membership.Role.ADMIN)
+browser = Client()
+browser.force_login(user)
+
+def dashboard_list(i):
+    return browser.get("/projects/profile/dev/tokens")
+
+def dashboard_home(i):
+    return browser.get("/")
+
+def dashboard_detail(i):
+    return browser.get(f"/tokens/{ids[i]}")
+
+ops = {
+    "create": create,
+    "complete": complete,
+    "retrieve": retrieve,
+    "list": list_,
+    "dashboard-list": dashboard_list,
+    "dashboard-home": dashboard_home,
+    "dashboard-detail": dashboard_detail,
+}
+for name in config["ops"]:
+    op = ops[name]
+    count = n if name in ("create", "complete", "retrieve") else max(20, n // 10)
+    for i in range(5):
+        op(n + i)  # warm up (distinct ids for complete)
+    queries = []
+
+    def record(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        response = op(n + 50)
+    assert response.status_code < 400, response.content
+    print(f"\n======== {name}: {count} requests; SQL of one request ({len(queries)} queries)")
+    for query in queries:
+        print("  ", query[:160])
+    if config["cpu"]:
+        import cProfile, pstats, time
+        profile = cProfile.Profile(time.process_time)
+        profile.enable()
+        for i in range(count):
+            op(i)
+        profile.disable()
+        stats = pstats.Stats(profile)
+        print(f"CPU seconds per request: {stats.total_tt / count * 1000:.2f} ms")
+        stats.sort_stats("cumulative").print_stats(45)
+        continue
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for i in range(count):
+        op(i)
+    profiler.stop()
+    print(profiler.output_text(unicode=True, color=False, show_all=config["all"], timeline=False))
+"""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""How many SQL statements each hot request runs, so that an added query fails CI, not a
+benchmark (issue 12). The counts do not grow with the number of rows on a page.
+
+Counts are of statements sent through Django, inside the test's transaction, so every
+``transaction.atomic`` shows as a SAVEPOINT and its RELEASE (in production the outermost one is
+BEGIN/COMMIT, which Django does not count). When a change adds or removes a query on purpose,
+update the number here and say why in the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.dashboard.conftest import client_for, member
+from tokens.links import callback_url
+from tokens.models import Membership, Token
+
+pytestmark = pytest.mark.django_db
+
+TOKENS = "/api/v1/waitpoints/tokens"
+
+
+@contextmanager
+def exactly(count: int) -> Iterator[None]:
+    with CaptureQueriesContext(connection) as captured:
+        yield
+    statements = [query["sql"] for query in captured.captured_queries]
+    listing = "\n".join(f"{n}. {sql[:200]}" for n, sql in enumerate(statements, 1))
+    assert len(statements) == count, f"{len(statements)} queries, expected {count}:\n{listing}"
+
+
+@pytest.fixture
+def warm(api_client):
+    """A first request records the key's use (at most one UPDATE a minute); later ones do not."""
+    assert api_client.get(f"{TOKENS}?page[size]=1").status_code == 200
+    return api_client
+
+
+def test_create_runs_the_key_lookup_and_one_insert_per_table(warm):
+    # key; SAVEPOINT; token; its tag rows (one statement); the audit event; RELEASE
+    with exactly(6):
+        response = warm.post(TOKENS, {"timeout": "1h", "tags": ["a", "b"]}, format="json")
+    assert response.status_code == 200
+
+
+def test_create_with_approvers_queues_their_emails_in_one_statement(warm):
+    # key; SAVEPOINT; token; the audit event; the recipients already there (none: a new token);
+    # one INSERT for all recipients; one INSERT for all outbox rows; RELEASE
+    with exactly(8):
+        response = warm.post(
+            TOKENS,
+            {"approvers": ["a@example.com", "b@example.com", "c@example.com"]},
+            format="json",
+        )
+    assert response.status_code == 200
+
+
+def test_complete_updates_with_returning_and_reads_nothing_back(warm, make_token):
+    token = make_token()
+    # key; token; SAVEPOINT; UPDATE … RETURNING; audit event; webhook endpoints (none here);
+    # NOTIFY; RELEASE
+    with exactly(8):
+        response = warm.post(f"{TOKENS}/{token.friendly_id}/complete", {"data": 1}, format="json")
+    assert response.json()["applied"] is True
+
+
+def test_callback_completes_in_as_few_statements(make_token, client):
+    token = make_token()
+    url = callback_url(token, base="")
+    # token (with its environment); SAVEPOINT; UPDATE … RETURNING; event; webhook endpoints;
+    # NOTIFY; RELEASE
+    with exactly(7):
+        response = client.post(url, b'{"ok":true}', content_type="application/json")
+    assert response.status_code == 200
+    token.refresh_from_db()
+    assert token.status == Token.Status.COMPLETED
+
+
+def test_retrieve_reads_the_key_and_the_token_only(warm, make_token):
+    token = make_token(tags=["a"])
+    with exactly(2):
+        response = warm.get(f"{TOKENS}/{token.friendly_id}")
+    assert response.json()["url"].startswith("http://testserver/api/v1/waitpoints/tokens/")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "&filter[status]=WAITING",
+        "&filter[tags]=a,b",
+        "&filter[status]=COMPLETED&filter[tags]=a",
+    ],
+)
+def test_a_list_page_is_two_queries_whatever_its_length(warm, make_token, query):
+    for _ in range(30):
+        make_token(tags=["a"])
+    with exactly(2):
+        response = warm.get(f"{TOKENS}?page[size]=100{query}")
+    assert response.status_code == 200
+
+
+@pytest.fixture
+def admin_client(environment):
+    return client_for(member(environment, "adam", Membership.Role.ADMIN))
+
+
+def _tokens(make_token, count: int) -> list[Token]:
+    return [make_token(tags=["refund"], approvers=["a@example.com"]) for _ in range(count)]
+
+
+def test_dashboard_token_list_does_not_grow_with_the_page(admin_client, make_token):
+    _tokens(make_token, 30)
+    admin_client.get("/")  # the session's first touch
+    # session; user; environment; tokens; role; known tags
+    with exactly(6):
+        response = admin_client.get("/projects/alice/dev/tokens")
+    assert response.status_code == 200
+
+
+def test_dashboard_waiting_for_me_does_not_grow_with_the_page(admin_client, make_token):
+    _tokens(make_token, 30)
+    admin_client.get("/")
+    # session; user; tokens (with environment and project); environments with counts
+    with exactly(4):
+        response = admin_client.get("/")
+    assert response.status_code == 200
+
+
+def test_dashboard_token_detail(admin_client, make_token):
+    token = _tokens(make_token, 1)[0]
+    admin_client.get("/")
+    # session; user; token (with environment and project); role; events
+    with exactly(5):
+        response = admin_client.get(f"/tokens/{token.friendly_id}")
+    assert response.status_code == 200
+
+
+def test_dashboard_approve(admin_client, make_token):
+    token = _tokens(make_token, 1)[0]
+    admin_client.get("/accounts/login/")  # sets the csrftoken cookie
+    csrf = admin_client.cookies["csrftoken"].value
+    # session; user; token; role; SAVEPOINT; UPDATE … RETURNING; event; webhook endpoints;
+    # NOTIFY; RELEASE
+    with exactly(10):
+        response = admin_client.post(
+            f"/tokens/{token.friendly_id}/approve", {"csrfmiddlewaretoken": csrf}
+        )
+    assert response.status_code == 302
