@@ -94,6 +94,8 @@ def test_it_answers_503_quickly_when_postgresql_is_down_or_hanging(tmp_path, out
     else:
         # Bound but not listening: connections are refused, and no one else takes the port.
         silent = socket.socket()
+        # free_port() may hand out a port whose old connections linger in TIME_WAIT.
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         silent.bind(("127.0.0.1", database_port))
     try:
         port = free_port()

@@ -222,14 +222,14 @@ def token_order_for_triage(queryset: QuerySet[Token], *, email: str) -> QuerySet
     """ "Waiting for me" as a triage queue: requests that e-mailed me (my address among the
     approvers) first, then by deadline, soonest first (none last), then oldest first. Each row
     carries ``assigned`` (True when it names me)."""
-    from django.db.models import BooleanField, Case, F, Value, When
+    from django.db.models import BooleanField, Exists, F, Value
 
+    from tokens.models import Recipient
+
+    # Through the recipients (one row per e-mailed approver), not a JSON "contains" on
+    # Token.approvers, which SQLite (the embedded default) does not support.
     mine = (
-        Case(
-            When(approvers__contains=[email], then=Value(True)),
-            default=Value(False),
-            output_field=BooleanField(),
-        )
+        Exists(Recipient.objects.filter(token=OuterRef("pk"), email__iexact=email))
         if email
         else Value(False, output_field=BooleanField())
     )

@@ -132,7 +132,10 @@ def test_it_logs_no_credentials_in_a_full_scenario(tmp_path: Path) -> None:
         callback = created["url"]
         digest = callback.rsplit("/", 1)[1]
         (approval,) = _mail(mail_dir, 1)
-        assert f"{callback}?decision=approved" in approval
+        # Each approver gets a personal link (signed for their address), not the shared URL.
+        personal = re.search(r"(https?://[^\s\"<>]+)\?decision=approved", approval)
+        assert personal, approval
+        personal_digest = personal.group(1).rsplit("/", 1)[1]
 
         # The person opens the link (a scanner might percent-encode it), then approves.
         person = Browser()
@@ -205,6 +208,7 @@ def test_it_logs_no_credentials_in_a_full_scenario(tmp_path: Path) -> None:
         "API key": key,
         "JWT": jwt,
         "callback hash": digest,
+        "personal link hash": personal_digest,
         "percent-encoded callback hash": _percent_encoded(digest),
         "password-reset link": reset_path,
         "password-reset token": reset_path.rstrip("/").rsplit("/", 1)[1],
