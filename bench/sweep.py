@@ -96,12 +96,13 @@ def load(conn: psycopg.Connection, env_id: int, deadlines: list[datetime]) -> No
         token_id = f"cbench{index:019d}"
         rows.write(
             f"{token_id}\t{env_id}\tWAITING\t{deadline.isoformat()}\t[]\t[]\t"
-            f"application/json\tf\t{created}\t\n"
+            f"application/json\tf\t{created}\t\t\t\t\t\t\t1\n"
         )
     with conn.cursor() as cursor:
         columns = (
             "id, environment_id, status, timeout_at, tags, approvers, output_type, "
-            "output_is_error, created_at, cancel_reason"
+            "output_is_error, created_at, cancel_reason, context_json, decision_json, "
+            "description, requested_by, title, required_approvals"
         )
         with cursor.copy(f"COPY tokens_token ({columns}) FROM STDIN") as copy:
             copy.write(rows.getvalue())
