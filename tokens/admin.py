@@ -390,27 +390,27 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
 
     # -- The same token on the dashboard, for staff who can see it there ----------------------
 
-    def change_view(
+    def render_change_form(
         self,
         request: HttpRequest,
-        object_id: str,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
         form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
+        obj: Token | None = None,
     ) -> HttpResponse:
-        token = self.get_object(request, object_id)
-        extra: dict[str, Any] = {}
-        if token is not None:
-            project = token.environment.project
+        if obj is not None:
+            project = obj.environment.project
             # The dashboard shows a token to members of its project only (others get its 404),
             # superusers included: link where the link works, say why where it would not.
             if selectors.membership_role_for_user(user=request.user, project=project):
-                extra["dashboard_url"] = dashboard_url(token, base="")
+                context["dashboard_url"] = dashboard_url(obj, base="")
             else:
-                extra["dashboard_note"] = (
+                context["dashboard_note"] = (
                     f"Not on your dashboard: only members of project {project.slug} see "
                     "this token there."
                 )
-        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # -- Search: accept the API's "waitpoint_<id>" form --------------------------------------
 
