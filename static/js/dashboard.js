@@ -1,5 +1,6 @@
 // The dashboard's small enhancements. Every page works without them: forms post, links link.
-// Countdowns, copy buttons, the tag typeahead, bulk selection and confirmations.
+// Countdowns, copy buttons, the tag typeahead, bulk selection and confirmations. (Bulk decisions
+// are reviewed on a page of their own, so they need no script.)
 (function () {
   "use strict";
 
@@ -161,32 +162,21 @@
   }
 
   // ---- Confirmations: <form data-confirm="Question?"> -------------------------------------------
+  // Once the person has said yes here, the form says so (confirm=yes), so the server does not ask
+  // again; without this script the server asks with its own review page (production approvals).
   function setupConfirm(form) {
     form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
-    });
-  }
-
-  // ---- Bulk review: what, how many, which environment, before anything is decided -------------
-  function setupBulkReview(form) {
-    form.addEventListener("submit", function (event) {
-      var submitter = event.submitter;
-      var verb = submitter && submitter.value === "rejected" ? "Reject" : "Approve";
-      var chosen = Array.prototype.slice.call(
-        document.querySelectorAll("input[name=ids][form='" + form.id + "']:checked"));
-      if (chosen.length === 0) return;
-      var byEnv = {};
-      chosen.forEach(function (box) {
-        var env = box.getAttribute("data-env") || "";
-        (byEnv[env] = byEnv[env] || []).push(box.getAttribute("data-title") || box.value);
-      });
-      var lines = Object.keys(byEnv).map(function (env) {
-        var prod = /\/prod$/.test(env) ? " (PRODUCTION)" : "";
-        return env + prod + ": " + byEnv[env].length + "\n  - " + byEnv[env].join("\n  - ");
-      });
-      var question = verb + " " + chosen.length + " request" + (chosen.length === 1 ? "" : "s") +
-        "?\n\n" + lines.join("\n\n");
-      if (!window.confirm(question)) event.preventDefault();
+      if (!window.confirm(form.getAttribute("data-confirm"))) {
+        event.preventDefault();
+        return;
+      }
+      if (!form.querySelector("input[name=confirm]")) {
+        var answer = document.createElement("input");
+        answer.type = "hidden";
+        answer.name = "confirm";
+        answer.value = "yes";
+        form.appendChild(answer);
+      }
     });
   }
 
@@ -204,7 +194,6 @@
     document.querySelectorAll("input[data-typeahead]").forEach(setupTypeahead);
     document.querySelectorAll("form[data-bulk]").forEach(setupBulk);
     document.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
-    document.querySelectorAll("form[data-bulk]").forEach(setupBulkReview);
     localTimes();
   });
 })();
