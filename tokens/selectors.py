@@ -112,6 +112,12 @@ def recipient_get(*, token: Token, recipient_id: int) -> Recipient | None:
     return Recipient.objects.filter(token=token, pk=recipient_id).first()
 
 
+def recipient_list_for_token(*, token: Token) -> list[Recipient]:
+    """The token's e-mailed approvers (one personal link each), revoked ones too, in the order
+    they were first e-mailed."""
+    return list(Recipient.objects.filter(token=token).order_by("id"))
+
+
 # ------------------------------------------------------------------------------------------------
 # Dashboard: reads scoped to the projects a user is a member of
 # ------------------------------------------------------------------------------------------------

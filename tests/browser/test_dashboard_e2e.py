@@ -224,9 +224,10 @@ def test_waiting_for_me_counts_down_soonest_first_and_bulk_approves(
     browser.find_element(By.CSS_SELECTOR, "[data-bulk-button][value=approved]").click()
     title = wait(browser).until(ec.presence_of_element_located((By.ID, "review-title")))
     assert title.text == "Approve 2 requests?"
-    assert "Production: 1 of 2 requests is in a production environment" in browser.find_element(
-        By.ID, "review-production"
-    ).text
+    assert (
+        "Production: 1 of 2 requests is in a production environment"
+        in browser.find_element(By.ID, "review-production").text
+    )
     assert browser.find_element(By.ID, "review-envs").text.splitlines() == [
         "Payments PRODUCTION · 1",
         "Customer onboarding STAGING · 1",

@@ -52,4 +52,9 @@ urlpatterns = [
     ),
     path("tokens/<str:token_id>/cancel", views.token_cancel, name="token_cancel"),
     path("tokens/<str:token_id>/extend", views.token_extend, name="token_extend"),
+    path(
+        "tokens/<str:token_id>/recipients/<int:recipient_id>/revoke",
+        views.recipient_revoke,
+        name="recipient_revoke",
+    ),
 ]

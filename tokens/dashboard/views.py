@@ -37,7 +37,10 @@ ACTION_LABELS = {
     "force_timeout": "force a timeout on",
     "cancel": "cancel",
     "extend": "extend the deadline of",
+    "revoke_link": "revoke personal links of",
 }
+# Revoking a recipient's personal link needs the role cancelling does (admin).
+REVOKE_LINK_AS = "cancel"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -301,6 +304,8 @@ def _render_detail(
         "field_values": request.POST if request.method == "POST" else {},
         "field_errors": field_errors or {},
         "votes": votes,
+        "recipients": selectors.recipient_list_for_token(token=token) if token.approvers else [],
+        "can_revoke_links": selectors.role_allows(role, REVOKE_LINK_AS),
         "approvals": sum(vote.decision == "approved" for vote in votes),
         "in_queue": request.GET.get("queue") == "1" or request.POST.get("queue") == "1",
         "decided_fields": decided.get("fields") if isinstance(decided.get("fields"), dict) else {},
@@ -513,3 +518,27 @@ def token_extend(request: HttpRequest, token_id: str) -> HttpResponse:
                 request, f"Extended {token.friendly_id} until {at.day} {at:%b %Y, %H:%M} UTC."
             )
     return redirect("dashboard:token_detail", token_id)
+
+
+@login_required
+@require_POST
+def recipient_revoke(request: HttpRequest, token_id: str, recipient_id: int) -> HttpResponse:
+    """Admins: revoke one recipient's personal link; the other recipients' links and the plain
+    callback URL keep working."""
+    token, role = _token_for_user(request, token_id)
+    if not selectors.role_allows(role, REVOKE_LINK_AS):
+        services.token_action_denied(token=token, actor=_actor(request), action="revoke_link")
+        messages.error(request, _denied_message(role, "revoke_link", token))
+        return redirect(_detail_url(token))
+    recipient = selectors.recipient_get(token=token, recipient_id=recipient_id)
+    if recipient is None:
+        raise Http404("Recipient not found")
+    if services.recipient_revoke(recipient=recipient, actor=_actor(request)):
+        messages.success(
+            request,
+            f"Revoked the personal link of {recipient.email}. The other links and the "
+            "callback URL still work.",
+        )
+    else:
+        messages.info(request, f"The personal link of {recipient.email} was already revoked.")
+    return redirect(_detail_url(token))
