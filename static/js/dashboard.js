@@ -1,6 +1,6 @@
 // The dashboard's small enhancements. Every page works without them: forms post, links link.
-// Countdowns, copy buttons, the tag typeahead, bulk selection and confirmations. (Bulk decisions
-// are reviewed on a page of their own, so they need no script.)
+// Countdowns, relative times, local times, copy buttons, the tag typeahead, bulk selection and
+// confirmations. (Bulk decisions are reviewed on a page of their own, so they need no script.)
 (function () {
   "use strict";
 
@@ -17,11 +17,51 @@
     return s + "s left";
   }
 
+  // ---- Relative times: <time data-relative datetime="ISO">3 min ago</time> ("in 4 min" ahead) ---
+  function formatSpan(seconds) {
+    if (seconds < 60) return seconds + " s";
+    var m = Math.floor(seconds / 60);
+    if (m < 60) return m + " min";
+    var h = Math.floor(m / 60);
+    if (h < 24) return h + " h" + (m % 60 ? " " + (m % 60) + " min" : "");
+    var d = Math.floor(h / 24);
+    return d + (d === 1 ? " day" : " days");
+  }
+
+  function formatRelative(at, now) {
+    var seconds = Math.round(Math.abs(at - now) / 1000);
+    if (seconds < 5) return "just now";
+    return at > now ? "in " + formatSpan(seconds) : formatSpan(seconds) + " ago";
+  }
+
+  // The exact moment on hover: in the viewer's zone, and in UTC as the server writes it.
+  var DATE_PARTS = { year: "numeric", month: "short", day: "numeric", hour: "2-digit",
+    minute: "2-digit" };
+  function exactly(at) {
+    var date = new Date(at);
+    var utc = date.toLocaleString(undefined, Object.assign({ timeZone: "UTC" }, DATE_PARTS));
+    return date.toLocaleString(undefined, DATE_PARTS) + " (" + utc + " UTC)";
+  }
+
+  function hoverTitle(el, at) {
+    if (el.hasAttribute("data-exact")) return;
+    var prefix = el.getAttribute("data-title-prefix") || "";
+    el.title = prefix + exactly(at);
+    el.setAttribute("data-exact", "");
+  }
+
   function tick() {
     var now = Date.now();
+    document.querySelectorAll("time[data-relative]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(at)) return;
+      hoverTitle(el, at);
+      el.textContent = formatRelative(at, now);
+    });
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
       var at = Date.parse(el.getAttribute("datetime"));
       if (isNaN(at)) return;
+      hoverTitle(el, at);
       var left = at - now;
       if (left <= 0) {
         el.textContent = "Timed out";
@@ -51,15 +91,24 @@
 
   // ---- Local times: <time datetime="ISO">… UTC</time> reads in the viewer's zone ----------------
   function localTimes() {
-    var withSeconds = { year: "numeric", month: "short", day: "numeric", hour: "2-digit",
-      minute: "2-digit" };
-    document.querySelectorAll("time[datetime]:not([data-countdown])").forEach(function (el) {
-      var text = el.textContent.trim();
-      if (!/UTC$/.test(text)) return;
+    var plain = "time[datetime]:not([data-countdown]):not([data-relative]):not([data-short])";
+    document.querySelectorAll(plain)
+      .forEach(function (el) {
+        var text = el.textContent.trim();
+        if (!/UTC$/.test(text)) return;
+        var at = new Date(el.getAttribute("datetime"));
+        if (isNaN(at.getTime())) return;
+        el.title = text;  // UTC on hover
+        el.textContent = at.toLocaleString(undefined, DATE_PARTS);
+        el.setAttribute("data-local", "");
+      });
+    // Compact table cells (<time data-short>3 Mar, 14:05</time>, UTC): the viewer's zone too.
+    document.querySelectorAll("time[datetime][data-short]").forEach(function (el) {
       var at = new Date(el.getAttribute("datetime"));
       if (isNaN(at.getTime())) return;
-      el.title = text;  // UTC on hover
-      el.textContent = at.toLocaleString(undefined, withSeconds);
+      el.title = exactly(at);
+      el.textContent = at.toLocaleString(undefined, { month: "short", day: "numeric",
+        hour: "2-digit", minute: "2-digit" });
       el.setAttribute("data-local", "");
     });
   }
@@ -186,8 +235,11 @@
       document.querySelectorAll("details[data-collapse-on-phone]:not([data-active])")
         .forEach(function (panel) { panel.open = false; });
     }
+    // Every second: countdowns show seconds, "ago" labels move on, forms close on time.
     tick();
-    if (document.querySelector("[data-countdown]")) setInterval(tick, 1000);
+    if (document.querySelector("[data-countdown], time[data-relative], form[data-deadline]")) {
+      setInterval(tick, 1000);
+    }
     document.querySelectorAll("[data-copy]").forEach(function (button) {
       button.addEventListener("click", function () { copyFrom(button); });
     });
