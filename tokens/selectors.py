@@ -212,6 +212,19 @@ def token_get_for_user(*, user: Any, token_id: str) -> Token:
     return _one_token(tokens, token_id)
 
 
+def token_map_for_user(*, user: Any, token_ids: list[str]) -> dict[str, Token]:
+    """The tokens with these ids (``waitpoint_…`` or bare) in the user's projects, by internal
+    id, with environment and project, in one query (the bulk review lists up to 100); ids that
+    are malformed, unknown or another tenant's are simply absent."""
+    internal = [pk for pk in map(keys.parse_token_id, token_ids) if pk]
+    if not user.is_authenticated or not internal:
+        return {}
+    tokens = Token.objects.select_related("environment__project").filter(
+        environment__project__memberships__user=user, pk__in=internal
+    )
+    return {token.pk: token for token in _read(tokens)}
+
+
 def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:
     """WAITING tokens the user can decide (approver or admin), in every project; callers order."""
     deciding = Membership.objects.filter(

@@ -332,3 +332,12 @@ def test_other_approvals_are_not_asked_again(approver, make_token, prod) -> None
     csrf_post(client, f"/tokens/{rejected.friendly_id}/reject", {"next": "/"})  # a rejection
     assert output_of(dev)["status"] == output_of(from_detail)["status"] == "approved"
     assert output_of(rejected)["status"] == "rejected"
+
+
+def test_one_token_selected_twice_is_listed_once(approver, make_token) -> None:
+    token = make_token()
+    bare = token.friendly_id.removeprefix("waitpoint_")
+    data = {"ids": [token.friendly_id, bare], "decision": "approved"}
+    html = csrf_post(client_for(approver), "/tokens/bulk", data).content.decode()
+    assert hidden_ids(html) == [token.friendly_id]
+    assert '<h1 id="review-title">Approve 1 request?</h1>' in html

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from tokens import decisions, selectors, services
+from tokens import decisions, keys, selectors, services
 from tokens.dashboard import forms
 from tokens.dashboard.views import _actor, _next_or, _voter
 from tokens.decisions import decision_of
@@ -86,11 +86,11 @@ class _Access:
         return self.roles[project.pk]
 
 
-def _review_row(access: _Access, token_id: str, decision: str, now: datetime) -> Row:
+def _review_row(
+    access: _Access, token_id: str, token: Token | None, decision: str, now: datetime
+) -> Row:
     """Whether this token can be decided now, and if not, why (said as the review shows it)."""
-    try:
-        token = selectors.token_get_for_user(user=access.request.user, token_id=token_id)
-    except NotFound:
+    if token is None:
         return Row(token_id, reason="Not found in your projects.")
     role = access.role(token)
     if not selectors.role_allows(role, _action(decision)):
@@ -117,7 +117,11 @@ def review(
     """The review page: nothing is decided here."""
     now = timezone.now()
     access = _Access(request)
-    rows = [_review_row(access, token_id, decision, now) for token_id in token_ids]
+    found = selectors.token_map_for_user(user=request.user, token_ids=token_ids)
+    rows = [
+        _review_row(access, token_id, found.get(keys.parse_token_id(token_id) or ""), decision, now)
+        for token_id in token_ids
+    ]
     included = [row for row in rows if not row.reason]
     counts = Counter(row.token.environment for row in included if row.token)
     production = sum(count for env, count in counts.items() if env.slug == Environment.Slug.PROD)
@@ -146,7 +150,12 @@ def token_bulk(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(next(iter(form.errors.values()))[0]))
         return redirect(back)
     decision, comment = form.cleaned_data["decision"], form.cleaned_data["comment"].strip()
-    token_ids = list(dict.fromkeys(form.cleaned_data["ids"]))
+    # One row per token, however its id was written (waitpoint_… or bare; the form checked both).
+    token_ids = list(
+        dict.fromkeys(
+            f"{keys.FRIENDLY_PREFIX}{keys.parse_token_id(i)}" for i in form.cleaned_data["ids"]
+        )
+    )
     if request.POST.get("confirm") != CONFIRMED:
         return review(request, decision=decision, token_ids=token_ids, comment=comment, back=back)
     access = _Access(request)
