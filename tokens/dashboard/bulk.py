@@ -46,10 +46,6 @@ class Row:
     token: Token | None = None
     reason: str = ""
 
-    @property
-    def name(self) -> str:
-        return _name(self.token) if self.token else self.token_id
-
 
 def _name(token: Token) -> str:
     title = token.title or ""
