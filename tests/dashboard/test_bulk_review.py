@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.messages import get_messages
+from django.utils import timezone
 
 from tests.dashboard.conftest import client_for, csrf_post, member
 from tokens import services
@@ -341,3 +343,14 @@ def test_one_token_selected_twice_is_listed_once(approver, make_token) -> None:
     html = csrf_post(client_for(approver), "/tokens/bulk", data).content.decode()
     assert hidden_ids(html) == [token.friendly_id]
     assert '<h1 id="review-title">Approve 1 request?</h1>' in html
+
+
+def test_a_token_past_its_deadline_is_left_out_as_timed_out(approver, make_token) -> None:
+    expired = make_token(timeout="1m", now=timezone.now() - timedelta(minutes=5))
+    assert expired.status == Token.Status.WAITING  # no sweep has run: only the clock says so
+    html = csrf_post(
+        client_for(approver), "/tokens/bulk", {"ids": [expired.friendly_id], "decision": "approved"}
+    ).content.decode()
+    assert rows_of(html, "review-excluded") == [expired.friendly_id]
+    assert f"Already timed out at {expired.timeout_at:%H:%M} UTC." in html
+    assert 'id="review-form"' not in html
