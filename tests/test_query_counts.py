@@ -146,10 +146,22 @@ def test_dashboard_waiting_for_me_does_not_grow_with_the_page(admin_client, make
 def test_dashboard_token_detail(admin_client, make_token):
     token = _tokens(make_token, 1)[0]
     admin_client.get("/")
-    # session; user; token (with environment and project); role; events
-    with exactly(5):
+    # session; user; token (with environment and project); role; events; recipients
+    with exactly(6):
         response = admin_client.get(f"/tokens/{token.friendly_id}")
     assert response.status_code == 200
+
+
+def test_dashboard_bulk_review_does_not_grow_with_the_selection(admin_client, make_token):
+    tokens = _tokens(make_token, 30)
+    admin_client.get("/accounts/login/")  # sets the csrftoken cookie
+    csrf = admin_client.cookies["csrftoken"].value
+    data = {"ids": [t.friendly_id for t in tokens], "decision": "approved"}
+    # session; user; the tokens (with environment and project); the role in their project
+    with exactly(4):
+        response = admin_client.post("/tokens/bulk", {**data, "csrfmiddlewaretoken": csrf})
+    assert response.status_code == 200
+    assert response.content.decode().count('name="ids"') == 30
 
 
 def test_dashboard_approve(admin_client, make_token):

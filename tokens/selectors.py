@@ -166,6 +166,12 @@ def recipient_get(*, token: Token, recipient_id: int) -> Recipient | None:
     return Recipient.objects.filter(token=token, pk=recipient_id).first()
 
 
+def recipient_list_for_token(*, token: Token) -> list[Recipient]:
+    """The token's e-mailed approvers (one personal link each), revoked ones too, in the order
+    they were first e-mailed."""
+    return list(Recipient.objects.filter(token=token).order_by("id"))
+
+
 # ------------------------------------------------------------------------------------------------
 # Dashboard: reads scoped to the projects a user is a member of
 # ------------------------------------------------------------------------------------------------
@@ -258,6 +264,19 @@ def token_get_for_user(*, user: Any, token_id: str) -> Token:
         environment__project__memberships__user=user
     )
     return _one_token(tokens, token_id)
+
+
+def token_map_for_user(*, user: Any, token_ids: list[str]) -> dict[str, Token]:
+    """The tokens with these ids (``waitpoint_…`` or bare) in the user's projects, by internal
+    id, with environment and project, in one query (the bulk review lists up to 100); ids that
+    are malformed, unknown or another tenant's are simply absent."""
+    internal = [pk for pk in map(keys.parse_token_id, token_ids) if pk]
+    if not user.is_authenticated or not internal:
+        return {}
+    tokens = Token.objects.select_related("environment__project").filter(
+        environment__project__memberships__user=user, pk__in=internal
+    )
+    return {token.pk: token for token in _read(tokens)}
 
 
 def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:
