@@ -137,10 +137,23 @@ def test_dashboard_token_list_does_not_grow_with_the_page(admin_client, make_tok
 def test_dashboard_waiting_for_me_does_not_grow_with_the_page(admin_client, make_token):
     _tokens(make_token, 30)
     admin_client.get("/")
-    # session; user; tokens (with environment and project); environments with counts
-    with exactly(4):
+    # session; user; environments with counts; how many name me (none); the page's tokens
+    # (with environment and project), in deadline order from token_waiting_deadline
+    with exactly(5):
         response = admin_client.get("/")
     assert response.status_code == 200
+
+
+def test_dashboard_waiting_for_me_puts_mine_first_in_two_queries(admin_client, make_token):
+    theirs = _tokens(make_token, 30)
+    mine = [make_token(approvers=["adam@example.com"], timeout="2h") for _ in range(3)]
+    admin_client.get("/")
+    # as above, plus the page of those naming me before the rest fills the page
+    with exactly(6):
+        response = admin_client.get("/")
+    rows = [token.pk for token in response.context["tokens"]]
+    assert rows[:3] == [token.pk for token in mine]
+    assert set(rows[3:]) <= {token.pk for token in theirs} and len(rows) == 25
 
 
 def test_dashboard_token_detail(admin_client, make_token):

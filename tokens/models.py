@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from tokens import keys
 
@@ -197,10 +198,13 @@ class Token(models.Model):
             models.Index(
                 fields=["environment", "idempotency_key_digest"], name="token_env_idem_key"
             ),
-            # Used by services.token_expire_due (the beat sweep): only waiting rows are indexed.
+            # Only waiting rows, in deadline order: the beat sweep's order (resolution.expire_due),
+            # and with the id as tie-break the order of "waiting for me" (selectors.
+            # token_triage_page), so its page stops after its rows even when thousands of
+            # tokens share a deadline or have none.
             models.Index(
-                fields=["timeout_at"],
-                name="token_waiting_timeout",
+                fields=["timeout_at", "id"],
+                name="token_waiting_deadline",
                 condition=Q(status="WAITING"),
             ),
         ]
@@ -385,6 +389,9 @@ class Recipient(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["token", "email"], name="recipient_unique_email")
         ]
+        # "Waiting for me" finds the requests that e-mailed me by my address, in any case
+        # (selectors.token_triage_page; ``email__iexact`` compiles to UPPER() on PostgreSQL).
+        indexes = [models.Index(Upper("email"), name="recipient_email")]
 
     def __str__(self) -> str:
         return self.email

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Now
 
 from tokens import keys, sql
@@ -291,24 +291,41 @@ def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:
     )
 
 
-def token_order_for_triage(queryset: QuerySet[Token], *, email: str) -> QuerySet[Token]:
-    """ "Waiting for me" as a triage queue: requests that e-mailed me (my address among the
-    approvers) first, then by deadline, soonest first (none last), then oldest first. Each row
-    carries ``assigned`` (True when it names me)."""
-    from django.db.models import BooleanField, Exists, F, Value
+def token_triage_page(
+    queryset: QuerySet[Token], *, email: str, offset: int, limit: int
+) -> list[Token]:
+    """ "Waiting for me" as a triage queue, one page of it: requests that e-mailed me (my
+    address among the approvers) first, then by deadline, soonest first (none last), then by
+    id. Each row carries ``assigned`` (True when it names me).
 
-    from tokens.models import Recipient
-
+    Two queries rather than one ORDER BY on "names me": that order cannot come from an index,
+    so PostgreSQL computed it for every waiting token (700,000 rows at the benchmark's size:
+    1.8 s a page). The requests naming me are found from my address (``recipient_email``);
+    the rest walk ``token_waiting_deadline`` in deadline order and stop at the page's end.
+    """
+    by_deadline = (F("timeout_at").asc(nulls_last=True), "pk")
+    if not email:
+        rows = list(queryset.order_by(*by_deadline)[offset : offset + limit])
+        for token in rows:
+            token.assigned = False  # type: ignore[attr-defined]
+        return rows
     # Through the recipients (one row per e-mailed approver), not a JSON "contains" on
     # Token.approvers, which SQLite (the embedded default) does not support.
-    mine = (
-        Exists(Recipient.objects.filter(token=OuterRef("pk"), email__iexact=email))
-        if email
-        else Value(False, output_field=BooleanField())
-    )
-    return queryset.annotate(assigned=mine).order_by(
-        F("assigned").desc(), F("timeout_at").asc(nulls_last=True), "pk"
-    )
+    mine = Exists(Recipient.objects.filter(token=OuterRef("pk"), email__iexact=email))
+    assigned = queryset.filter(mine).order_by(*by_deadline)
+    assigned_count = assigned.count()
+    rows = list(assigned[offset : offset + limit]) if offset < assigned_count else []
+    for token in rows:
+        token.assigned = True  # type: ignore[attr-defined]
+    if len(rows) < limit:
+        start = max(0, offset - assigned_count)
+        rest = list(
+            queryset.exclude(mine).order_by(*by_deadline)[start : start + limit - len(rows)]
+        )
+        for token in rest:
+            token.assigned = False  # type: ignore[attr-defined]
+        rows += rest
+    return rows
 
 
 def tag_names_for_environment(

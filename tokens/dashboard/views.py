@@ -155,15 +155,16 @@ def home(request: HttpRequest) -> HttpResponse:
         queryset = queryset.filter(environment__slug=slug)
     else:
         slug = ""
-    queryset = selectors.token_order_for_triage(
-        queryset, email=getattr(request.user, "email", "") or ""
-    )
     try:
         page = max(1, min(int(request.GET.get("page", "1")), 10_000))
     except ValueError:
         page = 1
-    offset = (page - 1) * PAGE_SIZE
-    rows = list(queryset[offset : offset + PAGE_SIZE + 1])
+    rows = selectors.token_triage_page(
+        queryset,
+        email=getattr(request.user, "email", "") or "",
+        offset=(page - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE + 1,
+    )
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     context = {
@@ -387,11 +388,13 @@ def _asks_once_more(request: HttpRequest, token: Token, decision: str) -> bool:
 
 def _next_in_queue(request: HttpRequest, decided: Token) -> str:
     """The next request of the user's triage queue (its page, still in queue mode), or home."""
-    queue = selectors.token_order_for_triage(
-        selectors.token_list_waiting_for_user(user=request.user, now=timezone.now()),
-        email=getattr(request.user, "email", "") or "",
-    ).exclude(pk=decided.pk)
-    following = queue.exclude(votes__voter=_voter(request).key).first()  # not yet decided by me
+    queue = (
+        selectors.token_list_waiting_for_user(user=request.user, now=timezone.now())
+        .exclude(pk=decided.pk)
+        .exclude(votes__voter=_voter(request).key)  # not yet decided by me
+    )
+    email = getattr(request.user, "email", "") or ""
+    following = next(iter(selectors.token_triage_page(queue, email=email, offset=0, limit=1)), None)
     if following is None:
         messages.info(request, "Nothing else is waiting for you.")
         return reverse("dashboard:home")
