@@ -84,15 +84,15 @@ def live_web(directory: Path, **env_overrides: str) -> Iterator[LiveServer]:
     from django.conf import settings
 
     port = free_port()
+    defaults = {
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": settings.REDIS_URL or os.environ.get("REDIS_URL", ""),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "WEB_CONCURRENCY": "1",
+        "WAITPOINTS_VAR_DIR": str(directory / "var"),
+    }
     env = subprocess_env(
-        DATABASE_URL=test_database_url(),
-        REDIS_URL=settings.REDIS_URL or os.environ.get("REDIS_URL", ""),
-        SECRET_KEY=settings.SECRET_KEY,
-        PORT=str(port),
-        BIND_HOST="127.0.0.1",
-        WEB_CONCURRENCY="1",
-        WAITPOINTS_VAR_DIR=str(directory / "var"),
-        **env_overrides,
+        **{**defaults, **env_overrides, "PORT": str(port), "BIND_HOST": "127.0.0.1"}
     )
     log = directory / "web.log"
     with running(HYPERCORN, env=env, log=log) as process:

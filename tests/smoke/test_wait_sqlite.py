@@ -1,7 +1,8 @@
 """The long-poll wait on the embedded default (SQLite: no LISTEN/NOTIFY), with two web
 processes: a completion made by the waiter's own process wakes it through the in-process
 signal; one made by another process (the other web worker, or a management command here) is
-found by the hub's one-query-per-second re-check (WAITPOINTS_WAIT_RECHECK_SECONDS)."""
+found by the hub's one-query-per-second re-check (WAITPOINTS_WAIT_RECHECK_SECONDS). Its rate
+limits count in the database table of the embedded default."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def test_waiters_wake_on_sqlite(tmp_path: Path) -> None:
         BIND_HOST="127.0.0.1",
         PORT=str(port),
         WEB_CONCURRENCY="2",
+        WAITPOINTS_RATELIMIT_API_KEY_FAILURES="3/1m",
     )
     manage("migrate", "--noinput", env=env)
     key = _bootstrap(env)["key"]
@@ -86,6 +88,13 @@ def test_waiters_wake_on_sqlite(tmp_path: Path) -> None:
         )
         answered, body = waiter.result(timeout=30)
         assert body["status"] == "COMPLETED" and body["output"] == "cli"
+
+        # The wait's rate limits count in the database here (no Redis), so both web processes
+        # share them: three wrong keys, then even the right one is refused from this address.
+        wait_now = f"{tokens_url}/{create()}/wait?timeout=0s"
+        statuses = [request("GET", wait_now, key="tr_dev_" + "w" * 40)[0] for _ in range(3)]
+        statuses.append(request("GET", wait_now, key=key)[0])
+        assert statuses == [401, 401, 401, 429]
 
     print(
         "SQLite, 2 web processes: completion to answer median "
