@@ -16,14 +16,7 @@ from subprocess import Popen
 
 import pytest
 
-from tests.smoke.processes import BIN, free_port, running, subprocess_env, wait_for_health
-
-HYPERCORN = [
-    str(BIN / "hypercorn"),
-    "--config",
-    "python:waitpoints_site.hypercorn_config",
-    "waitpoints_site.asgi:application",
-]
+from tests.smoke.processes import HYPERCORN, free_port, serving, subprocess_env
 
 
 @dataclass
@@ -67,13 +60,20 @@ def _descendants(root: int) -> list[int]:
 
 
 def test_database_url() -> str:
+    """DATABASE_URL of the test database, for subprocesses (every part percent-encoded)."""
     from django.db import connection
 
     db = connection.settings_dict
-    user = urllib.parse.quote(db.get("USER") or "")
+    user = urllib.parse.quote(db.get("USER") or "", safe="")
     password = db.get("PASSWORD") or ""
-    auth = f"{user}:{urllib.parse.quote(password)}@" if password else (f"{user}@" if user else "")
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    auth = (
+        f"{user}:{urllib.parse.quote(password, safe='')}@"
+        if password
+        else (f"{user}@" if user else "")
+    )
+    host = db.get("HOST") or "127.0.0.1"
+    name = urllib.parse.quote(db["NAME"], safe="")
+    return f"postgres://{auth}{host}:{db.get('PORT') or 5432}/{name}"
 
 
 test_database_url.__test__ = False  # type: ignore[attr-defined]
@@ -84,20 +84,19 @@ def live_web(directory: Path, **env_overrides: str) -> Iterator[LiveServer]:
     from django.conf import settings
 
     port = free_port()
+    defaults = {
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": settings.REDIS_URL or os.environ.get("REDIS_URL", ""),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "WEB_CONCURRENCY": "1",
+        "WAITPOINTS_VAR_DIR": str(directory / "var"),
+    }
     env = subprocess_env(
-        DATABASE_URL=test_database_url(),
-        REDIS_URL=settings.REDIS_URL or os.environ.get("REDIS_URL", ""),
-        SECRET_KEY=settings.SECRET_KEY,
-        PORT=str(port),
-        BIND_HOST="127.0.0.1",
-        WEB_CONCURRENCY="1",
-        WAITPOINTS_VAR_DIR=str(directory / "var"),
-        **env_overrides,
+        **{**defaults, **env_overrides, "PORT": str(port), "BIND_HOST": "127.0.0.1"}
     )
     log = directory / "web.log"
-    with running(HYPERCORN, env=env, log=log) as process:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_health(url, process, log)
+    url = f"http://127.0.0.1:{port}"
+    with serving(HYPERCORN, env=env, log=log, base_url=url) as process:
         yield LiveServer(url=url, process=process, log=log, port=port)
 
 

@@ -52,6 +52,9 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._cut.is_set():  # accepted while being cut: refuse it
+                client.close()
+                return
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
             except OSError:
@@ -76,6 +79,10 @@ class TcpProxy:
 
     def cut(self) -> None:
         self._cut.set()
+        # Closing alone does not wake a thread blocked in accept() (it would still take one
+        # more connection through); shutting the listener down does.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             for end in self._sockets:

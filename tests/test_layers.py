@@ -15,6 +15,7 @@ ADAPTERS = (
     "tokens.admin",
     "tokens.tasks",
     "tokens.http",
+    "tokens.body",  # reading and strictly parsing request bodies, for every HTTP surface
     "tokens.management",
     "tokens.middleware",
     "tokens.health",
@@ -55,3 +56,26 @@ def test_a_core_module_imports_no_adapter(path):
         if name.startswith(ADAPTERS) or name.startswith(FOREIGN)
     }
     assert not bad, f"tokens/{path.name} imports {sorted(bad)}"
+
+
+# Surfaces other than the API, and what of the API's package each may use.
+SURFACES = {
+    # The callback URL is an endpoint of the published API: the schema describes it.
+    "tokens.callback": (TOKENS / "callback.py", ("tokens.api.schema",)),
+    "tokens.dashboard": (TOKENS / "dashboard", ()),
+}
+
+
+@pytest.mark.parametrize("surface", sorted(SURFACES))
+def test_other_surfaces_do_not_import_api_internals(surface):
+    """The callback view and the dashboard read bodies and requests with the helpers shared by
+    every HTTP surface (tokens.http, tokens.body), not with the API's internals."""
+    root, allowed = SURFACES[surface]
+    paths = [root] if root.is_file() else sorted(root.rglob("*.py"))
+    bad = {
+        f"{path.relative_to(TOKENS)}: {name}"
+        for path in paths
+        for name in imported_modules(path)
+        if name.startswith("tokens.api") and not name.startswith(allowed)
+    }
+    assert not bad, sorted(bad)

@@ -17,10 +17,12 @@ import redis
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from tests.live import test_database_url
 from tests.outages import SilentServer, TcpProxy
 from tests.smoke.processes import (
     BIN,
     free_port,
+    honcho,
     manage,
     request,
     running,
@@ -71,8 +73,7 @@ def _web_env(tmp_path: Path, port: int, database_url: str) -> dict[str, str]:
 def _serve_web(tmp_path: Path, port: int, env: dict[str, str]):
     manage("collectstatic", "--noinput", "--verbosity", "0", env=env)  # the outage page's CSS
     log = tmp_path / "web.log"
-    honcho = [str(BIN / "honcho"), "start", "--env", "/dev/null", "--port", str(port), "web"]
-    return running(honcho, env=env, log=log), log
+    return running(honcho(port, "web"), env=env, log=log), log
 
 
 def _wait_listening(base: str, log: Path) -> None:
@@ -204,7 +205,7 @@ def test_real_worker_and_beat_write_heartbeats(client, tmp_path, clean_heartbeat
     env = subprocess_env(
         WAITPOINTS_VAR_DIR=str(tmp_path / "var"),
         SECRET_KEY="heartbeat-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
-        DATABASE_URL=_test_database_url(),
+        DATABASE_URL=test_database_url(),
         REDIS_URL=django_settings.REDIS_URL,
         WAITPOINTS_HEARTBEAT_SECONDS="1",
     )
@@ -225,14 +226,6 @@ def test_real_worker_and_beat_write_heartbeats(client, tmp_path, clean_heartbeat
         )
 
 
-def _test_database_url() -> str:
-    database = django_settings.DATABASES["default"]
-    return (
-        f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:"
-        f"{database['PORT']}/{database['NAME']}"
-    )
-
-
 # ------------------------------------------------------------------------------------------------
 # Beat during a Redis outage
 # ------------------------------------------------------------------------------------------------
@@ -248,7 +241,7 @@ def test_beat_logs_one_warning_while_redis_is_down(tmp_path):
         WAITPOINTS_VAR_DIR=str(tmp_path / "var"),
         SECRET_KEY="beat-outage-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         REDIS_URL=f"redis://127.0.0.1:{port}/{database_index}",
-        DATABASE_URL=_test_database_url(),
+        DATABASE_URL=test_database_url(),
     )
     real.delete("celery")
     log = tmp_path / "beat.log"

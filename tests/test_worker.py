@@ -15,22 +15,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.live import HYPERCORN
+from tests.live import test_database_url
 from tests.smoke.processes import (
     BIN,
+    HYPERCORN,
     free_port,
     port_is_closed,
     request,
     running,
+    serving,
     subprocess_env,
     tail,
-    wait_for_health,
     wait_until,
 )
 from tokens import services
@@ -39,18 +39,9 @@ from tokens.models import OutboxMessage, Token, TokenEvent
 pytestmark = pytest.mark.timeout(240)
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = db["HOST"] or "127.0.0.1"
-    return f"postgres://{credentials}@{host}:{db['PORT'] or 5432}/{quote(db['NAME'], safe='')}"
-
-
 def _env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     env = {
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": test_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "SECRET_KEY": settings.SECRET_KEY,
         # Beat's schedule file; a directory that does not exist yet, as on a fresh deployment.
@@ -153,9 +144,8 @@ def test_no_request_waits_on_a_broker_that_is_hung_or_down(tmp_path, environment
         env.update(PORT=str(web_port), BIND_HOST="127.0.0.1", WEB_CONCURRENCY="1")
         args = HYPERCORN  # the web role as the Procfile starts it
         log = tmp_path / "web.log"
-        with running(args, env=env, log=log) as web:
-            base = f"http://127.0.0.1:{web_port}"
-            wait_for_health(base, web, log)
+        base = f"http://127.0.0.1:{web_port}"
+        with serving(args, env=env, log=log, base_url=base):
             healthy = _medians([_api_round(base, key, f"healthy{i}") for i in range(5)])
 
             os.kill(redis.pid, signal.SIGSTOP)

@@ -19,7 +19,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
 from tokens import decisions, keys, ratelimit, selectors, services
-from tokens.api.body import COMPLETE_BODY_LIMIT, EMPTY, UnacceptableJson, parse_json, read_body
 from tokens.api.schema import (
     CALLBACK_PARAMETERS,
     EXTENSION,
@@ -31,6 +30,7 @@ from tokens.api.schema import (
     described,
     errors,
 )
+from tokens.body import COMPLETE_BODY_LIMIT, EMPTY, UnacceptableJson, parse_json, read_body
 from tokens.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of
 from tokens.exceptions import DecisionRefused, NotFound, TokenError
 from tokens.http import actor_from_request

@@ -7,8 +7,9 @@ the broker or the worker is down. The worker delivers it:
    (``claimed_until``) and counting the attempt; then commit, so no lock is held while sending;
 2. **send** each through the handler registered for its kind, with no transaction open (a slow
    SMTP server or webhook endpoint delays nothing but its own message);
-3. **settle** each in its own short transaction: delivered, skipped, retried later with
-   back-off, or given up after the handler's last attempt. A worker that dies between 1 and 3
+3. **settle** each in its own short transaction as soon as its own send ends (not when the
+   whole batch has been sent): delivered, skipped, retried later with back-off, or given up
+   after the handler's last attempt. A worker that dies between 1 and 3
    leaves a claim that lapses, and another worker takes the message again.
 
 Requests never wait on the broker: ``kick()`` only sets an in-process flag that a daemon thread
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -200,11 +201,25 @@ def deliver_due(*, now: datetime | None = None, rounds: int = 50) -> int:
             rows = claim(now=started)
             if not rows:
                 break
-            # One sender sends inline (tests that keep everything in one transaction use it).
-            errors = list(pool.map(_send, rows) if senders > 1 else map(_send, rows))
-            settled_at = now or timezone.now()
-            delivered += sum(_settle(r, e, settled_at) for r, e in zip(rows, errors, strict=True))
+            # Each is settled (on this thread) as soon as its own send ends: a hanging
+            # endpoint delays the record of its batch-mates by nothing. One sender sends
+            # inline (tests that keep everything in one transaction use it).
+            for row, error in _sent(rows, pool if senders > 1 else None):
+                delivered += _settle(row, error, now or timezone.now())
     return delivered
+
+
+def _sent(
+    rows: list[OutboxMessage], pool: ThreadPoolExecutor | None
+) -> Iterator[tuple[OutboxMessage, BaseException | None]]:
+    """Each row with its send's outcome, in the order the sends finish."""
+    if pool is None:
+        for row in rows:
+            yield row, _send(row)
+        return
+    futures = {pool.submit(_send, row): row for row in rows}
+    for future in as_completed(futures):
+        yield futures[future], future.result()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from tests.api.helpers import TOKENS, assert_error, post_raw, url_of
-from tokens.api.body import MAX_JSON_DEPTH
+from tokens.body import MAX_JSON_DEPTH
 from tokens.links import callback_url
 from tokens.models import Token, TokenTag
 

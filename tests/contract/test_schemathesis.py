@@ -24,16 +24,15 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
+from tests.live import test_database_url
 from tests.smoke.processes import (
     free_port,
     manage,
     request,
-    running,
+    serving,
     subprocess_env,
     tail,
-    wait_for_health,
 )
 from tokens import keys, services
 from tokens.models import Environment, Token
@@ -54,17 +53,6 @@ CHECKS = [
     "unsupported_method",
     "ignored_auth",
 ]
-
-
-def database_url() -> str:
-    """The test database (pytest-django's ``test_…``) as a URL for the server subprocess."""
-    params = connection.settings_dict
-    user = params.get("USER") or ""
-    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
-    credentials = f"{user}{password}@" if user else ""
-    host = params.get("HOST") or "127.0.0.1"
-    port = f":{params['PORT']}" if params.get("PORT") else ""
-    return f"postgres://{credentials}{host}{port}/{params['NAME']}"
 
 
 def seed(environment: Environment) -> list[Token]:
@@ -128,7 +116,7 @@ def live_service(tmp_path: Path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = subprocess_env(
-        DATABASE_URL=database_url(),
+        DATABASE_URL=test_database_url(),
         REDIS_URL=settings.REDIS_URL,
         SECRET_KEY=settings.SECRET_KEY,  # API keys are digested with it
         PUBLIC_BASE_URL=base,
@@ -156,8 +144,7 @@ def live_service(tmp_path: Path):
     ]
     manage("collectstatic", "--noinput", "--verbosity", "0", env=env)  # the release role's step
     log = tmp_path / "server.log"
-    with running(args, env=env, log=log) as process:
-        wait_for_health(base, process, log)
+    with serving(args, env=env, log=log, base_url=base):
         yield base, secret, log
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +21,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the virtualenv running pytest has hypercorn, celery, honcho
+# The Procfile's roles, as bin/serve runs them (add the roles: web, worker, beat).
+HONCHO = [str(BIN / "honcho"), "start", "--env", "/dev/null"]
+# The web role alone, as the Procfile starts it.
+HYPERCORN = [
+    str(BIN / "hypercorn"),
+    "--config",
+    "python:waitpoints_site.hypercorn_config",
+    "waitpoints_site.asgi:application",
+]
 
 # Variables that would make a subprocess use something other than what the test chose.
 _SCRUBBED = (
@@ -43,6 +55,20 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     env["WAITPOINTS_ENV_FILE"] = os.devnull
     env.update(overrides)
     return env
+
+
+def embedded_env(var: Path, port: int | None = None, **overrides: str) -> dict[str, str]:
+    """The embedded default (SQLite and the filesystem broker, no DATABASE_URL or REDIS_URL)
+    in ``var`` with a fresh secret key; serving on 127.0.0.1:``port`` when one is given."""
+    env = {"WAITPOINTS_VAR_DIR": str(var), "SECRET_KEY": secrets.token_urlsafe(40)}
+    if port is not None:
+        env.update(BIND_HOST="127.0.0.1", PORT=str(port))
+    return subprocess_env(**{**env, **overrides})
+
+
+def honcho(port: int, *roles: str) -> list[str]:
+    """``honcho start`` of the Procfile's ``roles`` on ``port``, as bin/serve runs them."""
+    return [*HONCHO, "--port", str(port), *roles]
 
 
 def free_port() -> int:
@@ -85,6 +111,41 @@ def manage(*args: str, env: dict[str, str], timeout: float = 120, cwd: Path = RO
     return result.stdout
 
 
+_BOOTSTRAP_LINES = {
+    "key": r"API key:\s+(tr_dev_[A-Za-z0-9_-]{32,})",
+    "login": r"Login:\s+(\S+)",
+    "password": r"Password:\s+(\S+)",
+    "base": r"Base URL:\s+(\S+)",
+}
+
+
+def bootstrap(env: dict[str, str]) -> dict[str, str]:
+    """Run ``manage.py bootstrap``; what it printed: ``key``, ``login``, ``password``, ``base``."""
+    output = manage("bootstrap", env=env)
+    found = {
+        name: match.group(1)
+        for name, pattern in _BOOTSTRAP_LINES.items()
+        if (match := re.search(pattern, output))
+    }
+    assert set(_BOOTSTRAP_LINES) <= found.keys(), output
+    return found
+
+
+def migrate_and_bootstrap(env: dict[str, str]) -> dict[str, str]:
+    """A fresh database ready to serve, as bin/serve prepares it; bootstrap's credentials."""
+    manage("migrate", "--noinput", env=env)
+    return bootstrap(env)
+
+
+def sqlite_query(database: Path, sql: str, *params: object, timeout: float = 20) -> list[tuple]:
+    """Rows from the embedded default's SQLite file, read-only (the service keeps writing)."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=timeout)
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
 def _kill_group(pid: int, sig: int) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
@@ -118,6 +179,16 @@ def running(
             process.wait(timeout=10)
         _kill_group(process.pid, signal.SIGKILL)  # leftovers of a graceful exit, if any
         handle.close()
+
+
+@contextmanager
+def serving(
+    args: list[str], *, env: dict[str, str], log: Path, base_url: str, cwd: Path = ROOT
+) -> Iterator[subprocess.Popen]:
+    """``running``, once ``base_url``/healthz answers 200."""
+    with running(args, env=env, log=log, cwd=cwd) as process:
+        wait_for_health(base_url, process, log)
+        yield process
 
 
 def honcho_children(log: Path) -> list[int]:

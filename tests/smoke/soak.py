@@ -24,8 +24,6 @@ import argparse
 import json
 import os
 import re
-import secrets
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -38,14 +36,14 @@ from typing import Any
 
 from tests.smoke.broker_race import run as broker_race_run
 from tests.smoke.processes import (
-    BIN,
+    embedded_env,
     free_port,
-    manage,
+    honcho,
+    migrate_and_bootstrap,
     request,
-    running,
-    subprocess_env,
+    serving,
+    sqlite_query,
     tail,
-    wait_for_health,
     wait_until,
 )
 
@@ -84,11 +82,7 @@ class Figures:
 
 
 def _query(database: Path, sql: str, *params: object) -> list[tuple]:
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
-    try:
-        return connection.execute(sql, params).fetchall()
-    finally:
-        connection.close()
+    return sqlite_query(database, sql, *params, timeout=30)
 
 
 def _when(value: str) -> datetime:
@@ -171,27 +165,15 @@ def soak(
 ) -> dict[str, Any]:
     """Run the soak; return the figures and a list of problems (empty when it passed)."""
     port = free_port()
-    env = subprocess_env(
-        WAITPOINTS_VAR_DIR=str(var),
-        SECRET_KEY=secrets.token_urlsafe(40),
-        BIND_HOST="127.0.0.1",
-        PORT=str(port),
-        LOG_LEVEL="WARNING",
-        SWEEP_INTERVAL_SECONDS=str(sweep_interval),
-    )
+    env = embedded_env(var, port, LOG_LEVEL="WARNING", SWEEP_INTERVAL_SECONDS=str(sweep_interval))
     database = var / "waitpoints.sqlite3"
-    manage("migrate", "--noinput", env=env)
-    output = manage("bootstrap", env=env)
-    match = re.search(r"API key:\s+(tr_dev_\S+)", output)
-    assert match, output
-    key = match.group(1)
+    key = migrate_and_bootstrap(env)["key"]
     base = f"http://127.0.0.1:{port}"
     figures = Figures()
     problems: list[str] = []
-    honcho = [str(BIN / "honcho"), "start", "--env", "/dev/null", "--port", str(port)]
     started = time.monotonic()
-    with running([*honcho, "web", "worker", "beat"], env=env, log=log) as server:
-        wait_for_health(base, server, log)
+    roles = honcho(port, "web", "worker", "beat")
+    with serving(roles, env=env, log=log, base_url=base) as server:
 
         def check() -> None:
             if server.poll() is not None:

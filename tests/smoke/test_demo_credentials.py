@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.smoke.processes import manage, subprocess_env
+from tests.smoke.processes import bootstrap, manage, subprocess_env
 
 pytestmark = [pytest.mark.smoke, pytest.mark.timeout(180)]
 
@@ -37,11 +36,9 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _bootstrap(env: dict[str, str]) -> tuple[str | None, str | None]:
-    output = manage("bootstrap", env=env)
-    key = re.search(r"API key:\s+(tr_dev_\S+)", output)
-    password = re.search(r"Password:\s+(\S+)", output)
-    return (key.group(1) if key else None, password.group(1) if password else None)
+def _bootstrap(env: dict[str, str]) -> tuple[str, str]:
+    printed = bootstrap(env)
+    return printed["key"], printed["password"]
 
 
 def test_each_database_keeps_its_own_credentials(tmp_path: Path, postgres_url: str) -> None:

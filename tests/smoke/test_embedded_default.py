@@ -9,79 +9,50 @@ already reads an overdue token as TIMED_OUT, so the test looks at the SQLite fil
 from __future__ import annotations
 
 import json
-import re
 import secrets
-import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
 
 from tests.smoke.processes import (
-    BIN,
+    bootstrap,
+    embedded_env,
     free_port,
+    honcho,
     manage,
+    migrate_and_bootstrap,
     request,
-    running,
+    serving,
+    sqlite_query,
     subprocess_env,
     tail,
-    wait_for_health,
     wait_until,
 )
 
 pytestmark = [pytest.mark.smoke, pytest.mark.timeout(240)]
 
 
-def _bootstrap(env: dict[str, str]) -> dict[str, str]:
-    output = manage("bootstrap", env=env)
-    found = {
-        name: match.group(1)
-        for name, pattern in {
-            "key": r"API key:\s+(tr_dev_[A-Za-z0-9_-]{32,})",
-            "login": r"Login:\s+(\S+)",
-            "password": r"Password:\s+(\S+)",
-            "base": r"Base URL:\s+(\S+)",
-        }.items()
-        if (match := re.search(pattern, output))
-    }
-    assert {"key", "login", "password", "base"} <= found.keys(), output
-    return found
-
-
-def _query(database: Path, sql: str, *params: object) -> list[tuple]:
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=20)
-    try:
-        return connection.execute(sql, params).fetchall()
-    finally:
-        connection.close()
-
-
 def test_it_runs_web_worker_and_beat_on_sqlite(tmp_path: Path) -> None:
     var = tmp_path / "var"
     port = free_port()
-    env = subprocess_env(
-        WAITPOINTS_VAR_DIR=str(var),
-        SECRET_KEY=secrets.token_urlsafe(40),
-        BIND_HOST="127.0.0.1",
-        PORT=str(port),
-    )
+    env = embedded_env(var, port)
     database = var / "waitpoints.sqlite3"
 
-    manage("migrate", "--noinput", env=env)
-    first = _bootstrap(env)
+    first = migrate_and_bootstrap(env)
     assert first["base"] == f"http://127.0.0.1:{port}"
     assert first["login"] == "admin"
 
     # Idempotent: the same key and password again, nothing new created.
-    again = _bootstrap(env)
+    again = bootstrap(env)
     assert again == first
     credentials = var / "demo-credentials.json"
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
     (entry,) = json.loads(credentials.read_text())["databases"].values()
     assert entry["api_key"] == first["key"]
-    assert _query(database, "SELECT username, is_superuser FROM auth_user") == [("admin", 1)]
-    assert _query(database, "SELECT COUNT(*) FROM tokens_apikey") == [(1,)]
-    assert _query(
+    assert sqlite_query(database, "SELECT username, is_superuser FROM auth_user") == [("admin", 1)]
+    assert sqlite_query(database, "SELECT COUNT(*) FROM tokens_apikey") == [(1,)]
+    assert sqlite_query(
         database,
         "SELECT p.slug, e.slug, m.role FROM tokens_membership m "
         "JOIN tokens_project p ON p.id = m.project_id "
@@ -89,10 +60,9 @@ def test_it_runs_web_worker_and_beat_on_sqlite(tmp_path: Path) -> None:
     ) == [("demo", "dev", "admin")]
 
     log = tmp_path / "honcho.log"
-    honcho = [str(BIN / "honcho"), "start", "--env", "/dev/null", "--port", str(port)]
-    with running([*honcho, "web", "worker", "beat"], env=env, log=log) as server:
-        base = f"http://127.0.0.1:{port}"
-        health = wait_for_health(base, server, log)
+    base = f"http://127.0.0.1:{port}"
+    with serving(honcho(port, "web", "worker", "beat"), env=env, log=log, base_url=base) as server:
+        health = request("GET", f"{base}/healthz")[1]
         assert {k: health[k] for k in ("status", "database", "broker", "waiters")} == {
             "status": "ok",
             "database": "ok",
@@ -136,17 +106,17 @@ def test_it_runs_web_worker_and_beat_on_sqlite(tmp_path: Path) -> None:
 
         # The worker's sweep, driven by beat, persists TIMED_OUT (nothing reads the token here).
         def swept() -> bool:
-            rows = _query(database, "SELECT status FROM tokens_token WHERE id = ?", expiring)
+            rows = sqlite_query(database, "SELECT status FROM tokens_token WHERE id = ?", expiring)
             return rows == [("TIMED_OUT",)]
 
         assert wait_until(swept, timeout=15), tail(log)
-        assert _query(
+        assert sqlite_query(
             database,
             "SELECT kind, channel FROM tokens_tokenevent WHERE token_id = ? AND kind = ?",
             expiring,
             "timed_out",
         ) == [("timed_out", "system")]
-        assert _query(
+        assert sqlite_query(
             database,
             "SELECT status FROM tokens_token WHERE id = ?",
             other["id"].removeprefix("waitpoint_"),
@@ -178,10 +148,9 @@ def test_manage_py_by_hand_uses_the_key_bin_serve_generated(tmp_path: Path) -> N
     key_file = var / "secret_key"
     key_file.write_text(secrets.token_urlsafe(50) + "\n")
     as_bin_serve = subprocess_env(WAITPOINTS_VAR_DIR=str(var), SECRET_KEY_FILE=str(key_file))
-    manage("migrate", "--noinput", env=as_bin_serve)
-    served = _bootstrap(as_bin_serve)
+    served = migrate_and_bootstrap(as_bin_serve)
 
-    assert _bootstrap(by_hand) == served
+    assert bootstrap(by_hand) == served
     # The key it printed authenticates under the same SECRET_KEY: the digest lookup matches.
     lookup = manage(
         "shell",

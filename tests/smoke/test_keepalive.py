@@ -7,22 +7,20 @@ honcho stops every role when one exits; before the Procfile ran worker and beat 
 from __future__ import annotations
 
 import os
-import secrets
 import signal
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests.smoke.processes import (
-    BIN,
+    embedded_env,
     free_port,
-    manage,
+    honcho,
+    migrate_and_bootstrap,
     request,
-    running,
-    subprocess_env,
+    serving,
+    sqlite_query,
     tail,
-    wait_for_health,
     wait_until,
 )
 
@@ -58,29 +56,19 @@ def _role_process(root: int, role: str) -> int | None:
 
 
 def _status(database: Path, token_id: str) -> str | None:
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=20)
-    try:
-        row = connection.execute("SELECT status FROM tokens_token WHERE id = ?", (token_id,))
-        found = row.fetchone()
-    finally:
-        connection.close()
-    return found[0] if found else None
+    rows = sqlite_query(database, "SELECT status FROM tokens_token WHERE id = ?", token_id)
+    return rows[0][0] if rows else None
 
 
 @pytest.mark.parametrize("role", ["worker", "beat"])
 def test_a_killed_role_is_restarted_and_the_service_stays_up(tmp_path: Path, role: str) -> None:
     var = tmp_path / "var"
     port = free_port()
-    env = subprocess_env(
-        WAITPOINTS_VAR_DIR=str(var), SECRET_KEY=secrets.token_urlsafe(40), PORT=str(port)
-    )
-    manage("migrate", "--noinput", env=env)
-    key = manage("bootstrap", env=env).split("API key:")[1].split()[0]
+    env = embedded_env(var, port)
+    key = migrate_and_bootstrap(env)["key"]
     log = tmp_path / "honcho.log"
-    honcho = [str(BIN / "honcho"), "start", "--env", "/dev/null", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
-    with running([*honcho, "web", "worker", "beat"], env=env, log=log) as server:
-        wait_for_health(base, server, log)
+    with serving(honcho(port, "web", "worker", "beat"), env=env, log=log, base_url=base) as server:
         target = None
 
         def found() -> bool:

@@ -24,16 +24,15 @@ from pathlib import Path
 import pytest
 
 from tests.smoke.processes import (
-    BIN,
+    embedded_env,
     free_port,
+    honcho,
     manage,
-    running,
-    subprocess_env,
+    migrate_and_bootstrap,
+    serving,
     tail,
-    wait_for_health,
     wait_until,
 )
-from tests.smoke.test_embedded_default import _bootstrap
 
 pytestmark = [pytest.mark.smoke, pytest.mark.timeout(240)]
 
@@ -93,17 +92,14 @@ def _percent_encoded(text: str) -> str:
 def test_it_logs_no_credentials_in_a_full_scenario(tmp_path: Path) -> None:
     var = tmp_path / "var"
     port = free_port()
-    env = subprocess_env(
-        WAITPOINTS_VAR_DIR=str(var),
-        SECRET_KEY=secrets.token_urlsafe(40),
-        BIND_HOST="127.0.0.1",
-        PORT=str(port),
+    env = embedded_env(
+        var,
+        port,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         LOG_LEVEL="DEBUG",  # the most talkative setting: nothing may leak even then
     )
-    manage("migrate", "--noinput", env=env)
+    boot = migrate_and_bootstrap(env)
     manage("collectstatic", "--noinput", "--verbosity", "0", env=env)  # pages render {% static %}
-    boot = _bootstrap(env)
     manage(
         "shell",
         "-c",
@@ -115,9 +111,7 @@ def test_it_logs_no_credentials_in_a_full_scenario(tmp_path: Path) -> None:
     mail_dir = var / "mail"
     new_password = "N3w-" + secrets.token_urlsafe(16)
     log = tmp_path / "honcho.log"
-    honcho = [str(BIN / "honcho"), "start", "--env", "/dev/null", "--port", str(port)]
-    with running([*honcho, "web", "worker", "beat"], env=env, log=log) as server:
-        wait_for_health(base, server, log)
+    with serving(honcho(port, "web", "worker", "beat"), env=env, log=log, base_url=base):
         api = Browser()
         auth = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
 

@@ -20,6 +20,7 @@ import pytest
 
 from tests.smoke.processes import (
     BIN,
+    HYPERCORN,
     ROOT,
     free_port,
     manage,
@@ -93,13 +94,7 @@ def test_the_web_server_reads_env_file(project: Path, tmp_path: Path) -> None:
     env = _env(project)
     manage("migrate", "--noinput", env=env, cwd=project)
     log = tmp_path / "web.log"
-    command = [
-        str(BIN / "hypercorn"),
-        "--config",
-        "python:waitpoints_site.hypercorn_config",
-        "waitpoints_site.asgi:application",
-    ]
-    with running(command, env=env, log=log, cwd=project) as server:
+    with running(HYPERCORN, env=env, log=log, cwd=project) as server:
         # Without .env it would listen on 8000 if it started at all: no SECRET_KEY elsewhere.
         health = wait_for_health(f"http://127.0.0.1:{port}", server, log)
         assert health["database"] == "ok"

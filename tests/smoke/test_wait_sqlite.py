@@ -1,11 +1,11 @@
 """The long-poll wait on the embedded default (SQLite: no LISTEN/NOTIFY), with two web
 processes: a completion made by the waiter's own process wakes it through the in-process
 signal; one made by another process (the other web worker, or a management command here) is
-found by the hub's one-query-per-second re-check (WAITPOINTS_WAIT_RECHECK_SECONDS)."""
+found by the hub's one-query-per-second re-check (WAITPOINTS_WAIT_RECHECK_SECONDS). Its rate
+limits count in the database table of the embedded default."""
 
 from __future__ import annotations
 
-import secrets
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,31 +13,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import HYPERCORN
 from tests.smoke.processes import (
+    HYPERCORN,
+    embedded_env,
     free_port,
     manage,
+    migrate_and_bootstrap,
     request,
-    running,
-    subprocess_env,
-    wait_for_health,
+    serving,
 )
-from tests.smoke.test_embedded_default import _bootstrap
 
 pytestmark = [pytest.mark.smoke, pytest.mark.timeout(240)]
 
 
 def test_waiters_wake_on_sqlite(tmp_path: Path) -> None:
     port = free_port()
-    env = subprocess_env(
-        WAITPOINTS_VAR_DIR=str(tmp_path / "var"),
-        SECRET_KEY=secrets.token_urlsafe(40),
-        BIND_HOST="127.0.0.1",
-        PORT=str(port),
+    env = embedded_env(
+        tmp_path / "var",
+        port,
         WEB_CONCURRENCY="2",
+        WAITPOINTS_RATELIMIT_API_KEY_FAILURES="3/1m",
     )
-    manage("migrate", "--noinput", env=env)
-    key = _bootstrap(env)["key"]
+    key = migrate_and_bootstrap(env)["key"]
     base = f"http://127.0.0.1:{port}"
     tokens_url = f"{base}/api/v1/waitpoints/tokens"
 
@@ -54,9 +51,10 @@ def test_waiters_wake_on_sqlite(tmp_path: Path) -> None:
         return time.monotonic(), body
 
     log = tmp_path / "web.log"
-    with running(HYPERCORN, env=env, log=log) as web, ThreadPoolExecutor(10) as pool:
-        wait_for_health(base, web, log)
-
+    with (
+        serving(HYPERCORN, env=env, log=log, base_url=base),
+        ThreadPoolExecutor(10) as pool,
+    ):
         # Completions through the API, served by either web process.
         latencies = []
         for _ in range(10):
@@ -86,6 +84,13 @@ def test_waiters_wake_on_sqlite(tmp_path: Path) -> None:
         )
         answered, body = waiter.result(timeout=30)
         assert body["status"] == "COMPLETED" and body["output"] == "cli"
+
+        # The wait's rate limits count in the database here (no Redis), so both web processes
+        # share them: three wrong keys, then even the right one is refused from this address.
+        wait_now = f"{tokens_url}/{create()}/wait?timeout=0s"
+        statuses = [request("GET", wait_now, key="tr_dev_" + "w" * 40)[0] for _ in range(3)]
+        statuses.append(request("GET", wait_now, key=key)[0])
+        assert statuses == [401, 401, 401, 429]
 
     print(
         "SQLite, 2 web processes: completion to answer median "

@@ -123,3 +123,49 @@ def test_a_hanging_receiver_delays_neither_other_endpoints_nor_token_operations(
         stuck.release.set()
         worker.join(30)
         assert not worker.is_alive()
+
+
+def test_each_message_is_settled_when_its_own_send_ends(
+    environment, make_token, settings, monkeypatch
+):
+    """A fast delivery is recorded while a batch-mate still hangs on its endpoint, not when the
+    whole batch has been sent."""
+    settings.WEBHOOKS_TOTAL_TIMEOUT = 60  # the hang ends when the test releases it
+    settled: list[int] = []
+    healthy_settled = threading.Event()
+    settle = outbox._settle
+
+    def recording_settle(row, error, now):  # the real settlement, then note whose it was
+        delivered = settle(row, error, now)
+        settled.append(row.payload["endpoint"])
+        if row.payload["endpoint"] == fast_endpoint.pk:
+            healthy_settled.set()
+        return delivered
+
+    monkeypatch.setattr(outbox, "_settle", recording_settle)
+    with receiving(default="hang") as stuck, receiving() as healthy:
+        slow_endpoint, _ = webhooks.webhook_endpoint_create(environment=environment, url=stuck.url)
+        fast_endpoint, _ = webhooks.webhook_endpoint_create(
+            environment=environment, url=healthy.url
+        )
+        complete(make_token)
+        messages = {m.payload["endpoint"]: m for m in OutboxMessage.objects.all()}
+        assert set(messages) == {slow_endpoint.pk, fast_endpoint.pk}
+
+        worker = threading.Thread(target=deliver_then_disconnect)
+        worker.start()
+        try:
+            stuck.wait_for(1)  # one batch: the stuck endpoint now holds its request open
+            assert healthy_settled.wait(10), "the fast delivery waited for its batch-mate"
+            assert not stuck.release.is_set() and worker.is_alive()
+            fast, slow = messages[fast_endpoint.pk], messages[slow_endpoint.pk]
+            fast.refresh_from_db()
+            slow.refresh_from_db()
+            assert fast.delivered_at is not None and fast.claimed_until is None
+            assert WebhookDelivery.objects.get(message=fast).succeeded
+            assert slow.delivered_at is None and slow.claimed_until is not None  # in flight
+        finally:
+            stuck.release.set()
+            worker.join(30)
+    assert not worker.is_alive()
+    assert settled == [fast_endpoint.pk, slow_endpoint.pk]

@@ -54,45 +54,72 @@ def principal(request: Request) -> ApiPrincipal:
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[ApiPrincipal, ApiPrincipal]:
         view = request.parser_context.get("view") if request.parser_context else None
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
-            raise AuthenticationFailed("Invalid or Missing API key")  # not a guess: not counted
-        # Rate limits, read and counted in one round trip after the key lookup: failed
-        # credentials from this address (over that limit even a right key is refused, so a
-        # limited guesser learns nothing), then calls per key.
-        address = ratelimit.client_ip(request)
         try:
-            caller = authenticate_bearer(
-                header, allow_public_access_token=getattr(view, "allow_public_access_token", False)
+            caller, decision = authenticate_within_limits(
+                request.META.get("HTTP_AUTHORIZATION", ""),
+                ratelimit.client_ip(request),
+                allow_public_access_token=getattr(view, "allow_public_access_token", False),
             )
-        except AuthenticationFailed:
-            [failures] = ratelimit.check(
-                ratelimit.Check(ratelimit.API_KEY_FAILURES, address, hit=True)
-            )
-            _refuse_if_limited(request, failures)
-            raise
-        key = caller.api_key
-        subject = f"key:{key.pk}" if key is not None else f"env:{caller.environment.pk}"
-        failures, calls = ratelimit.check(
-            ratelimit.Check(ratelimit.API_KEY_FAILURES, address, hit=False),
-            ratelimit.Check(ratelimit.API_CALLS, subject, hit=True),
-        )
-        _refuse_if_limited(request, failures)
-        ratelimit.remember(request, calls)
-        _refuse_if_limited(request, calls)
+        except RateLimited as refused:
+            # 429; the headers are added by ratelimit.RateLimitHeadersMiddleware.
+            ratelimit.remember(request, refused.decision)
+            raise Throttled(detail=str(refused)) from None
+        ratelimit.remember(request, decision)
         return caller, caller
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
 
-def authenticate_bearer(header: str, *, allow_public_access_token: bool) -> ApiPrincipal:
-    """The principal behind an ``Authorization`` header; AuthenticationFailed otherwise.
+class RateLimited(Exception):
+    """Over a rate limit: answer 429 with ``decision.headers()`` and this message."""
 
-    Shared by the DRF views and the long-poll wait handler (tokens/api/wait.py), which runs
-    outside DRF.
+    def __init__(self, decision: ratelimit.Decision) -> None:
+        super().__init__(ratelimit.message(decision))
+        self.decision = decision
+
+
+def authenticate_within_limits(
+    header: str, address: str, *, allow_public_access_token: bool
+) -> tuple[ApiPrincipal, ratelimit.Decision | None]:
+    """``authenticate_bearer`` under the API's rate limits: failed credentials per client
+    ``address`` (over that limit every credential is refused), then calls per key.
+
+    Returns the principal and where its key stands (for the ``x-ratelimit-*`` headers; None when
+    the limit is off or the counter store is down); raises RateLimited or AuthenticationFailed.
+    Shared by the DRF views and the long-poll wait handler (tokens/api/wait.py). Synchronous:
+    the counters are in Redis or, on the embedded default, the database.
     """
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise AuthenticationFailed("Invalid or Missing API key")  # not a guess: not counted
+    # Both counters are read and counted in one round trip, after the key lookup: over the
+    # failed-credential limit even a right key is refused, so a limited guesser learns nothing.
+    try:
+        caller = authenticate_bearer(header, allow_public_access_token=allow_public_access_token)
+    except AuthenticationFailed:
+        [failures] = ratelimit.check(ratelimit.Check(ratelimit.API_KEY_FAILURES, address, hit=True))
+        _raise_if_limited(failures)
+        raise
+    key = caller.api_key
+    subject = f"key:{key.pk}" if key is not None else f"env:{caller.environment.pk}"
+    failures, decision = ratelimit.check(
+        ratelimit.Check(ratelimit.API_KEY_FAILURES, address, hit=False),
+        ratelimit.Check(ratelimit.API_CALLS, subject, hit=True),
+    )
+    _raise_if_limited(failures)
+    _raise_if_limited(decision)
+    return caller, decision
+
+
+def _raise_if_limited(decision: ratelimit.Decision | None) -> None:
+    if decision is not None and not decision.allowed:
+        raise RateLimited(decision)
+
+
+def authenticate_bearer(header: str, *, allow_public_access_token: bool) -> ApiPrincipal:
+    """The principal behind an ``Authorization`` header; AuthenticationFailed otherwise (no
+    rate limits: see ``authenticate_within_limits``)."""
     scheme, _, credential = header.partition(" ")
     credential = credential.strip()
     if scheme.lower() != "bearer" or not credential:
@@ -151,13 +178,6 @@ def _verify(credential: str, environment: Environment) -> tuple[dict[str, object
             continue
         return claims, signer
     raise AuthenticationFailed("Public Access Token is invalid")
-
-
-def _refuse_if_limited(request: Request, decision: ratelimit.Decision | None) -> None:
-    """429 (headers added by ratelimit.RateLimitHeadersMiddleware) when over a limit."""
-    if decision is not None and not decision.allowed:
-        ratelimit.remember(request, decision)
-        raise Throttled(detail=ratelimit.message(decision))
 
 
 PUBLIC_TOKEN_LIFETIME_SECONDS = 24 * 3600  # upstream's code signs 24 hours

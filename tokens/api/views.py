@@ -22,7 +22,6 @@ from tokens.api.authentication import (
     principal,
     public_claims,
 )
-from tokens.api.body import COMPLETE_BODY_LIMIT, CREATE_BODY_LIMIT, read_json_object
 from tokens.api.schema import (
     AUTH_TAG,
     COMMON_ERRORS,
@@ -44,6 +43,7 @@ from tokens.api.schema import (
     token_id_parameter,
 )
 from tokens.api.serializers import TokenOutputSerializer, transition_body
+from tokens.body import COMPLETE_BODY_LIMIT, CREATE_BODY_LIMIT, read_json_object
 from tokens.exceptions import PermissionDenied, TokenError
 from tokens.filters import ApiTokenFilter
 from tokens.http import actor_from_request, base_url

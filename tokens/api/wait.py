@@ -2,7 +2,10 @@
 
 Answers exactly as retrieve does as soon as the token is resolved (a timeout counts: a token
 that passes its ``timeoutAt`` during the wait is answered at ``timeoutAt``), or with the still
-WAITING token when the wait ends. Secret key or this token's public access token, as complete.
+WAITING token when the wait ends. Secret key or this token's public access token, as complete,
+under the same rate limits as every API call (``authenticate_within_limits``: the same counters,
+429 and ``x-ratelimit-*`` headers, which Django's middleware adds elsewhere and this module
+itself here).
 
 Under ASGI (the ``web`` role) ``waitpoints_site.asgi`` routes this path straight to
 ``asgi_wait`` instead of through Django's handler: Django runs the synchronous middleware and
@@ -33,8 +36,8 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import AuthenticationFailed
 
-from tokens import selectors, waiting
-from tokens.api.authentication import ApiPrincipal, authenticate_bearer
+from tokens import ratelimit, selectors, waiting
+from tokens.api.authentication import RateLimited, authenticate_within_limits
 from tokens.api.schema import (
     COMMON_ERRORS,
     EXTENSION,
@@ -89,10 +92,15 @@ def parse_wait_timeout(value: str | None) -> float:
     return seconds
 
 
-def _authorize(header: str, token_param: str) -> Token:
+def _authorize(header: str, token_param: str, address: str, limits: dict[str, str]) -> Token:
     """Same rules as complete: a secret key of the token's environment, or a public access
-    token whose scopes cover this token."""
-    principal: ApiPrincipal = authenticate_bearer(header, allow_public_access_token=True)
+    token whose scopes cover this token; and the same rate limits as every API call. Where the
+    caller's key stands goes into ``limits`` (the ``x-ratelimit-*`` headers of the answer)."""
+    principal, decision = authenticate_within_limits(
+        header, address, allow_public_access_token=True
+    )
+    if decision is not None:
+        limits.update(decision.headers())
     token = selectors.token_get_for_environment(
         environment=principal.environment, token_id=token_param
     )
@@ -136,13 +144,33 @@ async def wait_answer(
     except TokenError as error:
         return _error(error.message, error.http_status)
     header = request.META.get("HTTP_AUTHORIZATION", "")
+    address = ratelimit.client_ip(request)
+    limits: dict[str, str] = {}  # x-ratelimit-*, as the middleware adds to other API answers
     try:
-        token = await run_db(lambda: _authorize(header, token_param))
+        # One trip to the database threads for the counters and the credential: neither the
+        # counter store (Redis, or the database on the embedded default) nor the database is
+        # ever asked from the event loop.
+        token = await run_db(lambda: _authorize(header, token_param, address, limits))
+    except RateLimited as refused:
+        return Answer(429, {"error": str(refused)}, refused.decision.headers())
     except AuthenticationFailed as error:
         return _error(str(error.detail), 401, **{"WWW-Authenticate": 'Bearer realm="api"'})
     except TokenError as error:
-        return _error(error.message, error.http_status)
+        return _error(error.message, error.http_status, **limits)
+    answer = await _wait(token, base, timeout, run_db=run_db, disconnected=disconnected)
+    if answer is not None:
+        answer.headers.update(limits)
+    return answer
 
+
+async def _wait(
+    token: Token,
+    base: str,
+    timeout: float,
+    *,
+    run_db: RunDb,
+    disconnected: Callable[[], Awaitable[None]] | None,
+) -> Answer | None:
     loop = asyncio.get_running_loop()
     hub = waiting.hub()
     deadline = loop.time() + timeout

@@ -12,7 +12,6 @@ from rest_framework.response import Response
 
 from tokens import webhooks
 from tokens.api.authentication import ApiPrincipal
-from tokens.api.body import read_json_object
 from tokens.api.schema import (
     COMMON_ERRORS,
     EXTENSION,
@@ -26,6 +25,7 @@ from tokens.api.schema import (
     errors,
     webhook_id_parameter,
 )
+from tokens.body import read_json_object
 from tokens.models import Environment, WebhookEndpoint, iso
 
 BODY_LIMIT = 16 * 1024

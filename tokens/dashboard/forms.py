@@ -12,7 +12,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from tokens import keys
-from tokens.api.body import loads_strict
+from tokens.body import loads_strict
 from tokens.decisions import MAX_COMMENT_LENGTH
 from tokens.exceptions import InvalidInput
 from tokens.models import Token

@@ -1,4 +1,6 @@
-"""What the sync and async clients share: configuration, requests, retries, parsing."""
+"""What the sync and async clients share: configuration, requests, retries, parsing, paging and
+the long-poll loop. ``client.py`` keeps only what differs between them: how to send a request
+and how to wait (``time.sleep`` or ``asyncio.sleep``)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,15 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
-from .errors import ApiError
-from .models import CreatedToken, Token
+from .errors import ApiConnectionError, ApiError
+from .models import CreatedToken, Token, WaitResult
 
 __version__ = "0.1.0"
 TOKENS = "/api/v1/waitpoints/tokens"
@@ -54,6 +56,14 @@ class RetryPolicy:
             if hinted is not None:
                 return min(hinted, self.max_delay * 4)
         return self.backoff(attempt)
+
+    def after_error(self, request: Request, error: httpx.TransportError, attempt: int) -> float:
+        """Delay before trying again after a connection error; ApiConnectionError when no
+        attempt is left."""
+        delay = self.backoff(attempt)
+        if delay is None:
+            raise ApiConnectionError(f"{request.method} {request.path}: {error}") from error
+        return delay
 
 
 def _rate_limit_delay(headers: httpx.Headers) -> float | None:
@@ -139,7 +149,7 @@ def seconds(value: float | timedelta | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-def create_body(
+def create_request(
     *,
     timeout: float | timedelta | datetime | str | None,
     idempotency_key: str | None,
@@ -147,7 +157,7 @@ def create_body(
     tags: str | Iterable[str] | None,
     approvers: Iterable[str] | None,
     extra: dict[str, Any],
-) -> dict[str, Any]:
+) -> Request:
     body: dict[str, Any] = dict(extra)
     if isinstance(timeout, datetime):
         body["timeout"] = timeout.isoformat()
@@ -161,7 +171,7 @@ def create_body(
         body["tags"] = tags if isinstance(tags, str) else list(tags)
     if approvers is not None:
         body["approvers"] = list(approvers)
-    return body
+    return Request("POST", TOKENS, body=body)
 
 
 def created(response: httpx.Response, body: dict[str, Any]) -> CreatedToken:
@@ -217,3 +227,70 @@ def wait_request(token: str, remaining: float | None, access_token: str | None) 
         timeout=chunk + 30,
         access_token=access_token,
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# The requests of each method, and reading their answers
+# ------------------------------------------------------------------------------------------------
+
+
+def retrieve_request(token: str | Token | CreatedToken) -> Request:
+    return Request("GET", f"{TOKENS}/{token_id(token)}")
+
+
+def complete_request(
+    token: str | Token | CreatedToken, data: Any, access_token: str | None
+) -> Request:
+    body = {} if data is NO_DATA else {"data": data}
+    path = f"{TOKENS}/{token_id(token)}/complete"
+    return Request("POST", path, body=body, access_token=access_token)
+
+
+def cancel_request(token: str | Token | CreatedToken, reason: str | None) -> Request:
+    body = {"reason": reason} if reason else {}
+    return Request("POST", f"{TOKENS}/{token_id(token)}/cancel", body=body)
+
+
+def list_request(params: dict[str, str]) -> Request:
+    return Request("GET", TOKENS, params=params)
+
+
+def page(params: dict[str, str], body: dict[str, Any]) -> tuple[list[Token], dict[str, str] | None]:
+    """The tokens of one page of ``list``, and the parameters of the next page (None: the
+    last page)."""
+    tokens = [Token.from_json(item) for item in body["data"]]
+    after = (body.get("pagination") or {}).get("next")
+    if not after or not tokens:
+        return tokens, None
+    return tokens, {**params, "page[after]": after}
+
+
+class Waiting:
+    """``wait_for_token``'s loop, whichever way its client sends: long-polls of at most 60 s
+    until the token is resolved or ``timeout`` (seconds; None: as long as it takes) has passed.
+    ``clock`` is monotonic seconds (``time.monotonic``, or the event loop's ``time``)."""
+
+    def __init__(
+        self,
+        token: str | Token | CreatedToken,
+        *,
+        timeout: float | timedelta | None,
+        access_token: str | None,
+        clock: Callable[[], float],
+    ) -> None:
+        limit = seconds(timeout)
+        self.clock = clock
+        self.deadline = None if limit is None else clock() + limit
+        self.token = token_id(token)
+        self.access_token = access_token
+
+    def request(self) -> Request:
+        remaining = None if self.deadline is None else self.deadline - self.clock()
+        return wait_request(self.token, remaining, self.access_token)
+
+    def result(self, body: dict[str, Any]) -> WaitResult | None:
+        """The answer of the wait, or None: poll again."""
+        current = Token.from_json(body)
+        if current.is_resolved or (self.deadline is not None and self.clock() >= self.deadline):
+            return WaitResult(current)
+        return None

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 
 from . import _core as core
-from .errors import ApiConnectionError
 from .models import CreatedToken, Token, TransitionResult, WaitResult
 
 TokenRef = str | Token | CreatedToken
@@ -27,36 +26,6 @@ class _Base:
     ) -> None:
         self.base_url, self._key = core.settings(base_url, secret_key)
         self.retry = retry or core.RetryPolicy()
-
-    @staticmethod
-    def _create(
-        timeout: Duration | datetime | None,
-        idempotency_key: str | None,
-        idempotency_key_ttl: Duration | None,
-        tags: str | Iterable[str] | None,
-        approvers: Iterable[str] | None,
-        extra: dict[str, Any],
-    ) -> core.Request:
-        body = core.create_body(
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-            idempotency_key_ttl=idempotency_key_ttl,
-            tags=tags,
-            approvers=approvers,
-            extra=extra,
-        )
-        return core.Request("POST", core.TOKENS, body=body)
-
-    @staticmethod
-    def _complete(token: TokenRef, data: Any, access_token: str | None) -> core.Request:
-        body = {} if data is core.NO_DATA else {"data": data}
-        path = f"{core.TOKENS}/{core.token_id(token)}/complete"
-        return core.Request("POST", path, body=body, access_token=access_token)
-
-    @staticmethod
-    def _cancel(token: TokenRef, reason: str | None) -> core.Request:
-        body = {"reason": reason} if reason else {}
-        return core.Request("POST", f"{core.TOKENS}/{core.token_id(token)}/cancel", body=body)
 
 
 class Client(_Base):
@@ -92,13 +61,12 @@ class Client(_Base):
             try:
                 response = self._http.request(request.method, request.path, **core.build(request))
             except httpx.TransportError as error:
-                delay = self.retry.backoff(attempt)
-                if delay is None:
-                    raise ApiConnectionError(f"{request.method} {request.path}: {error}") from error
+                delay = self.retry.after_error(request, error, attempt)
             else:
-                delay = self.retry.after_response(response, attempt)
-                if delay is None:
+                retry_in = self.retry.after_response(response, attempt)
+                if retry_in is None:
                     return response, core.parse(response)
+                delay = retry_in
             time.sleep(delay)
             attempt += 1
 
@@ -114,14 +82,19 @@ class Client(_Base):
     ) -> CreatedToken:
         """Create a token. ``timeout`` is seconds, a timedelta, a duration string ("10m",
         "1h30m") or a datetime; ``approvers`` get an e-mail with Approve / Reject links."""
-        request = self._create(
-            timeout, idempotency_key, idempotency_key_ttl, tags, approvers, extra
+        request = core.create_request(
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            idempotency_key_ttl=idempotency_key_ttl,
+            tags=tags,
+            approvers=approvers,
+            extra=extra,
         )
         response, body = self._send(request)
         return core.created(response, body)
 
     def retrieve_token(self, token: TokenRef) -> Token:
-        _, body = self._send(core.Request("GET", f"{core.TOKENS}/{core.token_id(token)}"))
+        _, body = self._send(core.retrieve_request(token))
         return Token.from_json(body)
 
     def list_tokens(
@@ -145,25 +118,22 @@ class Client(_Base):
             to=to,
             page_size=page_size,
         )
-        while True:
-            _, body = self._send(core.Request("GET", core.TOKENS, params=params))
-            for item in body["data"]:
-                yield Token.from_json(item)
-            after = (body.get("pagination") or {}).get("next")
-            if not after or not body["data"]:
-                return
-            params = {**params, "page[after]": after}
+        next_params: dict[str, str] | None = params
+        while next_params is not None:
+            _, body = self._send(core.list_request(next_params))
+            tokens, next_params = core.page(next_params, body)
+            yield from tokens
 
     def complete_token(
         self, token: TokenRef, data: Any = core.NO_DATA, *, access_token: str | None = None
     ) -> TransitionResult:
         """Complete with ``data`` (any JSON value). ``access_token``: a public access token
         (``CreatedToken.public_access_token``) instead of the secret key."""
-        _, body = self._send(self._complete(token, data, access_token))
+        _, body = self._send(core.complete_request(token, data, access_token))
         return TransitionResult.from_json(body)
 
     def cancel_token(self, token: TokenRef, reason: str | None = None) -> TransitionResult:
-        _, body = self._send(self._cancel(token, reason))
+        _, body = self._send(core.cancel_request(token, reason))
         return TransitionResult.from_json(body)
 
     def wait_for_token(
@@ -176,15 +146,13 @@ class Client(_Base):
         """Wait until the token is resolved (completed, timed out or cancelled), or for at
         most ``timeout`` seconds (default: as long as it takes), long-polling the server 60 s
         at a time. The result's ``ok``, ``output``, ``error`` and ``unwrap()`` tell the rest."""
-        limit = core.seconds(timeout)
-        deadline = None if limit is None else time.monotonic() + limit
-        ident = core.token_id(token)
+        waiting = core.Waiting(
+            token, timeout=timeout, access_token=access_token, clock=time.monotonic
+        )
         while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            _, body = self._send(core.wait_request(ident, remaining, access_token))
-            current = Token.from_json(body)
-            if current.is_resolved or (deadline is not None and time.monotonic() >= deadline):
-                return WaitResult(current)
+            _, body = self._send(waiting.request())
+            if (result := waiting.result(body)) is not None:
+                return result
 
 
 class AsyncClient(_Base):
@@ -222,13 +190,12 @@ class AsyncClient(_Base):
                     request.method, request.path, **core.build(request)
                 )
             except httpx.TransportError as error:
-                delay = self.retry.backoff(attempt)
-                if delay is None:
-                    raise ApiConnectionError(f"{request.method} {request.path}: {error}") from error
+                delay = self.retry.after_error(request, error, attempt)
             else:
-                delay = self.retry.after_response(response, attempt)
-                if delay is None:
+                retry_in = self.retry.after_response(response, attempt)
+                if retry_in is None:
                     return response, core.parse(response)
+                delay = retry_in
             await asyncio.sleep(delay)
             attempt += 1
 
@@ -242,14 +209,19 @@ class AsyncClient(_Base):
         approvers: Iterable[str] | None = None,
         **extra: Any,
     ) -> CreatedToken:
-        request = self._create(
-            timeout, idempotency_key, idempotency_key_ttl, tags, approvers, extra
+        request = core.create_request(
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            idempotency_key_ttl=idempotency_key_ttl,
+            tags=tags,
+            approvers=approvers,
+            extra=extra,
         )
         response, body = await self._send(request)
         return core.created(response, body)
 
     async def retrieve_token(self, token: TokenRef) -> Token:
-        _, body = await self._send(core.Request("GET", f"{core.TOKENS}/{core.token_id(token)}"))
+        _, body = await self._send(core.retrieve_request(token))
         return Token.from_json(body)
 
     async def list_tokens(
@@ -272,23 +244,21 @@ class AsyncClient(_Base):
             to=to,
             page_size=page_size,
         )
-        while True:
-            _, body = await self._send(core.Request("GET", core.TOKENS, params=params))
-            for item in body["data"]:
-                yield Token.from_json(item)
-            after = (body.get("pagination") or {}).get("next")
-            if not after or not body["data"]:
-                return
-            params = {**params, "page[after]": after}
+        next_params: dict[str, str] | None = params
+        while next_params is not None:
+            _, body = await self._send(core.list_request(next_params))
+            tokens, next_params = core.page(next_params, body)
+            for token in tokens:
+                yield token
 
     async def complete_token(
         self, token: TokenRef, data: Any = core.NO_DATA, *, access_token: str | None = None
     ) -> TransitionResult:
-        _, body = await self._send(self._complete(token, data, access_token))
+        _, body = await self._send(core.complete_request(token, data, access_token))
         return TransitionResult.from_json(body)
 
     async def cancel_token(self, token: TokenRef, reason: str | None = None) -> TransitionResult:
-        _, body = await self._send(self._cancel(token, reason))
+        _, body = await self._send(core.cancel_request(token, reason))
         return TransitionResult.from_json(body)
 
     async def wait_for_token(
@@ -298,13 +268,13 @@ class AsyncClient(_Base):
         timeout: float | timedelta | None = None,
         access_token: str | None = None,
     ) -> WaitResult:
-        limit = core.seconds(timeout)
-        loop = asyncio.get_running_loop()
-        deadline = None if limit is None else loop.time() + limit
-        ident = core.token_id(token)
+        waiting = core.Waiting(
+            token,
+            timeout=timeout,
+            access_token=access_token,
+            clock=asyncio.get_running_loop().time,
+        )
         while True:
-            remaining = None if deadline is None else deadline - loop.time()
-            _, body = await self._send(core.wait_request(ident, remaining, access_token))
-            current = Token.from_json(body)
-            if current.is_resolved or (deadline is not None and loop.time() >= deadline):
-                return WaitResult(current)
+            _, body = await self._send(waiting.request())
+            if (result := waiting.result(body)) is not None:
+                return result
