@@ -79,7 +79,12 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """settings.CSRF_FAILURE_VIEW: a form posted without a valid CSRF token (it was open too long,
     cookies are blocked, or it came from another site). The reason goes to the log, not the page."""
     logger.warning("CSRF check failed on %s: %s", request.path, reason)
-    # The approval link's confirmation page lives under /api/ but is a page for people.
-    if _is_api(request) and not is_confirmation_page(request):
+    # The approval link's confirmation page lives under /api/ but is a page for people, who
+    # may have no account: the way back is the link itself (a GET shows the request again).
+    confirmation = is_confirmation_page(request)
+    if _is_api(request) and not confirmation:
         return JsonResponse({"error": "Forbidden: CSRF check failed"}, status=403)
-    return _page(request, "403_csrf.html", 403)
+    context = {"retry_url": request.path if confirmation else ""}
+    response = render(request, "403_csrf.html", context, status=403)
+    response["Cache-Control"] = "no-store"
+    return response
