@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tokens import keys, outbox, services
-from tokens.models import ApiKey, Environment, OutboxMessage, Token, TokenEvent
+from tokens.models import ApiKey, Environment, Membership, OutboxMessage, Token, TokenEvent
 
 CHANGELIST = "/admin/tokens/token/"
 
@@ -107,6 +107,61 @@ def test_it_shows_the_audit_trail_and_outbox_read_only(support: Client, make_tok
     assert "delivered" in html
     assert 'name="_save"' not in html  # nothing to save: state changes only through actions
     assert token.environment.callback_secret not in html
+
+
+def dashboard_link(html: str) -> re.Match[str] | None:
+    return re.search(
+        r'<a href="([^"]*)"[^>]*id="open-in-dashboard"[^>]*>Open in dashboard</a>', html
+    )
+
+
+def test_the_token_page_links_to_the_same_token_on_the_dashboard(
+    support: Client, superuser, make_token
+):
+    token = make_token(title="Refund order 4812")
+    Membership.objects.create(
+        user=superuser, project=token.environment.project, role=Membership.Role.VIEWER
+    )
+
+    html = support.get(reverse("admin:tokens_token_change", args=[token.pk])).content.decode()
+
+    link = dashboard_link(html)
+    assert link is not None, "no dashboard link"
+    assert link.group(1) == f"/tokens/{token.friendly_id}"
+    assert "target=" not in link.group(0)  # the same tab
+    assert "dashboard-note" not in html
+    page = support.get(link.group(1))
+    assert page.status_code == 200
+    assert "Refund order 4812" in page.content.decode()
+
+
+def test_the_token_page_says_why_there_is_no_dashboard_link(
+    support: Client, viewer_staff: Client, make_token
+):
+    # Superusers and staff see every token here, but the dashboard shows a token to members
+    # of its project only: a link would lead to its 404.
+    token = make_token()
+    url = reverse("admin:tokens_token_change", args=[token.pk])
+
+    for client in (support, viewer_staff):
+        html = client.get(url).content.decode()
+        assert dashboard_link(html) is None
+        assert "Not on your dashboard: only members of project alice see this token there." in html
+        assert client.get(f"/tokens/{token.friendly_id}").status_code in (302, 404)
+
+
+def test_the_token_list_shows_title_id_tags_and_deadline(support: Client, make_token):
+    token = make_token(title="Deploy 4.2 <b>now</b>", tags=["deploy", "eu"], timeout="2h")
+
+    html = support.get(CHANGELIST).content.decode()
+
+    assert "Deploy 4.2 &lt;b&gt;now&lt;/b&gt;" in html  # escaped
+    assert f'<code class="token-id">{token.friendly_id}</code>' in html
+    assert "deploy, eu" in html
+    assert 'href="/admin/tokens/token/' in html
+    assert "admin-extras/tokens.css" in html
+    deadline = timezone.localtime(token.timeout_at)
+    assert f"{deadline.day} {deadline:%b %Y, %H:%M}" in html
 
 
 # -- Actions ----------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.dashboard.conftest import client_for, member
+from tokens import webhooks
 from tokens.links import callback_url
-from tokens.models import Membership, Token
+from tokens.models import Membership, OutboxMessage, Token
 
 pytestmark = pytest.mark.django_db
 
@@ -42,16 +43,16 @@ def warm(api_client):
 
 
 def test_create_runs_the_key_lookup_and_one_insert_per_table(warm):
-    # key; SAVEPOINT; token; its tag rows (one statement); the audit event; RELEASE
-    with exactly(6):
+    # key; SAVEPOINT; one statement (the token, its tag rows, the audit event); RELEASE
+    with exactly(4):
         response = warm.post(TOKENS, {"timeout": "1h", "tags": ["a", "b"]}, format="json")
     assert response.status_code == 200
 
 
 def test_create_with_approvers_queues_their_emails_in_one_statement(warm):
-    # key; SAVEPOINT; token; the audit event; the recipients already there (none: a new token);
-    # one INSERT for all recipients; one INSERT for all outbox rows; RELEASE
-    with exactly(8):
+    # key; SAVEPOINT; the token and its audit event (one statement); the recipients already
+    # there (none: a new token); one INSERT for all recipients; one for all outbox rows; RELEASE
+    with exactly(7):
         response = warm.post(
             TOKENS,
             {"approvers": ["a@example.com", "b@example.com", "c@example.com"]},
@@ -62,9 +63,9 @@ def test_create_with_approvers_queues_their_emails_in_one_statement(warm):
 
 def test_complete_updates_with_returning_and_reads_nothing_back(warm, make_token):
     token = make_token()
-    # key; token; SAVEPOINT; UPDATE … RETURNING; audit event; webhook endpoints (none here);
-    # NOTIFY; RELEASE
-    with exactly(8):
+    # key; token; SAVEPOINT; one statement (UPDATE … RETURNING, the audit event, NOTIFY and a
+    # look for webhook endpoints: none here, so nothing more); RELEASE
+    with exactly(5):
         response = warm.post(f"{TOKENS}/{token.friendly_id}/complete", {"data": 1}, format="json")
     assert response.json()["applied"] is True
 
@@ -72,13 +73,23 @@ def test_complete_updates_with_returning_and_reads_nothing_back(warm, make_token
 def test_callback_completes_in_as_few_statements(make_token, client):
     token = make_token()
     url = callback_url(token, base="")
-    # token (with its environment); SAVEPOINT; UPDATE … RETURNING; event; webhook endpoints;
-    # NOTIFY; RELEASE
-    with exactly(7):
+    # token (with its environment); SAVEPOINT; the resolving statement; RELEASE
+    with exactly(4):
         response = client.post(url, b'{"ok":true}', content_type="application/json")
     assert response.status_code == 200
     token.refresh_from_db()
     assert token.status == Token.Status.COMPLETED
+
+
+def test_complete_with_a_webhook_endpoint_enqueues_its_event(warm, make_token, environment):
+    webhooks.webhook_endpoint_create(environment=environment, url="https://hooks.example.com/in")
+    token = make_token()
+    # as above; then, as an endpoint exists: the endpoints, the token with its environment, one
+    # INSERT of the outbox messages
+    with exactly(8):
+        response = warm.post(f"{TOKENS}/{token.friendly_id}/complete", {"data": 1}, format="json")
+    assert response.json()["applied"] is True
+    assert OutboxMessage.objects.filter(token=token, kind=OutboxMessage.Kind.WEBHOOK).count() == 1
 
 
 def test_retrieve_reads_the_key_and_the_token_only(warm, make_token):
@@ -135,19 +146,30 @@ def test_dashboard_waiting_for_me_does_not_grow_with_the_page(admin_client, make
 def test_dashboard_token_detail(admin_client, make_token):
     token = _tokens(make_token, 1)[0]
     admin_client.get("/")
-    # session; user; token (with environment and project); role; events
-    with exactly(5):
+    # session; user; token (with environment and project); role; events; recipients
+    with exactly(6):
         response = admin_client.get(f"/tokens/{token.friendly_id}")
     assert response.status_code == 200
+
+
+def test_dashboard_bulk_review_does_not_grow_with_the_selection(admin_client, make_token):
+    tokens = _tokens(make_token, 30)
+    admin_client.get("/accounts/login/")  # sets the csrftoken cookie
+    csrf = admin_client.cookies["csrftoken"].value
+    data = {"ids": [t.friendly_id for t in tokens], "decision": "approved"}
+    # session; user; the tokens (with environment and project); the role in their project
+    with exactly(4):
+        response = admin_client.post("/tokens/bulk", {**data, "csrfmiddlewaretoken": csrf})
+    assert response.status_code == 200
+    assert response.content.decode().count('name="ids"') == 30
 
 
 def test_dashboard_approve(admin_client, make_token):
     token = _tokens(make_token, 1)[0]
     admin_client.get("/accounts/login/")  # sets the csrftoken cookie
     csrf = admin_client.cookies["csrftoken"].value
-    # session; user; token; role; SAVEPOINT; UPDATE … RETURNING; event; webhook endpoints;
-    # NOTIFY; RELEASE
-    with exactly(10):
+    # session; user; token; role; SAVEPOINT; the resolving statement; RELEASE
+    with exactly(7):
         response = admin_client.post(
             f"/tokens/{token.friendly_id}/approve", {"csrfmiddlewaretoken": csrf}
         )

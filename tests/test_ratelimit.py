@@ -63,7 +63,7 @@ def test_it_limits_failed_api_keys_per_address(settings, secret_key):
     response = attacker.get(LIST)
     _assert_limited(response, limit=5)
     assert response.json()["error"].startswith("Rate limit exceeded: too many failed API key")
-    # Refused before the key is looked at: the right key does not get through either.
+    # Over the limit the right key does not get through either: a guesser learns nothing.
     attacker.credentials(HTTP_AUTHORIZATION=f"Bearer {secret_key}")
     assert attacker.get(LIST).status_code == 429
     # Another address is not affected.
@@ -84,6 +84,48 @@ def test_it_limits_calls_per_key_and_reports_the_budget(settings, api_client, ot
     }
     # Another key has its own budget.
     assert other_api_client.get(LIST).status_code == 200
+
+
+def test_each_api_request_counts_in_one_round_trip_on_a_lasting_connection(
+    settings, api_client, monkeypatch
+):
+    # Both counters (failed keys from this address, calls for this key) in one script call, on a
+    # client that outlives the request: a connection per request cost more than the query did.
+    settings.WAITPOINTS_RATELIMIT_API_CALLS = "100/1m"
+    settings.WAITPOINTS_RATELIMIT_API_KEY_FAILURES = "5/1m"
+    script = ratelimit._redis_script()
+    assert script is not None, "the test settings use Redis"
+    calls: list[int] = []
+    original = type(script).__call__
+
+    def counting(self, keys=None, args=None, client=None):
+        calls.append(len(keys) // 2)
+        return original(self, keys=keys, args=args, client=client)
+
+    monkeypatch.setattr(type(script), "__call__", counting)
+    for _ in range(10):
+        assert api_client.get(LIST).status_code == 200
+    assert calls == [2] * 10
+    pool = script.registered_client.connection_pool
+    assert len(pool._available_connections) + len(pool._in_use_connections) == 1
+
+
+def test_one_check_reads_and_counts_several_counters(settings):
+    settings.WAITPOINTS_RATELIMIT_API_CALLS = "2/1m"
+    settings.WAITPOINTS_RATELIMIT_LOGIN = "off"
+    subject = f"key:check-{time.time_ns()}"
+    first = ratelimit.check(
+        ratelimit.Check(ratelimit.API_CALLS, subject, hit=True),
+        ratelimit.Check(ratelimit.LOGIN, subject, hit=True),
+        ratelimit.Check(ratelimit.API_CALLS, subject, hit=False),
+    )
+    assert first[1] is None  # that scope is off
+    assert (first[0].remaining, first[0].allowed) == (1, True)
+    assert (first[2].remaining, first[2].allowed) == (0, True)  # one more would be the last
+    [second] = ratelimit.check(ratelimit.Check(ratelimit.API_CALLS, subject, hit=True))
+    [third] = ratelimit.check(ratelimit.Check(ratelimit.API_CALLS, subject, hit=True))
+    assert (second.allowed, third.allowed) == (True, False)
+    assert second.reset_at == third.reset_at == first[0].reset_at  # one window
 
 
 def test_it_does_not_count_a_missing_key_as_a_guess(settings, anonymous_client):

@@ -10,7 +10,9 @@ secrets) are never displayed; a new API key's secret is shown once, on the page 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -21,12 +23,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from tokens import keys, outbox, services, webhooks
+from tokens import keys, outbox, selectors, services, webhooks
 from tokens.exceptions import InvalidInput, TokenError
 from tokens.http import actor_from_request
+from tokens.links import dashboard_url
 from tokens.models import (
     ApiKey,
     Environment,
@@ -57,6 +61,30 @@ def _actor(request: HttpRequest) -> services.Actor:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+Item = TypeVar("Item")
+
+
+def _apply_each(
+    request: HttpRequest,
+    modeladmin: admin.ModelAdmin,
+    items: Iterable[Item],
+    apply: Callable[[Item], bool],
+    log: str = "",
+) -> tuple[int, int]:
+    """The body of every act-on-each action: ``apply`` (one service call) to each item, logging
+    each change in the admin's history when ``log`` says what it was; (applied, skipped), where
+    skipped are the items the service left as they were (already resolved, already revoked)."""
+    applied = skipped = 0
+    for item in items:
+        if apply(item):
+            applied += 1
+            if log:
+                modeladmin.log_change(request, item, log)
+        else:
+            skipped += 1
+    return applied, skipped
 
 
 def _report(
@@ -229,17 +257,20 @@ class TagListFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _when(moment: datetime | None) -> str:
+    """A compact time for list columns ("29 Nov 2026, 08:15"); the page shows it in full."""
+    if moment is None:
+        return "—"
+    return date_format(timezone.localtime(moment), "j M Y, H:i")
+
+
 @admin.register(Token)
 class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
-    list_display = (
-        "friendly_id",
-        "environment",
-        "status_label",
-        "tag_list",
-        "created_at",
-        "timeout_at",
-        "completed_at",
-    )
+    # Fits a 1280 px window beside the navigation and the filters: the token cell stacks its
+    # title, id, creation time and tags (the id sorts by creation: ids are time-ordered), and
+    # the completion time is on the token's page (the status says whether it is resolved).
+    list_display = ("token_cell", "environment_cell", "status_label", "deadline")
+    list_display_links = None  # the token cell links its title and id itself (tags are text)
     list_filter = ("status", "environment", "created_at", TagListFilter)
     list_select_related = ("environment__project",)
     # The id (also in its "waitpoint_…" form, see get_search_results), the idempotency key
@@ -257,7 +288,7 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
         "extend_by_day",
     )
     fieldsets = (
-        (None, {"fields": ("friendly_id", "environment", "status_label", "tag_list")}),
+        (None, {"fields": ("friendly_id", "title", "environment", "status_label", "tag_list")}),
         (
             "Times",
             {"fields": ("created_at", "timeout_at", "completed_at", "cancelled_at")},
@@ -274,6 +305,7 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
     )
     readonly_fields = (
         "friendly_id",
+        "title",
         "environment",
         "status_label",
         "tag_list",
@@ -290,19 +322,55 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
         "approvers",
     )
 
+    class Media:
+        css = {"all": ("admin-extras/tokens.css",)}
+
     # -- Display ------------------------------------------------------------------------------
 
     @admin.display(description="id", ordering="id")
     def friendly_id(self, token: Token) -> str:
         return token.friendly_id
 
+    @admin.display(description="token", ordering="id")
+    def token_cell(self, token: Token) -> str:
+        url = reverse("admin:tokens_token_change", args=[token.pk])
+        title = Truncator(token.title).chars(90)
+        heading = (
+            format_html('<span class="token-title" title="{}">{}</span>', token.title, title)
+            if token.title
+            else ""
+        )
+        tags = format_html(" · {}", ", ".join(token.tags)) if token.tags else ""
+        return format_html(
+            '<a href="{}">{}<code class="token-id">{}</code></a>'
+            '<span class="token-meta">created {}{}</span>',
+            url,
+            heading,
+            token.friendly_id,
+            _when(token.created_at),
+            tags,
+        )
+
+    @admin.display(description="environment", ordering="environment")
+    def environment_cell(self, token: Token) -> str:
+        # "customer-onboarding/staging" may break after the slash in a narrow column.
+        env = token.environment
+        return format_html("{}/<wbr>{}", env.project.slug, env.slug)
+
+    @admin.display(description="deadline", ordering="timeout_at")
+    def deadline(self, token: Token) -> str:
+        return _when(token.timeout_at)
+
     @admin.display(description="status", ordering="status")
     def status_label(self, token: Token) -> str:
+        # The labels the status filter uses ("Timed out"), narrower than the API's TIMED_OUT.
         state = token.effective(timezone.now())
+        label = Token.Status(state.status).label
         if state.status != token.status:
             # Past its timeout, not yet swept: every reader already sees TIMED_OUT.
-            return f"{state.status} (stored {token.status}, awaiting the sweep)"
-        return str(state.status)
+            stored = Token.Status(token.status).label.lower()
+            return f"{label} (stored as {stored}, awaiting the sweep)"
+        return str(label)
 
     @admin.display(description="tags")
     def tag_list(self, token: Token) -> str:
@@ -317,7 +385,32 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
             text = json.dumps(json.loads(output), indent=2, ensure_ascii=False)
         except ValueError:
             text = output
-        return format_html("<pre style='white-space:pre-wrap;margin:0'>{}</pre>", text)
+        # A class, not a style attribute: the CSP (style-src 'self') blocks inline styles.
+        return format_html('<pre class="token-output">{}</pre>', text)
+
+    # -- The same token on the dashboard, for staff who can see it there ----------------------
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Token | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            project = obj.environment.project
+            # The dashboard shows a token to members of its project only (others get its 404),
+            # superusers included: link where the link works, say why where it would not.
+            if selectors.membership_role_for_user(user=request.user, project=project):
+                context["dashboard_url"] = dashboard_url(obj, base="")
+            else:
+                context["dashboard_note"] = (
+                    f"Not on your dashboard: only members of project {project.slug} see "
+                    "this token there."
+                )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # -- Search: accept the API's "waitpoint_<id>" form --------------------------------------
 
@@ -347,15 +440,15 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
         if request.POST.get("confirm") != "yes" or len(reason) > MAX_REASON_LENGTH:
             return self._cancel_confirmation(request, queryset, reason)
         reason = reason or f"Cancelled by support staff ({request.user.get_username()})"
-        applied = skipped = 0
-        for token in queryset:
-            result = services.token_cancel(token=token, actor=_actor(request), reason=reason)
-            if result.applied:
-                applied += 1
-                self.log_change(request, token, f"Cancelled: {reason}")
-            else:
-                skipped += 1
-        _report(request, self, "Cancelled", applied, skipped, "already resolved")
+        actor = _actor(request)
+        counts = _apply_each(
+            request,
+            self,
+            queryset,
+            lambda token: services.token_cancel(token=token, actor=actor, reason=reason).applied,
+            f"Cancelled: {reason}",
+        )
+        _report(request, self, "Cancelled", *counts, "already resolved")
         return None
 
     def _cancel_confirmation(
@@ -379,27 +472,30 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
 
     @admin.action(description="Force timeout of selected tokens", permissions=["change"])
     def force_timeout_tokens(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
-        applied = skipped = 0
-        for token in queryset:
-            result = services.token_force_timeout(token=token, actor=_actor(request))
-            if result.applied:
-                applied += 1
-                self.log_change(request, token, "Forced timeout")
-            else:
-                skipped += 1
-        _report(request, self, "Timed out", applied, skipped, "already resolved")
+        actor = _actor(request)
+        counts = _apply_each(
+            request,
+            self,
+            queryset,
+            lambda token: services.token_force_timeout(token=token, actor=actor).applied,
+            "Forced timeout",
+        )
+        _report(request, self, "Timed out", *counts, "already resolved")
 
     def _extend(self, request: HttpRequest, queryset: QuerySet[Token], timeout: str) -> None:
-        applied = skipped = 0
-        for token in queryset:
+        actor = _actor(request)
+
+        def extend(token: Token) -> bool:
             try:
-                services.token_extend(token=token, actor=_actor(request), timeout=timeout)
+                services.token_extend(token=token, actor=actor, timeout=timeout)
             except TokenError:
-                skipped += 1
-            else:
-                applied += 1
-                self.log_change(request, token, f"Deadline moved to {timeout} from now")
-        _report(request, self, "Extended", applied, skipped, "already resolved")
+                return False  # resolved: a deadline never moves for it
+            return True
+
+        counts = _apply_each(
+            request, self, queryset, extend, f"Deadline moved to {timeout} from now"
+        )
+        _report(request, self, "Extended", *counts, "already resolved")
 
     @admin.action(description="Extend deadline: 1 hour from now", permissions=["change"])
     def extend_by_hour(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
@@ -522,12 +618,9 @@ class OutboxMessageAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
 
     @admin.action(description="Retry selected messages now", permissions=["change"])
     def retry_messages(self, request: HttpRequest, queryset: QuerySet[OutboxMessage]) -> None:
-        applied = skipped = 0
-        for message in queryset:
-            if outbox.retry(message=message):
-                applied += 1
-            else:
-                skipped += 1
+        applied, skipped = _apply_each(
+            request, self, queryset, lambda message: outbox.retry(message=message)
+        )
         text = f"{_plural(applied, 'message')} queued for another attempt."
         if skipped:
             text += f" {_plural(skipped, 'message')} already delivered; not sent again."
@@ -700,13 +793,9 @@ class ApiKeyAdmin(CheckedFilters, admin.ModelAdmin):
 
     @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        applied = skipped = 0
-        for api_key in queryset:
-            if services.api_key_revoke(api_key=api_key):
-                applied += 1
-                self.log_change(request, api_key, "Revoked")
-            else:
-                skipped += 1
+        applied, skipped = _apply_each(
+            request, self, queryset, lambda key: services.api_key_revoke(api_key=key), "Revoked"
+        )
         text = f"Revoked {_plural(applied, 'API key')}."
         if skipped:
             text += f" {_plural(skipped, 'key')} already revoked."
@@ -950,12 +1039,10 @@ class WebhookDeliveryAdmin(NoSaveButtons, admin.ModelAdmin):
 
     @admin.action(description="Retry these events now", permissions=["change"])
     def retry_events(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        applied = skipped = 0
-        for message in {d.message for d in queryset.select_related("message") if d.message}:
-            if outbox.retry(message=message):
-                applied += 1
-            else:
-                skipped += 1
+        outbox_rows = {d.message for d in queryset.select_related("message") if d.message}
+        applied, skipped = _apply_each(
+            request, self, outbox_rows, lambda message: outbox.retry(message=message)
+        )
         text = f"{_plural(applied, 'event')} queued for another attempt."
         if skipped:
             text += f" {_plural(skipped, 'event')} already delivered; not sent again."
@@ -980,13 +1067,14 @@ class RecipientAdmin(NoSaveButtons, admin.ModelAdmin):
         description="Revoke the personal links of selected recipients", permissions=["change"]
     )
     def revoke_links(self, request: HttpRequest, queryset: QuerySet[Recipient]) -> None:
-        applied = skipped = 0
-        for recipient in queryset.select_related("token"):
-            if services.recipient_revoke(recipient=recipient, actor=_actor(request)):
-                applied += 1
-                self.log_change(request, recipient, "Revoked personal link")
-            else:
-                skipped += 1
+        actor = _actor(request)
+        applied, skipped = _apply_each(
+            request,
+            self,
+            queryset.select_related("token"),
+            lambda recipient: services.recipient_revoke(recipient=recipient, actor=actor),
+            "Revoked personal link",
+        )
         text = f"Revoked {_plural(applied, 'personal link')}."
         if skipped:
             text += f" {_plural(skipped, 'link')} already revoked."

@@ -1,12 +1,14 @@
-"""Rate limits: windowed counters in Django's cache (Redis, or the database table on the
-embedded default), answered with 429, ``Retry-After`` and the ``x-ratelimit-*`` headers.
+"""Rate limits: windowed counters in Redis (the default cache's server; one script counts every
+counter a request needs in one round trip) or, on the embedded default, in Django's cache table;
+answered with 429, ``Retry-After`` and the ``x-ratelimit-*`` headers.
 
-Why the cache framework and not django-ratelimit: we count *failures* (a wrong password, key or
+Why our own counters and not django-ratelimit: we count *failures* (a wrong password, key or
 callback hash) as well as calls, decide inside DRF authentication and the callback view rather
 than per view, and must answer the reset time the official SDK reads (``x-ratelimit-reset``, unix
 milliseconds: ``packages/core/src/v3/apiClient/core.ts`` waits until then before retrying a 429).
-Redis's INCR is atomic; the database cache's increment is read-then-write, so on the embedded
-default (one host, SQLite) concurrent failures may be undercounted by a few, never overcounted.
+The Redis script runs atomically; the database cache's increment is read-then-write, so on the
+embedded default (one host, SQLite) concurrent failures may be undercounted by a few, never
+overcounted.
 
 When the counter store is down the limiter fails open: requests pass, one warning is logged, and
 the store is not asked again for ``_RETRY_STORE_AFTER`` seconds (a hanging Redis would otherwise
@@ -22,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -141,7 +144,7 @@ def _keys(scope: str, subject: str) -> tuple[str, str]:
     return f"{base}:count", f"{base}:start"
 
 
-def _guarded(operation: Callable[[], tuple[int, float]]) -> tuple[int, float] | None:
+def _guarded(operation: Callable[[], list[tuple[int, float]]]) -> list[tuple[int, float]] | None:
     if not _store.available():
         return None
     try:
@@ -165,51 +168,141 @@ def _decide(scope: str, rate: Rate, count: int, start: float, *, hit: bool) -> D
 # beside the count; the count is only trusted while its start is less than a period old.
 
 
-def hit(scope: str, subject: str) -> Decision | None:
-    """Count one event for ``subject``; None when the scope is off or the store is down."""
-    rate = rate_for(scope)
-    if rate is None:
-        return None
-    count_key, start_key = _keys(scope, subject)
-    cache = caches["default"]
+@dataclass(frozen=True)
+class Check:
+    """One counter to consult: ``hit`` counts an event, otherwise it is only read (a peek)."""
 
-    def increment() -> tuple[int, float]:
+    scope: str
+    subject: str
+    hit: bool
+
+
+# On Redis every counter of a request is read or counted in one round trip, atomically: the API
+# asks two (failed keys from this address, calls for this key) on every request, and a round trip
+# per cache operation (GET, EXISTS, INCR, …) through a client made per request cost more than
+# the whole database work of a retrieve (docs/benchmarks/profile.md).
+_REDIS_SCRIPT = """
+local now = tonumber(ARGV[1])
+local out = {}
+for n = 1, #KEYS / 2 do
+  local count_key, start_key = KEYS[2 * n - 1], KEYS[2 * n]
+  local period = tonumber(ARGV[2 * n])
+  local is_hit = ARGV[2 * n + 1] == "1"
+  local start = tonumber(redis.call("GET", start_key))
+  local count = 0
+  if (not start) or now - start >= period then
+    start = now
+    if is_hit then
+      redis.call("SET", start_key, ARGV[1], "EX", period + 1)
+      redis.call("SET", count_key, 1, "EX", period + 1)
+      count = 1
+    end
+  elseif is_hit then
+    count = redis.call("INCR", count_key)
+    if count == 1 then redis.call("EXPIRE", count_key, period + 1) end
+  else
+    count = tonumber(redis.call("GET", count_key) or "0")
+  end
+  table.insert(out, count)
+  table.insert(out, tostring(start))
+end
+return out
+"""
+
+_redis_lock = threading.Lock()
+_redis_clients: dict[tuple[str, str], Any] = {}
+
+
+def _redis_script() -> Any | None:
+    """The counting script on a process-wide client of the default cache's Redis (None: the cache
+    is not Redis). One client per location, so its connections outlive requests: Django makes a
+    cache object, and so a Redis connection, per request context under ASGI."""
+    config: dict[str, Any] = settings.CACHES["default"]
+    if config.get("BACKEND") != "django.core.cache.backends.redis.RedisCache":
+        return None
+    location = str(config["LOCATION"])
+    options = dict(config.get("OPTIONS") or {})
+    cache_key = (location, repr(sorted(options.items())))
+    client = _redis_clients.get(cache_key)
+    if client is None:
+        import redis
+
+        with _redis_lock:
+            client = _redis_clients.get(cache_key)
+            if client is None:
+                client = redis.Redis.from_url(location, **options).register_script(_REDIS_SCRIPT)
+                _redis_clients[cache_key] = client
+    return client
+
+
+def _count_in_redis(script: Any, checks: list[tuple[Check, Rate]]) -> list[tuple[int, float]]:
+    keys: list[str] = []
+    args: list[str | int] = [repr(time.time())]
+    for check, rate in checks:
+        keys += _keys(check.scope, check.subject)
+        args += [rate.period, "1" if check.hit else "0"]
+    flat = script(keys=keys, args=args)
+    return [(int(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+def _count_in_cache(checks: list[tuple[Check, Rate]]) -> list[tuple[int, float]]:
+    """Django's cache (the database table on the embedded default): one operation at a time."""
+    cache = caches["default"]
+    results = []
+    for check, rate in checks:
+        count_key, start_key = _keys(check.scope, check.subject)
         now = time.time()
+        if not check.hit:
+            values = cache.get_many([count_key, start_key])
+            began = values.get(start_key)
+            if began is None or now - float(began) >= rate.period:
+                results.append((0, now))
+            else:
+                results.append((int(values.get(count_key, 0)), float(began)))
+            continue
         start = cache.get(start_key)
         if start is None or now - float(start) >= rate.period:
             cache.set_many({start_key: now, count_key: 1}, timeout=rate.period + 1)
-            return 1, now
+            results.append((1, now))
+            continue
         try:
-            return int(cache.incr(count_key)), float(start)  # INCR: atomic on Redis
+            results.append((int(cache.incr(count_key)), float(start)))
         except ValueError:  # the count expired a moment before its start
             cache.set(count_key, 1, timeout=rate.period + 1)
-            return 1, float(start)
+            results.append((1, float(start)))
+    return results
 
-    counted = _guarded(increment)
+
+def check(*checks: Check) -> list[Decision | None]:
+    """Count or read each counter (one round trip on Redis); per check its decision, or None
+    when its scope is off or the store is down (fail open)."""
+    rates = [rate_for(item.scope) for item in checks]
+    active = [(item, rate) for item, rate in zip(checks, rates, strict=True) if rate is not None]
+    if not active:
+        return [None] * len(checks)
+
+    def count() -> list[tuple[int, float]]:
+        script = _redis_script()
+        return _count_in_redis(script, active) if script else _count_in_cache(active)
+
+    counted = _guarded(count)
     if counted is None:
-        return None
-    return _decide(scope, rate, counted[0], counted[1], hit=True)
+        return [None] * len(checks)
+    decisions = iter(
+        _decide(item.scope, rate, number, start, hit=item.hit)
+        for (item, rate), (number, start) in zip(active, counted, strict=True)
+    )
+    return [next(decisions) if rate is not None else None for rate in rates]
+
+
+def hit(scope: str, subject: str) -> Decision | None:
+    """Count one event for ``subject``; None when the scope is off or the store is down."""
+    return check(Check(scope, subject, hit=True))[0]
 
 
 def peek(scope: str, subject: str) -> Decision | None:
     """Where ``subject`` stands without counting (for failure limits: refuse before trying)."""
-    rate = rate_for(scope)
-    if rate is None:
-        return None
-    count_key, start_key = _keys(scope, subject)
-
-    def read() -> tuple[int, float]:
-        now = time.time()
-        values = caches["default"].get_many([count_key, start_key])
-        start = values.get(start_key)
-        if start is None or now - float(start) >= rate.period:
-            return 0, now
-        return int(values.get(count_key, 0)), float(start)
-
-    counted = _guarded(read)
-    if counted is None:
-        return None
-    return _decide(scope, rate, counted[0], counted[1], hit=False)
+    return check(Check(scope, subject, hit=False))[0]
 
 
 def message(decision: Decision) -> str:

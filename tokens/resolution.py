@@ -28,9 +28,9 @@ from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
-from tokens import audit, signals, webhooks
+from tokens import audit, signals, sql, webhooks
 from tokens.audit import Actor
-from tokens.models import Token, TokenEvent
+from tokens.models import Token, TokenEvent, WebhookEndpoint
 
 NOTIFY_CHANNEL = "waitpoint_resolved"
 NOTIFY_PAYLOAD_LIMIT = 7900  # PostgreSQL's NOTIFY payload must stay under 8000 bytes
@@ -69,36 +69,59 @@ def resolve_one(
     still_waiting = Token.objects.filter(pk=token.pk, status=Token.Status.WAITING).filter(
         Q(timeout_at__isnull=True) | Q(timeout_at__gt=clock)
     )
-    if not _update_one(token, still_waiting, fields):
+    moment = now or timezone.now()
+    event = audit.build(token.pk, outcome.event_kind, actor, moment, **outcome.detail)
+    if connection.vendor == "postgresql":
+        listened = _resolve_in_one_statement(token, still_waiting, fields, event)
+        if listened is None:
+            return None
+        on_resolved(token_ids=[token.pk], status=outcome.status, notified=True, listened=listened)
+        return event
+    if not still_waiting.update(**fields):
         return None
-    event = audit.record(token, outcome.event_kind, actor, now or timezone.now(), **outcome.detail)
+    token.refresh_from_db()
+    event.save()
     on_resolved(token_ids=[token.pk], status=outcome.status)
     return event
 
 
-def _update_one(token: Token, queryset: QuerySet[Token], fields: dict[str, Any]) -> bool:
-    """Apply ``fields`` to the one row of ``queryset`` and to ``token``; False if none matched.
+def _resolve_in_one_statement(
+    token: Token, queryset: QuerySet[Token], fields: dict[str, Any], event: TokenEvent
+) -> bool | None:
+    """The conditional UPDATE, its audit event, the NOTIFY and a look for webhook endpoints in
+    one statement (PostgreSQL); None if no row matched (then nothing was written), otherwise
+    whether an enabled webhook endpoint may want the event.
 
-    On PostgreSQL one ``UPDATE … RETURNING`` brings back the times the database's clock wrote,
-    instead of an UPDATE and a second SELECT of the whole row."""
-    if connection.vendor != "postgresql":
-        if not queryset.update(**fields):
-            return False
-        token.refresh_from_db()
-        return True
+    A completion otherwise took five round trips (UPDATE, SELECT the clock's values, INSERT the
+    event, SELECT endpoints, NOTIFY); the values the database's clock wrote come back with it.
+    """
     query = cast(UpdateQuery, queryset.query.chain(UpdateQuery))
     query.add_update_values(fields)
-    sql, params = query.get_compiler(queryset.db).as_sql()
+    update_sql, update_params = query.get_compiler(queryset.db).as_sql()
+    event_columns, event_values, event_params = sql.insert_parts(event)
+    events = TokenEvent._meta.db_table
+    endpoints = WebhookEndpoint._meta.db_table
+    statement = (
+        f"WITH resolved AS ({update_sql} RETURNING id, environment_id, completed_at, "  # noqa: S608 - names are ours
+        f"cancelled_at), "
+        f"event AS (INSERT INTO {events} ({event_columns}) "
+        f"SELECT {event_values} FROM resolved RETURNING id) "
+        f"SELECT r.completed_at, r.cancelled_at, (SELECT id FROM event), pg_notify(%s, r.id), "
+        f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.enabled AND "
+        f"w.environment_id = r.environment_id) FROM resolved r"
+    )
+    params = [*update_params, *event_params, NOTIFY_CHANNEL]
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING completed_at, cancelled_at", params)
+        cursor.execute(statement, params)
         row = cursor.fetchone()
     if row is None:
-        return False
+        return None
     for name, value in fields.items():
         if not hasattr(value, "resolve_expression"):
             setattr(token, name, value)
-    token.completed_at, token.cancelled_at = row
-    return True
+    token.completed_at, token.cancelled_at, event_id, _notified, listened = row
+    sql.saved(event, event_id)
+    return bool(listened)
 
 
 def expire_due(
@@ -217,14 +240,20 @@ def is_deadline_refusal(error: IntegrityError) -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-def on_resolved(*, token_ids: list[str], status: str) -> None:
+def on_resolved(
+    *, token_ids: list[str], status: str, notified: bool = False, listened: bool = True
+) -> None:
     """Everything that follows a resolution, in the resolving transaction.
 
     Work that must not be lost goes into the outbox here (webhooks, …); listeners that only
     need to know are told through NOTIFY (on commit) and the ``token_resolved`` signal.
+    ``notified``: the resolving statement sent the NOTIFY itself; ``listened`` False: it found
+    no enabled webhook endpoint in the tokens' environments, so there is nothing to enqueue.
     """
-    webhooks.enqueue_for_resolution(token_ids=token_ids, status=status)
-    _notify(token_ids)
+    if listened:
+        webhooks.enqueue_for_resolution(token_ids=token_ids, status=status)
+    if not notified:
+        _notify(token_ids)
     statuses = dict.fromkeys(token_ids, status)
     transaction.on_commit(
         lambda: signals.token_resolved.send(sender=Token, token_ids=token_ids, statuses=statuses)

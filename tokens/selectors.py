@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.db import connection
 from django.db.models import Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Now
 
-from tokens import keys
+from tokens import keys, sql
 from tokens.exceptions import NotFound
 from tokens.models import (
     ApiKey,
@@ -54,12 +55,44 @@ def tagged_q(tags: list[str]) -> Exists:
     )
 
 
-def api_key_get_by_secret(*, secret: str) -> ApiKey | None:
+# The two reads every API request makes (its key; the token it names) are written in SQL on
+# PostgreSQL: profiling showed Django compiling each of these queries costing several times
+# what PostgreSQL takes to answer it (docs/benchmarks/profile.md). They return the same model
+# instances as the ORM queries beside them, which SQLite (the embedded default) still runs and
+# tests/test_selectors_sql.py compares field by field.
+
+
+@functools.cache
+def _api_key_sql() -> str:
     return (
-        ApiKey.objects.select_related("environment__project")
-        .filter(digest=keys.key_digest(secret), revoked_at__isnull=True)
-        .first()
+        f"SELECT {sql.select_columns(ApiKey, 'k')}, {sql.select_columns(Environment, 'e')}, "  # noqa: S608 - names are ours
+        f"{sql.select_columns(Project, 'p')} "
+        "FROM tokens_apikey k JOIN tokens_environment e ON e.id = k.environment_id "
+        "JOIN tokens_project p ON p.id = e.project_id "
+        "WHERE k.digest = %s AND k.revoked_at IS NULL LIMIT 1"
     )
+
+
+def api_key_get_by_secret(*, secret: str) -> ApiKey | None:
+    """The active key with this secret, its environment and project loaded; None otherwise."""
+    digest = keys.key_digest(secret)
+    if connection.vendor != "postgresql":
+        return (
+            ApiKey.objects.select_related("environment__project")
+            .filter(digest=digest, revoked_at__isnull=True)
+            .first()
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_api_key_sql(), [digest])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    # No field of these three models needs a converter on PostgreSQL (no JSON, no decimals).
+    api_key, rest = sql.from_row(ApiKey, row)
+    environment, rest = sql.from_row(Environment, rest)
+    environment.project, _ = sql.from_row(Project, rest)
+    api_key.environment = environment
+    return api_key
 
 
 def api_keys_active_for_environment(*, environment: Environment) -> QuerySet[ApiKey]:
@@ -90,9 +123,30 @@ def _one_token(tokens: QuerySet[Token], token_id: str) -> Token:
     return token
 
 
+@functools.cache
+def _token_in_environment_sql() -> str:
+    # STATEMENT_TIMESTAMP() is what Now() compiles to on PostgreSQL (see _read).
+    return (
+        f"SELECT {sql.select_columns(Token, 'tokens_token')}, STATEMENT_TIMESTAMP() AS db_now "  # noqa: S608
+        "FROM tokens_token WHERE id = %s AND environment_id = %s"
+    )
+
+
 def token_get_for_environment(*, environment: Environment, token_id: str) -> Token:
     """The token with this id in this environment (the API's scope)."""
-    token = _one_token(Token.objects.filter(environment=environment), token_id)
+    if connection.vendor != "postgresql":
+        token = _one_token(Token.objects.filter(environment=environment), token_id)
+    else:
+        internal = keys.parse_token_id(token_id)
+        # A raw query still applies each field's converter (the JSON fields need theirs).
+        found = (
+            list(Token.objects.raw(_token_in_environment_sql(), [internal, environment.pk]))
+            if internal
+            else []
+        )
+        if not found:
+            raise NotFound()
+        token = found[0]
     token.environment = environment  # the caller's own: no second query to read it
     return token
 
@@ -110,6 +164,12 @@ def votes_for_token(*, token: Token) -> list[Vote]:
 def recipient_get(*, token: Token, recipient_id: int) -> Recipient | None:
     """One recipient of this token (for its personal link), revoked or not; None if unknown."""
     return Recipient.objects.filter(token=token, pk=recipient_id).first()
+
+
+def recipient_list_for_token(*, token: Token) -> list[Recipient]:
+    """The token's e-mailed approvers (one personal link each), revoked ones too, in the order
+    they were first e-mailed."""
+    return list(Recipient.objects.filter(token=token).order_by("id"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -204,6 +264,19 @@ def token_get_for_user(*, user: Any, token_id: str) -> Token:
         environment__project__memberships__user=user
     )
     return _one_token(tokens, token_id)
+
+
+def token_map_for_user(*, user: Any, token_ids: list[str]) -> dict[str, Token]:
+    """The tokens with these ids (``waitpoint_…`` or bare) in the user's projects, by internal
+    id, with environment and project, in one query (the bulk review lists up to 100); ids that
+    are malformed, unknown or another tenant's are simply absent."""
+    internal = [pk for pk in map(keys.parse_token_id, token_ids) if pk]
+    if not user.is_authenticated or not internal:
+        return {}
+    tokens = Token.objects.select_related("environment__project").filter(
+        environment__project__memberships__user=user, pk__in=internal
+    )
+    return {token.pk: token for token in _read(tokens)}
 
 
 def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:

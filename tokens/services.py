@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from tokens import audit, decisions, keys, markup, outbox, resolution, selectors
+from tokens import audit, decisions, keys, markup, outbox, resolution, selectors, sql
 from tokens.audit import Actor
 from tokens.durations import (
     DURATION_HELP,
@@ -406,7 +406,7 @@ def _insert_token(
     follow_ups: FollowUps,
 ) -> Token:
     digest = keys.idempotency_digest(idempotency_key) if idempotency_key else None
-    token = Token.objects.create(
+    token = Token(
         environment=environment,
         timeout_at=timeout_at,
         idempotency_key=idempotency_key,
@@ -423,13 +423,40 @@ def _insert_token(
         requested_by=request.requested_by,
         created_at=now,
     )
-    TokenTag.objects.bulk_create(
-        [TokenTag(token=token, environment=environment, name=tag) for tag in tags]
-    )
-    audit.record(token, TokenEvent.Kind.CREATED, actor, now)
-    _enqueue_approval_emails(token, approvers, now)
+    event = audit.build(token.pk, TokenEvent.Kind.CREATED, actor, now)
+    if connection.vendor == "postgresql":
+        _insert_in_one_statement(token, tags, event)
+    else:
+        token.save(force_insert=True)
+        TokenTag.objects.bulk_create(
+            [TokenTag(token=token, environment=environment, name=tag) for tag in tags]
+        )
+        event.save()
+    if approvers:
+        _enqueue_approval_emails(token, approvers, now)
     _schedule_follow_ups(token, follow_ups, now)
     return token
+
+
+def _insert_in_one_statement(token: Token, tags: list[str], event: TokenEvent) -> None:
+    """The token, its tag rows and its audit event in one statement (PostgreSQL): three
+    round trips and three passes through the ORM's insert machinery were most of a create."""
+    token_columns, token_values, token_params = sql.insert_parts(token)
+    event_columns, event_values, event_params = sql.insert_parts(event)
+    statement = (
+        f"WITH token AS (INSERT INTO {Token._meta.db_table} ({token_columns}) "  # noqa: S608 - names are ours
+        f"VALUES ({token_values}) RETURNING id, environment_id), "
+        f"tags AS (INSERT INTO {TokenTag._meta.db_table} (token_id, environment_id, name) "
+        f"SELECT token.id, token.environment_id, tag FROM token, unnest(%s::text[]) AS tag), "
+        f"event AS (INSERT INTO {TokenEvent._meta.db_table} ({event_columns}) "
+        f"SELECT {event_values} FROM token RETURNING id) "
+        f"SELECT id FROM event"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*token_params, tags, *event_params])
+        (event_id,) = cursor.fetchone()
+    sql.saved(token)
+    sql.saved(event, event_id)
 
 
 def _json_text(value: dict[str, Any] | None) -> str:

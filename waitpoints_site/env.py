@@ -48,6 +48,40 @@ def load() -> None:
     os.environ.update(missing_values())
 
 
+# PostgreSQL allows 100 connections by default; the web role's pools together stay well below,
+# leaving room for the worker, beat, migrations and an operator's psql.
+WEB_CONNECTIONS_BUDGET = 64
+MAX_DEFAULT_WEB_WORKERS = 8
+
+
+def positive_int(name: str) -> int | None:
+    """The variable as a whole number of at least 1; None when unset; a clear error otherwise."""
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+def web_workers() -> int:
+    """``WEB_CONCURRENCY``, else one web process per core, at most 8 (each is an event loop;
+    more processes than that mostly add connections and memory)."""
+    configured = positive_int("WEB_CONCURRENCY")
+    if configured:
+        return configured
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WEB_WORKERS))
+
+
+def web_pool_size() -> int:
+    """``WEB_DATABASE_POOL_SIZE``, else an equal share of 64 connections per web process
+    (at most 20: one process rarely runs more views at once)."""
+    configured = positive_int("WEB_DATABASE_POOL_SIZE")
+    if configured:
+        return configured
+    return max(4, min(20, WEB_CONNECTIONS_BUDGET // web_workers()))
+
+
 def main() -> None:
     for name, value in missing_values().items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):

@@ -7,9 +7,10 @@ headers, so a client that never finishes them holds its socket forever.
 Environment variables:
 
 * ``BIND_HOST`` / ``PORT`` (``0.0.0.0`` / ``8000``; bin/serve sets 127.0.0.1): where to listen.
-* ``WEB_CONCURRENCY`` (default: the number of CPU cores): worker processes. Each runs one event
-  loop: it serves any number of waiters and slow clients, and runs ordinary (synchronous) Django
-  views on a thread per request in flight.
+* ``WEB_CONCURRENCY`` (default: the number of CPU cores, at most 8): worker processes. Each runs
+  one event loop: it serves any number of waiters and slow clients, and runs ordinary
+  (synchronous) Django views on a thread per request in flight. Their database pools share 64
+  connections unless ``WEB_DATABASE_POOL_SIZE`` is set (``env.web_pool_size``).
 * ``WEB_HEADER_TIMEOUT`` (default 10 s): a connection must deliver a complete request head
   within this time after it opens (or after its previous response); otherwise it is closed.
   The body then has ``WAITPOINTS_BODY_TIMEOUT_SECONDS`` (see waitpoints_site/asgi.py).
@@ -30,7 +31,7 @@ env.load()
 # All interfaces by default, as platforms that set PORT expect; bin/serve sets 127.0.0.1.
 _host = os.environ.get("BIND_HOST", "0.0.0.0")  # noqa: S104
 bind = [f"{_host}:{os.environ.get('PORT', '8000')}"]
-workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+workers = env.web_workers()
 keep_alive_timeout = float(os.environ.get("WEB_HEADER_TIMEOUT") or 10)
 read_timeout = int(os.environ.get("WEB_READ_TIMEOUT") or 90)
 # A logger, not "-": Django's LOGGING gives it the handler that masks callback hashes.

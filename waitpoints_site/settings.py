@@ -162,7 +162,8 @@ if os.environ.get("DATABASE_URL"):
     if _asgi:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 2,
-            "max_size": env_int("WEB_DATABASE_POOL_SIZE", 20),
+            # An equal share of 64 connections per web process unless set (env.web_pool_size).
+            "max_size": env.web_pool_size(),
             # How long a request waits for a connection: with the database down every request
             # waits this long before its 503, so keep it near the connect timeout.
             "timeout": env_int("DATABASE_POOL_TIMEOUT", 5),

@@ -1,5 +1,6 @@
 // The dashboard's small enhancements. Every page works without them: forms post, links link.
-// Countdowns, copy buttons, the tag typeahead, bulk selection and confirmations.
+// Countdowns, relative times, local times, copy buttons, the tag typeahead, bulk selection and
+// confirmations. (Bulk decisions are reviewed on a page of their own, so they need no script.)
 (function () {
   "use strict";
 
@@ -16,11 +17,51 @@
     return s + "s left";
   }
 
+  // ---- Relative times: <time data-relative datetime="ISO">3 min ago</time> ("in 4 min" ahead) ---
+  function formatSpan(seconds) {
+    if (seconds < 60) return seconds + " s";
+    var m = Math.floor(seconds / 60);
+    if (m < 60) return m + " min";
+    var h = Math.floor(m / 60);
+    if (h < 24) return h + " h" + (m % 60 ? " " + (m % 60) + " min" : "");
+    var d = Math.floor(h / 24);
+    return d + (d === 1 ? " day" : " days");
+  }
+
+  function formatRelative(at, now) {
+    var seconds = Math.round(Math.abs(at - now) / 1000);
+    if (seconds < 5) return "just now";
+    return at > now ? "in " + formatSpan(seconds) : formatSpan(seconds) + " ago";
+  }
+
+  // The exact moment on hover: in the viewer's zone, and in UTC as the server writes it.
+  var DATE_PARTS = { year: "numeric", month: "short", day: "numeric", hour: "2-digit",
+    minute: "2-digit" };
+  function exactly(at) {
+    var date = new Date(at);
+    var utc = date.toLocaleString(undefined, Object.assign({ timeZone: "UTC" }, DATE_PARTS));
+    return date.toLocaleString(undefined, DATE_PARTS) + " (" + utc + " UTC)";
+  }
+
+  function hoverTitle(el, at) {
+    if (el.hasAttribute("data-exact")) return;
+    var prefix = el.getAttribute("data-title-prefix") || "";
+    el.title = prefix + exactly(at);
+    el.setAttribute("data-exact", "");
+  }
+
   function tick() {
     var now = Date.now();
+    document.querySelectorAll("time[data-relative]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(at)) return;
+      hoverTitle(el, at);
+      el.textContent = formatRelative(at, now);
+    });
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
       var at = Date.parse(el.getAttribute("datetime"));
       if (isNaN(at)) return;
+      hoverTitle(el, at);
       var left = at - now;
       if (left <= 0) {
         el.textContent = "Timed out";
@@ -50,15 +91,24 @@
 
   // ---- Local times: <time datetime="ISO">… UTC</time> reads in the viewer's zone ----------------
   function localTimes() {
-    var withSeconds = { year: "numeric", month: "short", day: "numeric", hour: "2-digit",
-      minute: "2-digit" };
-    document.querySelectorAll("time[datetime]:not([data-countdown])").forEach(function (el) {
-      var text = el.textContent.trim();
-      if (!/UTC$/.test(text)) return;
+    var plain = "time[datetime]:not([data-countdown]):not([data-relative]):not([data-short])";
+    document.querySelectorAll(plain)
+      .forEach(function (el) {
+        var text = el.textContent.trim();
+        if (!/UTC$/.test(text)) return;
+        var at = new Date(el.getAttribute("datetime"));
+        if (isNaN(at.getTime())) return;
+        el.title = text;  // UTC on hover
+        el.textContent = at.toLocaleString(undefined, DATE_PARTS);
+        el.setAttribute("data-local", "");
+      });
+    // Compact table cells (<time data-short>3 Mar, 14:05</time>, UTC): the viewer's zone too.
+    document.querySelectorAll("time[datetime][data-short]").forEach(function (el) {
       var at = new Date(el.getAttribute("datetime"));
       if (isNaN(at.getTime())) return;
-      el.title = text;  // UTC on hover
-      el.textContent = at.toLocaleString(undefined, withSeconds);
+      el.title = exactly(at);
+      el.textContent = at.toLocaleString(undefined, { month: "short", day: "numeric",
+        hour: "2-digit", minute: "2-digit" });
       el.setAttribute("data-local", "");
     });
   }
@@ -161,32 +211,21 @@
   }
 
   // ---- Confirmations: <form data-confirm="Question?"> -------------------------------------------
+  // Once the person has said yes here, the form says so (confirm=yes), so the server does not ask
+  // again; without this script the server asks with its own review page (production approvals).
   function setupConfirm(form) {
     form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
-    });
-  }
-
-  // ---- Bulk review: what, how many, which environment, before anything is decided -------------
-  function setupBulkReview(form) {
-    form.addEventListener("submit", function (event) {
-      var submitter = event.submitter;
-      var verb = submitter && submitter.value === "rejected" ? "Reject" : "Approve";
-      var chosen = Array.prototype.slice.call(
-        document.querySelectorAll("input[name=ids][form='" + form.id + "']:checked"));
-      if (chosen.length === 0) return;
-      var byEnv = {};
-      chosen.forEach(function (box) {
-        var env = box.getAttribute("data-env") || "";
-        (byEnv[env] = byEnv[env] || []).push(box.getAttribute("data-title") || box.value);
-      });
-      var lines = Object.keys(byEnv).map(function (env) {
-        var prod = /\/prod$/.test(env) ? " (PRODUCTION)" : "";
-        return env + prod + ": " + byEnv[env].length + "\n  - " + byEnv[env].join("\n  - ");
-      });
-      var question = verb + " " + chosen.length + " request" + (chosen.length === 1 ? "" : "s") +
-        "?\n\n" + lines.join("\n\n");
-      if (!window.confirm(question)) event.preventDefault();
+      if (!window.confirm(form.getAttribute("data-confirm"))) {
+        event.preventDefault();
+        return;
+      }
+      if (!form.querySelector("input[name=confirm]")) {
+        var answer = document.createElement("input");
+        answer.type = "hidden";
+        answer.name = "confirm";
+        answer.value = "yes";
+        form.appendChild(answer);
+      }
     });
   }
 
@@ -196,15 +235,17 @@
       document.querySelectorAll("details[data-collapse-on-phone]:not([data-active])")
         .forEach(function (panel) { panel.open = false; });
     }
+    // Every second: countdowns show seconds, "ago" labels move on, forms close on time.
     tick();
-    if (document.querySelector("[data-countdown]")) setInterval(tick, 1000);
+    if (document.querySelector("[data-countdown], time[data-relative], form[data-deadline]")) {
+      setInterval(tick, 1000);
+    }
     document.querySelectorAll("[data-copy]").forEach(function (button) {
       button.addEventListener("click", function () { copyFrom(button); });
     });
     document.querySelectorAll("input[data-typeahead]").forEach(setupTypeahead);
     document.querySelectorAll("form[data-bulk]").forEach(setupBulk);
     document.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
-    document.querySelectorAll("form[data-bulk]").forEach(setupBulkReview);
     localTimes();
   });
 })();

@@ -220,18 +220,30 @@ def test_waiting_for_me_counts_down_soonest_first_and_bulk_approves(
             By.CSS_SELECTOR, f"input[name=ids][value='{world[name].friendly_id}']"
         ).click()
     assert browser.find_element(By.CSS_SELECTOR, "[data-bulk-count]").text == "2 selected"
-    # A review step first (what, how many, which environment); dismissing it decides nothing.
+    # A review page first (what, how many, which environment); Cancel decides nothing.
     browser.find_element(By.CSS_SELECTOR, "[data-bulk-button][value=approved]").click()
-    review = wait(browser).until(ec.alert_is_present())
-    assert review.text.startswith("Approve 2 requests?")
-    assert "payments/prod (PRODUCTION): 1" in review.text
-    assert "onboarding/staging: 1" in review.text
-    review.dismiss()
+    title = wait(browser).until(ec.presence_of_element_located((By.ID, "review-title")))
+    assert title.text == "Approve 2 requests?"
+    assert (
+        "Production: 1 of 2 requests is in a production environment"
+        in browser.find_element(By.ID, "review-production").text
+    )
+    assert browser.find_element(By.ID, "review-envs").text.splitlines() == [
+        "Payments PRODUCTION · 1",
+        "Customer onboarding STAGING · 1",
+    ]
+    browser.find_element(By.ID, "review-cancel").click()
+    wait(browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-bulk-button]")))
     world["payout"].refresh_from_db()
     assert world["payout"].status == Token.Status.WAITING
+    for name in ("payout", "kyc"):
+        browser.find_element(
+            By.CSS_SELECTOR, f"input[name=ids][value='{world[name].friendly_id}']"
+        ).click()
     browser.find_element(By.CSS_SELECTOR, "[data-bulk-button][value=approved]").click()
-    wait(browser).until(ec.alert_is_present()).accept()
-    assert flash(browser) == "Approved 2 tokens."
+    wait(browser).until(ec.presence_of_element_located((By.ID, "review-confirm"))).click()
+    ids = [world[name].friendly_id for name in ("payout", "kyc")]
+    assert flash(browser) == f"Approved 2 tokens: {ids[0]}; {ids[1]}."
     remaining = [
         r.get_attribute("data-token")
         for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-token]")

@@ -1,5 +1,6 @@
-"""Dashboard actions for every role: approve, reject, complete with JSON, force timeout, cancel and
-bulk decisions. Refusals are audited, other projects answer 404, resolved tokens stay as they are.
+"""Dashboard actions for every role: approve, reject, complete with JSON, force timeout and
+cancel (bulk decisions: test_bulk_review.py). Refusals are audited, other projects answer 404,
+resolved tokens stay as they are.
 """
 
 from __future__ import annotations
@@ -231,83 +232,3 @@ def test_it_never_redirects_to_another_site(approver, waiting: Token) -> None:
         {"next": "https://evil.example/"},
     )
     assert response["Location"] == f"/tokens/{waiting.friendly_id}"
-
-
-# ------------------------------------------------------------------------------------------------
-# Bulk decisions
-# ------------------------------------------------------------------------------------------------
-
-
-def test_bulk_approve_decides_each_selected_token(approver, make_token, other_environment) -> None:
-    first, second, untouched = make_token(), make_token(), make_token()
-    resolved = make_token()
-    services.token_complete(token=resolved, actor=services.Actor.system(), data="before")
-    foreign = make_token(other_environment)
-    ids = [t.friendly_id for t in (first, second, resolved, foreign)]
-    response = csrf_post(
-        client_for(approver),
-        "/tokens/bulk",
-        {
-            "ids": ids,
-            "decision": "approved",
-            "comment": "batch",
-            "next": "/projects/alice/dev/tokens?tag=x",
-        },
-    )
-    assert response["Location"] == "/projects/alice/dev/tokens?tag=x"
-    for token in (first, second):
-        assert output_of(token) == {"status": "approved", "comment": "batch", "by": "april"}
-    untouched.refresh_from_db()
-    foreign.refresh_from_db()
-    resolved.refresh_from_db()
-    assert untouched.status == foreign.status == Token.Status.WAITING
-    assert resolved.output == "before"
-    assert not foreign.events.exclude(kind=TokenEvent.Kind.CREATED).exists()
-    assert messages_of(response) == [
-        "Approved 2 tokens.",
-        "1 token had already been resolved; nothing changed there.",
-        "1 token not found.",
-    ]
-
-
-def test_bulk_reject_works_too(approver, make_token) -> None:
-    token = make_token()
-    response = csrf_post(
-        client_for(approver), "/tokens/bulk", {"ids": [token.friendly_id], "decision": "rejected"}
-    )
-    assert output_of(token) == {"status": "rejected", "by": "april"}
-    assert messages_of(response) == ["Rejected 1 token."]
-
-
-def test_a_viewers_bulk_post_is_refused_and_audited(viewer, make_token) -> None:
-    tokens = [make_token(), make_token()]
-    response = csrf_post(
-        client_for(viewer),
-        "/tokens/bulk",
-        {"ids": [t.friendly_id for t in tokens], "decision": "approved"},
-    )
-    for token in tokens:
-        token.refresh_from_db()
-        assert token.status == Token.Status.WAITING
-        denied = token.events.get(kind=TokenEvent.Kind.DENIED)
-        assert (denied.user, denied.detail) == (viewer, {"action": "approve"})
-    assert messages_of(response) == ["Not allowed for 2 tokens: your role there cannot decide."]
-
-
-@pytest.mark.parametrize(
-    ("data", "error"),
-    [
-        ({"decision": "approved"}, "Select at least one token."),
-        ({"ids": ["waitpoint_abc"], "decision": "maybe"}, "Select a valid choice."),
-        ({"ids": ["not an id!"], "decision": "approved"}, "Select a valid choice."),
-    ],
-)
-def test_bulk_refuses_bad_input(approver, data, error) -> None:
-    response = csrf_post(client_for(approver), "/tokens/bulk", data)
-    assert response.status_code == 302
-    [message] = messages_of(response)
-    assert message.startswith(error)
-
-
-def test_bulk_is_post_only(approver) -> None:
-    assert client_for(approver).get("/tokens/bulk").status_code == 405

@@ -233,10 +233,12 @@ def test_bulk_approve_skips_requests_that_need_input(approver, make_token):
     plain = make_token(decision={"approve": "Ship it"})
     client = client_for(approver)
     data = {"ids": [needs.friendly_id, plain.friendly_id], "decision": "approved"}
-    response = csrf_post(client, "/tokens/bulk", data, follow=True)
+    review = csrf_post(client, "/tokens/bulk", data).content.decode()
+    assert "Approving it asks for input: open it to decide." in review
+    response = csrf_post(client, "/tokens/bulk", {**data, "confirm": "yes"}, follow=True)
     text = response.content.decode()
-    assert "Approved 1 token." in text
-    assert "1 token not approved: approving asks for input" in text
+    assert f"Approved 1 token: {plain.friendly_id}." in text
+    assert f"Not approved, approving asks for input (open each one): {needs.friendly_id}." in text
     needs.refresh_from_db()
     plain.refresh_from_db()
     assert (needs.status, plain.status) == (Token.Status.WAITING, Token.Status.COMPLETED)

@@ -138,3 +138,33 @@ def test_bad_follow_ups_are_refused(api_client, body, message):
     error = assert_error(api_client.post(TOKENS, {"timeout": "1d", **body}, format="json"), 400)
     assert error["error"].startswith(message), error["error"]
     assert not Token.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "after", "event"),
+    [
+        ({"remindAfter": "2h"}, timedelta(hours=2, seconds=1), "reminded"),
+        (
+            {"escalateAfter": "6h", "escalateTo": ["boss@example.com"]},
+            timedelta(hours=6, seconds=1),
+            "escalated",
+        ),
+    ],
+)
+def test_follow_up_emails_queued_before_the_decision_are_not_sent_after_it(
+    api_client, body, after, event
+):
+    token = create(api_client, approvers=["alice@example.com"], **body)
+    sent()
+    later = timezone.now() + after
+    outbox.deliver_due(now=later, rounds=1)  # the follow-up row queues its e-mails only
+    assert token.events.filter(kind=event).exists()
+    queued = OutboxMessage.objects.filter(
+        token=token, kind=OutboxMessage.Kind.APPROVAL_EMAIL, delivered_at__isnull=True
+    )
+    assert queued.count() == 1
+    services.token_complete(token=token, actor=SYSTEM, data={"status": "approved"})
+
+    assert sent(now=later) == []
+    (skipped,) = queued.all()
+    assert skipped.failed_at and skipped.last_error == "Not sent: the token was already resolved."

@@ -58,21 +58,29 @@ class ApiKeyAuthentication(BaseAuthentication):
         scheme, _, credential = header.partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
             raise AuthenticationFailed("Invalid or Missing API key")  # not a guess: not counted
-        # Rate limits: failed credentials per client address, then calls per key.
+        # Rate limits, read and counted in one round trip after the key lookup: failed
+        # credentials from this address (over that limit even a right key is refused, so a
+        # limited guesser learns nothing), then calls per key.
         address = ratelimit.client_ip(request)
-        _refuse_if_limited(request, ratelimit.peek(ratelimit.API_KEY_FAILURES, address))
         try:
             caller = authenticate_bearer(
                 header, allow_public_access_token=getattr(view, "allow_public_access_token", False)
             )
         except AuthenticationFailed:
-            ratelimit.hit(ratelimit.API_KEY_FAILURES, address)
+            [failures] = ratelimit.check(
+                ratelimit.Check(ratelimit.API_KEY_FAILURES, address, hit=True)
+            )
+            _refuse_if_limited(request, failures)
             raise
         key = caller.api_key
         subject = f"key:{key.pk}" if key is not None else f"env:{caller.environment.pk}"
-        decision = ratelimit.hit(ratelimit.API_CALLS, subject)
-        ratelimit.remember(request, decision)
-        _refuse_if_limited(request, decision)
+        failures, calls = ratelimit.check(
+            ratelimit.Check(ratelimit.API_KEY_FAILURES, address, hit=False),
+            ratelimit.Check(ratelimit.API_CALLS, subject, hit=True),
+        )
+        _refuse_if_limited(request, failures)
+        ratelimit.remember(request, calls)
+        _refuse_if_limited(request, calls)
         return caller, caller
 
     def authenticate_header(self, request: Request) -> str:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tokens.dashboard import views, webhooks
+from tokens.dashboard import bulk, views, webhooks
 
 app_name = "dashboard"
 
@@ -40,7 +40,7 @@ urlpatterns = [
         name="webhook_action",
     ),
     # Before tokens/<token_id>: "bulk" is also a well-formed token id.
-    path("tokens/bulk", views.token_bulk, name="token_bulk"),
+    path("tokens/bulk", bulk.token_bulk, name="token_bulk"),
     path("tokens/<str:token_id>", views.token_detail, name="token_detail"),
     path("tokens/<str:token_id>/approve", views.token_approve, name="token_approve"),
     path("tokens/<str:token_id>/reject", views.token_reject, name="token_reject"),
@@ -52,4 +52,9 @@ urlpatterns = [
     ),
     path("tokens/<str:token_id>/cancel", views.token_cancel, name="token_cancel"),
     path("tokens/<str:token_id>/extend", views.token_extend, name="token_extend"),
+    path(
+        "tokens/<str:token_id>/recipients/<int:recipient_id>/revoke",
+        views.recipient_revoke,
+        name="recipient_revoke",
+    ),
 ]

@@ -8,8 +8,6 @@ then calls the same service as the API and redirects with a flash message.
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Callable
 from datetime import UTC
 
 from django.contrib import messages
@@ -39,7 +37,10 @@ ACTION_LABELS = {
     "force_timeout": "force a timeout on",
     "cancel": "cancel",
     "extend": "extend the deadline of",
+    "revoke_link": "revoke personal links of",
 }
+# Revoking a recipient's personal link needs the role cancelling does (admin).
+REVOKE_LINK_AS = "cancel"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -303,6 +304,8 @@ def _render_detail(
         "field_values": request.POST if request.method == "POST" else {},
         "field_errors": field_errors or {},
         "votes": votes,
+        "recipients": selectors.recipient_list_for_token(token=token) if token.approvers else [],
+        "can_revoke_links": selectors.role_allows(role, REVOKE_LINK_AS),
         "approvals": sum(vote.decision == "approved" for vote in votes),
         "in_queue": request.GET.get("queue") == "1" or request.POST.get("queue") == "1",
         "decided_fields": decided.get("fields") if isinstance(decided.get("fields"), dict) else {},
@@ -332,6 +335,16 @@ def pretty_output(output: str | None, output_type: str) -> str | None:
 def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
     action = "approve" if decision == "approved" else "reject"
     token = _token_for_action(request, token_id, action)
+    if token is not None and _asks_once_more(request, token, decision):
+        from tokens.dashboard import bulk  # bulk builds on this module's helpers
+
+        return bulk.review(
+            request,
+            decision=decision,
+            token_ids=[token.friendly_id],
+            comment=request.POST.get("comment", "").strip()[: forms.MAX_COMMENT_LENGTH],
+            back=_next_or(request, reverse("dashboard:home")),
+        )
     if token is not None:
         form = forms.DecisionForm(request.POST)
         values, field_errors = decisions.clean_field_values(
@@ -359,6 +372,17 @@ def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
                 return redirect(_next_in_queue(request, token))
     fallback = _detail_url(token) if token else reverse("dashboard:token_detail", args=[token_id])
     return redirect(_next_or(request, fallback))
+
+
+def _asks_once_more(request: HttpRequest, token: Token, decision: str) -> bool:
+    """A one-click approval from a list (it carries ``next``) in a production environment is
+    reviewed first, unless the browser already asked (its script adds ``confirm=yes``)."""
+    return (
+        decision == "approved"
+        and bool(request.POST.get("next"))
+        and token.environment.slug == Environment.Slug.PROD
+        and request.POST.get("confirm") != "yes"
+    )
 
 
 def _next_in_queue(request: HttpRequest, decided: Token) -> str:
@@ -498,99 +522,23 @@ def token_extend(request: HttpRequest, token_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_bulk(request: HttpRequest) -> HttpResponse:
-    """Approve or reject the selected tokens; each one is checked and audited on its own."""
-    back = _next_or(request, reverse("dashboard:home"))
-    form = forms.BulkDecisionForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, str(next(iter(form.errors.values()))[0]))
-        return redirect(back)
-    decision, comment = form.cleaned_data["decision"], form.cleaned_data["comment"].strip()
-    roles: dict[int, str | None] = {}
-    outcomes = Counter(
-        _bulk_one(request, token_id, decision, comment, roles)
-        for token_id in dict.fromkeys(form.cleaned_data["ids"])
-    )
-    _bulk_messages(request, decision, outcomes)
-    return redirect(back)
-
-
-def _bulk_one(
-    request: HttpRequest, token_id: str, decision: str, comment: str, roles: dict[int, str | None]
-) -> str:
-    try:
-        token = selectors.token_get_for_user(user=request.user, token_id=token_id)
-    except NotFound:
-        return "missing"
-    project = token.environment.project
-    if project.pk not in roles:
-        roles[project.pk] = selectors.membership_role_for_user(user=request.user, project=project)
-    action = "approve" if decision == "approved" else "reject"
-    if not selectors.role_allows(roles[project.pk], action):
-        services.token_action_denied(token=token, actor=_actor(request), action=action)
-        return "denied"
-    if decision == "approved" and decisions.has_required_fields(token.decision_spec):
-        return "needs_input"  # approving it asks for input: only on its own page
-    try:
-        result = services.token_decide(
-            token=token, actor=_actor(request), voter=_voter(request), decision=decision,
-            comment=comment,
-        )  # fmt: skip
-    except DecisionRefused:
-        return "refused"  # their own request, or a second vote (audited)
-    if result.applied and not result.resolved:
-        return "voted"
-    return "applied" if result.applied else "ignored"
-
-
-def _plural(count: int, word: str = "token") -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def _bulk_messages(request: HttpRequest, decision: str, outcomes: Counter[str]) -> None:
-    verb = "Approved" if decision == "approved" else "Rejected"
-    send: list[tuple[Callable[..., None], str]] = []
-    if outcomes["applied"]:
-        send.append((messages.success, f"{verb} {_plural(outcomes['applied'])}."))
-    if outcomes["ignored"]:
-        send.append(
-            (
-                messages.warning,
-                f"{_plural(outcomes['ignored'])} had already been resolved; nothing changed there.",
-            )
+def recipient_revoke(request: HttpRequest, token_id: str, recipient_id: int) -> HttpResponse:
+    """Admins: revoke one recipient's personal link; the other recipients' links and the plain
+    callback URL keep working."""
+    token, role = _token_for_user(request, token_id)
+    if not selectors.role_allows(role, REVOKE_LINK_AS):
+        services.token_action_denied(token=token, actor=_actor(request), action="revoke_link")
+        messages.error(request, _denied_message(role, "revoke_link", token))
+        return redirect(_detail_url(token))
+    recipient = selectors.recipient_get(token=token, recipient_id=recipient_id)
+    if recipient is None:
+        raise Http404("Recipient not found")
+    if services.recipient_revoke(recipient=recipient, actor=_actor(request)):
+        messages.success(
+            request,
+            f"Revoked the personal link of {recipient.email}. The other links and the "
+            "callback URL still work.",
         )
-    if outcomes["denied"]:
-        send.append(
-            (
-                messages.error,
-                f"Not allowed for {_plural(outcomes['denied'])}: your role there cannot decide.",
-            )
-        )
-    if outcomes["voted"]:
-        send.append(
-            (
-                messages.success,
-                f"Your approval is recorded on {_plural(outcomes['voted'])} that need more "
-                "approvals.",
-            )
-        )
-    if outcomes["refused"]:
-        send.append(
-            (
-                messages.error,
-                f"{_plural(outcomes['refused'])} not decided: you requested them, or you "
-                "already decided them.",
-            )
-        )
-    if outcomes["needs_input"]:
-        send.append(
-            (
-                messages.error,
-                f"{_plural(outcomes['needs_input'])} not approved: approving asks for input, "
-                "so open each one.",
-            )
-        )
-    if outcomes["missing"]:
-        send.append((messages.error, f"{_plural(outcomes['missing'])} not found."))
-    for add, text in send:
-        add(request, text)
+    else:
+        messages.info(request, f"The personal link of {recipient.email} was already revoked.")
+    return redirect(_detail_url(token))

@@ -1,0 +1,115 @@
+"""The statements written in SQL on PostgreSQL (tokens/sql.py) read and write exactly what the
+ORM code beside them, which SQLite still runs, reads and writes."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.models import Model
+from django.db.models.functions import Now
+
+from tokens import keys, selectors, services
+from tokens.exceptions import NotFound
+from tokens.models import ApiKey, Token, TokenEvent, TokenTag
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only():
+    assert connection.vendor == "postgresql", "the suite runs on PostgreSQL (bin/test)"
+
+
+def _fields(instance: Model) -> dict[str, object]:
+    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+
+def test_the_key_lookup_matches_the_orm(environment):
+    api_key, secret = services.api_key_create(environment=environment, name="sql")
+    services.api_key_touch(api_key=api_key)
+    found = selectors.api_key_get_by_secret(secret=secret)
+    expected = ApiKey.objects.select_related("environment__project").get(pk=api_key.pk)
+    assert found is not None
+    assert _fields(found) == _fields(expected)
+    assert _fields(found.environment) == _fields(expected.environment)
+    assert _fields(found.environment.project) == _fields(expected.environment.project)
+    assert found.last_used_at is not None and found.last_used_at.tzinfo is not None
+
+
+def test_the_key_lookup_refuses_revoked_and_unknown_keys(environment):
+    api_key, secret = services.api_key_create(environment=environment, name="gone")
+    services.api_key_revoke(api_key=api_key)
+    assert selectors.api_key_get_by_secret(secret=secret) is None
+    assert selectors.api_key_get_by_secret(secret="tr_dev_" + "0" * 40) is None
+
+
+def test_the_token_lookup_matches_the_orm(environment, make_token):
+    token = make_token(
+        tags=["refund", "eu"],
+        title="Refund 3,400 EUR",
+        context={"order": {"id": 7, "lines": [1, 2]}},
+        approvers=["alice@example.com"],
+        timeout="1h",
+    )
+    found = selectors.token_get_for_environment(environment=environment, token_id=token.friendly_id)
+    expected = Token.objects.annotate(db_now=Now()).get(pk=token.pk)
+    assert _fields(found) == _fields(expected)
+    assert found.tags == ["refund", "eu"] and found.approvers == ["alice@example.com"]
+    assert found.db_now.tzinfo is not None  # type: ignore[attr-defined]
+    assert found.environment is environment
+    # The bare id works too, as on the ORM path.
+    bare = token.friendly_id.removeprefix(keys.FRIENDLY_PREFIX)
+    again = selectors.token_get_for_environment(environment=environment, token_id=bare)
+    assert again.pk == token.pk
+
+
+def test_the_token_lookup_stays_in_its_environment(environment, other_environment, make_token):
+    token = make_token()
+    for token_id in (token.friendly_id, "waitpoint_nope", "not an id", ""):
+        with pytest.raises(NotFound):
+            selectors.token_get_for_environment(environment=other_environment, token_id=token_id)
+
+
+def test_a_creation_writes_the_token_its_tags_and_its_event(environment, api_client):
+    response = api_client.post(
+        "/api/v1/waitpoints/tokens",
+        {"timeout": "1h", "tags": ["refund", "eu"], "title": "Refund"},
+        format="json",
+        REMOTE_ADDR="203.0.113.5",
+        HTTP_USER_AGENT="sql-test",
+    )
+    assert response.status_code == 200
+    token = selectors.token_get_for_environment(
+        environment=environment, token_id=response.json()["id"]
+    )
+    assert (token.status, token.tags, token.title) == ("WAITING", ["refund", "eu"], "Refund")
+    rows = TokenTag.objects.filter(token=token).order_by("name")
+    assert [(r.name, r.environment_id) for r in rows] == [
+        ("eu", environment.pk),
+        ("refund", environment.pk),
+    ]
+    [event] = TokenEvent.objects.filter(token=token)
+    assert (event.kind, event.ip, event.user_agent) == (
+        TokenEvent.Kind.CREATED,
+        "203.0.113.5",
+        "sql-test",
+    )
+    assert event.api_key is not None and event.api_key.environment_id == environment.pk
+    assert event.detail == {} and event.created_at == token.created_at
+
+
+def test_a_resolution_writes_its_event_and_only_once(environment, make_token):
+    token = make_token()
+    first = services.token_complete(token=token, actor=services.Actor.system(), data={"a": 1})
+    second = services.token_complete(token=token, actor=services.Actor.system(), data={"a": 2})
+    assert (first.applied, second.applied) == (True, False)
+    stored = Token.objects.get(pk=token.pk)
+    assert stored.output == '{"json":{"a":1}}' and stored.completed_at == token.completed_at
+    events = TokenEvent.objects.filter(token=token).order_by("id")
+    assert list(events.values_list("kind", flat=True)) == [
+        TokenEvent.Kind.CREATED,
+        TokenEvent.Kind.COMPLETED,
+        TokenEvent.Kind.COMPLETE_IGNORED,
+    ]
+    assert first.resolution is not None
+    assert TokenEvent.objects.get(pk=first.resolution.pk).kind == TokenEvent.Kind.COMPLETED
