@@ -221,6 +221,14 @@ def token_detail(which: str) -> Callable:
     return go
 
 
+def bulk_review(driver, world: World) -> None:
+    visit("/projects/payments/prod/tokens", as_admin=True, selector="tr[data-token]")(driver, world)
+    for box in driver.find_elements(By.CSS_SELECTOR, "input[name=ids]"):
+        box.click()
+    driver.find_element(By.CSS_SELECTOR, "[data-bulk-button][value=approved]").click()
+    ready(driver, "#review-title")
+
+
 def webhook_detail(driver, world: World) -> None:
     path = f"/projects/payments/prod/webhooks/{world.endpoint_id}"
     visit(path, as_admin=True)(driver, world)
@@ -300,6 +308,7 @@ PAGES: dict[str, Callable] = {
         selector="tr[data-token]",
     ),
     "token-list": visit("/projects/payments/prod/tokens", as_admin=True, selector="tr"),
+    "bulk-review": bulk_review,
     "token-detail-request": token_detail("titled"),
     "token-detail-completed": token_detail("done"),
     "webhook-list": visit("/projects/payments/prod/webhooks", as_admin=True),
