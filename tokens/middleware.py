@@ -24,7 +24,7 @@ _outage_lock = threading.Lock()
 _outage_logged_at = -_OUTAGE_LOG_INTERVAL
 
 
-def _is_confirmation_page(request: HttpRequest) -> bool:
+def is_confirmation_page(request: HttpRequest) -> bool:
     """A callback URL opened or submitted by a person (tokens.callback): HTML on purpose,
     including a refused form (e.g. a failed CSRF check), which must read as a page."""
     if "/callback/" not in request.path and "/decide/" not in request.path:
@@ -61,7 +61,7 @@ def outage_response(request: HttpRequest, exception: BaseException | None) -> Ht
         return None
     _log_outage(exception)
     response: HttpResponse
-    if request.path.startswith("/api/") and not _is_confirmation_page(request):
+    if request.path.startswith("/api/") and not is_confirmation_page(request):
         response = JsonResponse({"error": OUTAGE_MESSAGE}, status=503)
     else:
         # No request context: the page must render without the database (no session, no user).
@@ -82,7 +82,7 @@ class ApiJsonErrorsMiddleware:
             request.path.startswith("/api/")
             and response.status_code >= 400
             and not response.get("Content-Type", "").startswith("application/json")
-            and not _is_confirmation_page(request)
+            and not is_confirmation_page(request)
         ):
             messages = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
             message = messages.get(response.status_code, response.reason_phrase or "Error")

@@ -85,6 +85,8 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# A failed CSRF check answers a page in the product's look (JSON on API paths).
+CSRF_FAILURE_VIEW = "waitpoints_site.errors.csrf_failure"
 # Absolute origin used in callback URLs and e-mails ("https://waitpoints.example.com").
 # Without it, API responses use the request's own origin and the worker uses this default.
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")

@@ -1,13 +1,9 @@
-import sys
-
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
-from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from tokens import callback, health, login, mailbox
-from tokens.middleware import outage_response
+from waitpoints_site import errors
 
 # Failed logins are limited per client address on both login pages (tokens.login).
 admin.site.login_form = login.RateLimitedAdminAuthenticationForm
@@ -36,27 +32,8 @@ urlpatterns = [
 ]
 
 
-def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
-
-
-def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if _is_api(request):
-        return JsonResponse({"error": "Not found"}, status=404)
-    return defaults.page_not_found(request, exception)
-
-
-def handler500(request: HttpRequest) -> HttpResponse:
-    # Also reached for a database outage raised outside a view (a session saved by middleware).
-    outage = outage_response(request, sys.exc_info()[1])
-    if outage is not None:
-        return outage
-    if _is_api(request):
-        return JsonResponse({"error": "Internal Server Error"}, status=500)
-    return defaults.server_error(request)
-
-
-def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if _is_api(request):
-        return JsonResponse({"error": "Bad request"}, status=400)
-    return defaults.bad_request(request, exception)
+# Styled pages for people, JSON on API paths (waitpoints_site/errors.py).
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error

@@ -24,8 +24,8 @@ SCREENSHOTS = Path(
 PASSWORD = "correct-horse-battery-staple"
 
 
-@pytest.fixture
-def browser() -> Iterator:
+def launch_chromium():
+    """A headless Chromium, or a failure that says how to install one."""
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
     if missing:
         pytest.fail(
@@ -55,6 +55,12 @@ def browser() -> Iterator:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
     driver.implicitly_wait(0)
+    return driver
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    driver = launch_chromium()
     try:
         yield driver
         violations = policy_violations(driver)
