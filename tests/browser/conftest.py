@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
+from tokens import services
 from tokens.models import Environment, Membership
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium"))
@@ -85,3 +86,18 @@ def add_member(environment: Environment, username: str, role: str) -> User:
     user.save()
     Membership.objects.create(user=user, project=environment.project, role=role)
     return user
+
+
+@pytest.fixture
+def payments(db) -> Environment:
+    """A production environment: pages flag it, and quick approval there asks once more."""
+    return services.environment_get_or_create(
+        project_slug="payments", slug="prod", project_name="Payments"
+    )
+
+
+@pytest.fixture
+def onboarding(db) -> Environment:
+    return services.environment_get_or_create(
+        project_slug="onboarding", slug="staging", project_name="Customer onboarding"
+    )

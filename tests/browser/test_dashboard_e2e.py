@@ -26,20 +26,6 @@ PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 
 
 @pytest.fixture
-def payments(db):
-    return services.environment_get_or_create(
-        project_slug="payments", slug="prod", project_name="Payments"
-    )
-
-
-@pytest.fixture
-def onboarding(db):
-    return services.environment_get_or_create(
-        project_slug="onboarding", slug="staging", project_name="Customer onboarding"
-    )
-
-
-@pytest.fixture
 def world(payments, onboarding):
     """Realistic tokens for the pages and their screenshots."""
     now = timezone.now()

@@ -36,13 +36,6 @@ SUBJECT = f"Decision needed: {TITLE} (Payments/prod)"
 REMIND_AFTER, ESCALATE_AFTER = 2, 5  # seconds from creation
 
 
-@pytest.fixture
-def payments(db):
-    return services.environment_get_or_create(
-        project_slug="payments", slug="prod", project_name="Payments"
-    )
-
-
 def api(live_server, secret: str, path: str, body: dict) -> dict:
     request = urllib.request.Request(
         f"{live_server.url}/api/v1/waitpoints/tokens{path}",

@@ -44,13 +44,6 @@ DECISION = {
 }
 
 
-@pytest.fixture
-def payments(db):
-    return services.environment_get_or_create(
-        project_slug="payments", slug="prod", project_name="Payments"
-    )
-
-
 def create(environment, **kwargs) -> Token:
     return services.token_create(
         environment=environment, actor=services.Actor.system(), timeout="2h", **kwargs

@@ -21,20 +21,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SIZES = ["desktop", "phone"]
 
 
-@pytest.fixture
-def payments(db):
-    return services.environment_get_or_create(
-        project_slug="payments", slug="prod", project_name="Payments"
-    )
-
-
-@pytest.fixture
-def onboarding(db):
-    return services.environment_get_or_create(
-        project_slug="onboarding", slug="staging", project_name="Customer onboarding"
-    )
-
-
 def create(environment, timeout: str = "2h", **kwargs) -> Token:
     return services.token_create(
         environment=environment, actor=services.Actor.system(), timeout=timeout, **kwargs

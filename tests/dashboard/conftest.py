@@ -3,8 +3,11 @@ an approver and an admin; project "bob" (``other_environment``) with its own app
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
 from django.test import Client
 
 from tokens.models import Environment, Membership, Token
@@ -55,3 +58,15 @@ def csrf_post(client: Client, path: str, data: dict | None = None, **extra):
 @pytest.fixture
 def waiting(make_token) -> Token:
     return make_token(timeout="1h", tags=["refund", "customer:42"], idempotency_key="order-42")
+
+
+def messages_of(response) -> list[str]:
+    """The flash messages a response set (the dashboard reports every action through them)."""
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def output_of(token: Token):
+    """A decided token's stored output, as the SDK decodes it (super+json)."""
+    token.refresh_from_db()
+    assert token.output_type == "application/super+json"
+    return json.loads(token.output)["json"]

@@ -5,12 +5,9 @@ resolved tokens stay as they are.
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from django.contrib.messages import get_messages
 
-from tests.dashboard.conftest import client_for, csrf_post
+from tests.dashboard.conftest import client_for, csrf_post, messages_of, output_of
 from tokens import services
 from tokens.models import Token, TokenEvent
 
@@ -25,16 +22,6 @@ ACTIONS = {
     "cancel": ("cancel", {"reason": "withdrawn"}, Token.Status.CANCELLED, "admin"),
 }
 RANK = {"viewer": 1, "approver": 2, "admin": 3}
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def output_of(token: Token):
-    token.refresh_from_db()
-    assert token.output_type == "application/super+json"
-    return json.loads(token.output)["json"]
 
 
 @pytest.fixture

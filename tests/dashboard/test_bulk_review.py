@@ -5,15 +5,13 @@ is reviewed the same way when the browser has not already asked."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.messages import get_messages
 from django.utils import timezone
 
-from tests.dashboard.conftest import client_for, csrf_post, member
+from tests.dashboard.conftest import client_for, csrf_post, member, messages_of, output_of
 from tokens import services
 from tokens.models import Membership, Token, TokenEvent
 
@@ -26,16 +24,6 @@ NEEDS_INPUT = {
         "required": ["amount"],
     }
 }
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def output_of(token: Token):
-    token.refresh_from_db()
-    assert token.output_type == "application/super+json"
-    return json.loads(token.output)["json"]
 
 
 def hidden_ids(html: str) -> list[str]:

@@ -4,10 +4,9 @@ there (audited), and the other links and the plain callback URL keep working."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.messages import get_messages
 from django.test import Client
 
-from tests.dashboard.conftest import client_for, csrf_post
+from tests.dashboard.conftest import client_for, csrf_post, messages_of
 from tokens import services
 from tokens.links import callback_url, personal_url
 from tokens.models import Recipient, Token, TokenEvent
@@ -28,10 +27,6 @@ def recipient(token: Token, email: str) -> Recipient:
 
 def revoke_path(token: Token, email: str) -> str:
     return f"/tokens/{token.friendly_id}/recipients/{recipient(token, email).pk}/revoke"
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def test_the_service_records_who_revoked_through_the_dashboard(token, admin_member) -> None:
