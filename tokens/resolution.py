@@ -9,8 +9,9 @@ timeout, the timeout sweep and the expiry of an overdue token met on access all 
   database's ``now`` (unless a caller injects ``now``, as tests do), and on PostgreSQL a deferred
   constraint trigger (migration 0002) refuses a completion or cancellation whose transaction
   commits at or after the deadline, because readers may already have reported TIMED_OUT;
-* ``on_resolved`` writes the audit events and enqueues every consequence into the outbox in the
-  same transaction; it is the one place to add a consequence of resolution;
+* the audit event is written with the transition (on PostgreSQL in the same statement, with the
+  NOTIFY); ``on_resolved`` enqueues every consequence into the outbox in the same transaction;
+  it is the one place to add a consequence of resolution;
 * the resolution is announced to listeners: ``NOTIFY waitpoint_resolved`` (PostgreSQL, delivered
   on commit, to other processes) and the ``token_resolved`` signal after commit (in-process).
 """

@@ -59,7 +59,7 @@ def tagged_q(tags: list[str]) -> Exists:
 # PostgreSQL: profiling showed Django compiling each of these queries costing several times
 # what PostgreSQL takes to answer it (docs/benchmarks/profile.md). They return the same model
 # instances as the ORM queries beside them, which SQLite (the embedded default) still runs and
-# tests/test_selectors_sql.py compares field by field.
+# tests/test_sql_paths.py compares field by field.
 
 
 @functools.cache
@@ -67,8 +67,8 @@ def _api_key_sql() -> str:
     return (
         f"SELECT {sql.select_columns(ApiKey, 'k')}, {sql.select_columns(Environment, 'e')}, "  # noqa: S608 - names are ours
         f"{sql.select_columns(Project, 'p')} "
-        "FROM tokens_apikey k JOIN tokens_environment e ON e.id = k.environment_id "
-        "JOIN tokens_project p ON p.id = e.project_id "
+        f"FROM {ApiKey._meta.db_table} k JOIN {Environment._meta.db_table} e "
+        f"ON e.id = k.environment_id JOIN {Project._meta.db_table} p ON p.id = e.project_id "
         "WHERE k.digest = %s AND k.revoked_at IS NULL LIMIT 1"
     )
 
@@ -127,8 +127,8 @@ def _one_token(tokens: QuerySet[Token], token_id: str) -> Token:
 def _token_in_environment_sql() -> str:
     # STATEMENT_TIMESTAMP() is what Now() compiles to on PostgreSQL (see _read).
     return (
-        f"SELECT {sql.select_columns(Token, 'tokens_token')}, STATEMENT_TIMESTAMP() AS db_now "  # noqa: S608
-        "FROM tokens_token WHERE id = %s AND environment_id = %s"
+        f"SELECT {sql.select_columns(Token, 't')}, STATEMENT_TIMESTAMP() AS db_now "  # noqa: S608
+        f"FROM {Token._meta.db_table} t WHERE t.id = %s AND t.environment_id = %s"
     )
 
 
@@ -304,28 +304,25 @@ def token_triage_page(
     the rest walk ``token_waiting_deadline`` in deadline order and stop at the page's end.
     """
     by_deadline = (F("timeout_at").asc(nulls_last=True), "pk")
-    if not email:
-        rows = list(queryset.order_by(*by_deadline)[offset : offset + limit])
-        for token in rows:
-            token.assigned = False  # type: ignore[attr-defined]
-        return rows
-    # Through the recipients (one row per e-mailed approver), not a JSON "contains" on
-    # Token.approvers, which SQLite (the embedded default) does not support.
-    mine = Exists(Recipient.objects.filter(token=OuterRef("pk"), email__iexact=email))
-    assigned = queryset.filter(mine).order_by(*by_deadline)
-    assigned_count = assigned.count()
-    rows = list(assigned[offset : offset + limit]) if offset < assigned_count else []
-    for token in rows:
+    mine: list[Token] = []
+    others = queryset
+    if email:
+        # Through the recipients (one row per e-mailed approver), not a JSON "contains" on
+        # Token.approvers, which SQLite (the embedded default) does not support.
+        names_me = Exists(Recipient.objects.filter(token=OuterRef("pk"), email__iexact=email))
+        assigned = queryset.filter(names_me).order_by(*by_deadline)
+        assigned_count = assigned.count()
+        if offset < assigned_count:
+            mine = list(assigned[offset : offset + limit])
+        others = queryset.exclude(names_me)
+        offset = max(0, offset - assigned_count)  # where this page starts among the others
+    rest = limit - len(mine)
+    theirs = list(others.order_by(*by_deadline)[offset : offset + rest]) if rest else []
+    for token in mine:
         token.assigned = True  # type: ignore[attr-defined]
-    if len(rows) < limit:
-        start = max(0, offset - assigned_count)
-        rest = list(
-            queryset.exclude(mine).order_by(*by_deadline)[start : start + limit - len(rows)]
-        )
-        for token in rest:
-            token.assigned = False  # type: ignore[attr-defined]
-        rows += rest
-    return rows
+    for token in theirs:
+        token.assigned = False  # type: ignore[attr-defined]
+    return mine + theirs
 
 
 def tag_names_for_environment(
