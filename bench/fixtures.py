@@ -15,7 +15,9 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.db.models import JSONField  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from tokens import services  # noqa: E402
+from tokens.domain import (
+    services,  # noqa: E402
+)
 from tokens.models import Membership, Token  # noqa: E402
 
 # Columns the runner's COPY writes; every other NOT NULL column gets its model default.

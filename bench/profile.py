@@ -77,7 +77,7 @@ django.setup()
 from django.db import connection
 from django.test import Client
 from pyinstrument import Profiler
-from tokens import services
+from tokens.domain import services
 
 config = json.loads(sys.argv[1])
 n = config["n"]

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from tokens import services
+from tokens.domain import services
 from tokens.models import Environment
 
 

@@ -12,7 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tokens import keys, outbox, services
+from tokens.delivery import outbox
+from tokens.domain import keys, services
 from tokens.models import ApiKey, Environment, Membership, OutboxMessage, Token, TokenEvent
 
 CHANGELIST = "/admin/tokens/token/"

@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tokens import services
-from tokens.links import callback_url
+from tokens.domain import services
+from tokens.domain.links import callback_url
 from tokens.models import Token, TokenEvent
 
 SCANNER_AGENTS = [
@@ -55,7 +55,7 @@ def stored_output(token: Token) -> object:
 
 def assert_private_headers(response) -> None:
     assert response["Cache-Control"] == "no-store"
-    # same-origin, not no-referrer: see tokens.callback._private (T17 allows either).
+    # same-origin, not no-referrer: see tokens.surfaces.links.views._private (T17 allows either).
     assert response["Referrer-Policy"] == "same-origin"
     assert "noindex" in response["X-Robots-Tag"]
     assert response["X-Frame-Options"] == "DENY"

@@ -7,9 +7,9 @@ import pytest
 from django.test import Client, RequestFactory
 
 from tests.api.helpers import TOKENS, post_raw
-from tokens.http import client_ip, user_agent
-from tokens.links import callback_url
+from tokens.domain.links import callback_url
 from tokens.models import TokenEvent
+from tokens.surfaces.common.http import client_ip, user_agent
 
 
 def ip_of(remote: str, forwarded: str | None = None) -> str | None:

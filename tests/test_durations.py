@@ -1,4 +1,4 @@
-"""tokens.durations: the duration grammar, timeouts, TTLs and list periods."""
+"""tokens.domain.durations: the duration grammar, timeouts, TTLs and list periods."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tokens.durations import parse_duration, parse_period, resolve_timeout, resolve_ttl
-from tokens.exceptions import InvalidInput
+from tokens.domain.durations import parse_duration, parse_period, resolve_timeout, resolve_ttl
+from tokens.domain.exceptions import InvalidInput
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 

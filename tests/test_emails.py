@@ -9,8 +9,10 @@ from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils import timezone
 
-from tokens import outbox, services, tasks
-from tokens.links import callback_url, personal_url
+from tokens import tasks
+from tokens.delivery import outbox
+from tokens.domain import services
+from tokens.domain.links import callback_url, personal_url
 from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
 
 APPROVERS = ["ann@example.com", "ben@example.com"]

@@ -112,7 +112,7 @@ def test_csrf_failure_page_on_a_dashboard_form(environment, caplog):
 
 
 def test_csrf_failure_page_on_the_approval_link(make_token):
-    from tokens.links import callback_url
+    from tokens.domain.links import callback_url
 
     url = callback_url(make_token(timeout="1h"), base="")
     response = client().post(url, {"decision": "approved"})

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from tests.api.helpers import TOKENS
-from tokens import services
-from tokens.links import callback_url
+from tokens.domain import services
+from tokens.domain.links import callback_url
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""tokens.keys: secret keys, digests, encryption at rest, callback HMACs and token ids."""
+"""tokens.domain.keys: secret keys, digests, encryption at rest, callback HMACs and token ids."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tokens import keys
+from tokens.domain import keys
 
 
 def test_it_matches_upstreams_hmac_test_vector():

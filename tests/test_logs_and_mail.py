@@ -14,8 +14,8 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client
 
-from tokens.logging import CollapseRepeatsFilter, RedactSecretsFilter, redact
-from tokens.mailbox import EmailBackend
+from tokens.delivery.mailbox import EmailBackend
+from tokens.platform.logging import CollapseRepeatsFilter, RedactSecretsFilter, redact
 
 HASH = "8e76a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e"
 
@@ -102,7 +102,7 @@ def test_it_collapses_repeated_warnings():
 
 def test_it_writes_each_message_to_a_private_file(settings, tmp_path):
     settings.WAITPOINTS_MAIL_DIR = tmp_path / "mail"
-    settings.EMAIL_BACKEND = "tokens.mailbox.EmailBackend"
+    settings.EMAIL_BACKEND = "tokens.delivery.mailbox.EmailBackend"
     sent = mail.send_mail("Approve?", f"http://x/callback/{HASH}", "a@example.com", ["b@x.org"])
     assert sent == 1
     mail.send_mail("Second", "body", "a@example.com", ["c@x.org"])
@@ -119,7 +119,7 @@ def test_the_default_backend_without_smtp_is_the_mail_directory():
 
     import waitpoints_site.settings as loaded
 
-    assert importlib.reload(loaded).EMAIL_BACKEND == "tokens.mailbox.EmailBackend"
+    assert importlib.reload(loaded).EMAIL_BACKEND == "tokens.delivery.mailbox.EmailBackend"
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ from tests.smoke.processes import (
     tail,
     wait_until,
 )
-from tokens import health
 from tokens.models import Token
+from tokens.surfaces import health
 
 OUTAGE = {"error": "Service unavailable, try again shortly"}
 

@@ -15,7 +15,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.test_races import run_together
-from tokens import outbox, services
+from tokens.delivery import outbox
+from tokens.domain import services
 from tokens.models import OutboxMessage, Token, TokenEvent
 
 SYSTEM = services.Actor.system()

@@ -17,8 +17,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.dashboard.conftest import client_for, member
-from tokens import webhooks
-from tokens.links import callback_url
+from tokens.delivery import webhooks
+from tokens.domain.links import callback_url
 from tokens.models import Membership, OutboxMessage, Token
 
 pytestmark = pytest.mark.django_db

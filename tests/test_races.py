@@ -14,8 +14,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from tokens import services
-from tokens.links import callback_url
+from tokens.domain import services
+from tokens.domain.links import callback_url
 from tokens.models import Token, TokenEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)

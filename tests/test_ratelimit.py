@@ -13,9 +13,10 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tokens import ratelimit, services
-from tokens.links import callback_url
+from tokens.domain import services
+from tokens.domain.links import callback_url
 from tokens.models import TokenEvent
+from tokens.surfaces.common import ratelimit
 
 LIST = "/api/v1/waitpoints/tokens"
 
@@ -288,12 +289,12 @@ def test_it_fails_open_with_one_warning_when_the_store_is_down(settings, api_cli
     }
     settings.WAITPOINTS_RATELIMIT_API_CALLS = "1/1m"
     settings.WAITPOINTS_RATELIMIT_API_KEY_FAILURES = "1/1m"
-    with caplog.at_level(logging.WARNING, logger="tokens.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="tokens.surfaces.common.ratelimit"):
         statuses = [api_client.get(LIST).status_code for _ in range(20)]
         bad = APIClient(REMOTE_ADDR="203.0.113.16")
         bad.credentials(HTTP_AUTHORIZATION="Bearer tr_dev_" + "y" * 40)
         statuses += [bad.get(LIST).status_code for _ in range(5)]
     assert statuses == [200] * 20 + [401] * 5
-    warnings = [r for r in caplog.records if r.name == "tokens.ratelimit"]
+    warnings = [r for r in caplog.records if r.name == "tokens.surfaces.common.ratelimit"]
     assert len(warnings) == 1
     assert "rate limits are off" in warnings[0].getMessage()

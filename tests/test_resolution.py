@@ -21,9 +21,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.test_races import run_together
-from tokens import resolution, selectors, services, signals
-from tokens.links import callback_url
+from tokens.domain import resolution, services, signals
+from tokens.domain.links import callback_url
 from tokens.models import Membership, Token, TokenEvent
+from tokens.persistence import selectors
 
 SYSTEM = services.Actor.system()
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.test import Client
 
 from tests.dashboard.conftest import member
-from tokens.links import callback_url
+from tokens.domain.links import callback_url
 from tokens.models import Membership
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,9 +8,10 @@ from django.db import connection
 from django.db.models import Model
 from django.db.models.functions import Now
 
-from tokens import keys, selectors, services
-from tokens.exceptions import NotFound
+from tokens.domain import keys, services
+from tokens.domain.exceptions import NotFound
 from tokens.models import ApiKey, Token, TokenEvent, TokenTag
+from tokens.persistence import selectors
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tokens import services, tasks
+from tokens import tasks
+from tokens.domain import services
 from tokens.models import ApiKey, Environment, Token, TokenEvent
 
 SYSTEM = services.Actor.system()

@@ -33,7 +33,7 @@ from tests.smoke.processes import (
     tail,
     wait_until,
 )
-from tokens import services
+from tokens.domain import services
 from tokens.models import OutboxMessage, Token, TokenEvent
 
 pytestmark = pytest.mark.timeout(240)

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils import timezone
 
-from tokens.durations import resolve_timeout, resolve_ttl
-from tokens.exceptions import InvalidInput
+from tokens.domain.durations import resolve_timeout, resolve_ttl
+from tokens.domain.exceptions import InvalidInput
 
 
 @register()

@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
 
-from tokens import keys
+from tokens.domain import keys
 
 TIMEOUT_CODE = "TRIGGER_WAITPOINT_TIMEOUT"
 CANCELLED_CODE = "WAITPOINT_CANCELLED"
@@ -153,14 +153,14 @@ class Token(models.Model):
     idempotency_key_expires_at = models.DateTimeField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)
     approvers = models.JSONField(default=list, blank=True)
-    # What the approvers decide (our extensions to create; see tokens.markup, tokens.decisions).
+    # What the approvers decide (our extensions to create; see tokens.domain.markup, tokens.domain.decisions).
     title = models.CharField(max_length=200, blank=True, default="")
     description = models.TextField(blank=True, default="")  # Markdown
     # JSON text, not jsonb: jsonb reorders object keys, and the caller's order is the order of
     # the context table's rows and of the decision's input fields.
     context_json = models.TextField(blank=True, default="")
     decision_json = models.TextField(blank=True, default="")  # labels and input fields
-    # N of the approvers must approve (tokens.services.token_decide); one rejection suffices.
+    # N of the approvers must approve (tokens.domain.services.token_decide); one rejection suffices.
     required_approvals = models.PositiveSmallIntegerField(default=1)
     # Who asked (an e-mail address or a username): never allowed to approve it.
     requested_by = models.CharField(max_length=254, blank=True, default="")
@@ -223,7 +223,7 @@ class Token(models.Model):
 
     @property
     def decision_spec(self) -> dict[str, Any] | None:
-        """The decision's labels and input fields (``tokens.decisions.clean_decision``)."""
+        """The decision's labels and input fields (``tokens.domain.decisions.clean_decision``)."""
         return json.loads(self.decision_json) if self.decision_json else None
 
     def is_due(self, now: datetime) -> bool:
@@ -430,7 +430,7 @@ class OutboxMessage(models.Model):
         APPROVAL_EMAIL = "approval_email", "Approval e-mail"
         WEBHOOK = "webhook", "Webhook"
         # Scheduled (next_attempt_at): at their time they queue approval e-mails, if the token
-        # still waits (tokens.emails).
+        # still waits (tokens.delivery.emails).
         REMINDER = "reminder", "Reminder to undecided approvers"
         ESCALATION = "escalation", "Escalation to more approvers"
 

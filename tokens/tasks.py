@@ -7,13 +7,13 @@ from celery import shared_task
 
 @shared_task(name="tokens.tasks.expire_timed_out_tokens", ignore_result=True)
 def expire_timed_out_tokens() -> int:
-    from tokens import services
+    from tokens.domain import services
 
     return services.token_expire_due()
 
 
 @shared_task(name="tokens.tasks.deliver_outbox", ignore_result=True)
 def deliver_outbox() -> int:
-    from tokens import outbox
+    from tokens.delivery import outbox
 
     return outbox.deliver_due()

@@ -2,7 +2,7 @@
 
 Two things sit in front of Django's own handler:
 
-* ``GET /api/v1/waitpoints/tokens/{id}/wait`` goes straight to ``tokens.api.wait.asgi_wait``,
+* ``GET /api/v1/waitpoints/tokens/{id}/wait`` goes straight to ``tokens.surfaces.triggerdev_v1.wait.asgi_wait``,
   a coroutine per waiter instead of a thread per waiter (see that module for why);
 * request targets longer than ``MAX_URI_BYTES`` get 414;
 * ``guard_request_body`` answers 413 before reading a body that announces more than the
@@ -26,7 +26,7 @@ django_application = get_asgi_application()
 
 from django.conf import settings  # noqa: E402 - after Django is set up
 
-from tokens.api.wait import WAIT_PATH, Receive, Send, asgi_wait  # noqa: E402
+from tokens.surfaces.triggerdev_v1.wait import WAIT_PATH, Receive, Send, asgi_wait  # noqa: E402
 
 from . import server  # noqa: E402
 

@@ -18,13 +18,13 @@ app.autodiscover_tasks()
 @after_setup_task_logger.connect
 def _filter_celery_logs(logger: object = None, **kwargs: object) -> None:
     # Celery replaces Django's handlers: mask secrets and collapse outage floods on its own too.
-    from tokens.logging import install_on_celery_handlers
+    from tokens.platform.logging import install_on_celery_handlers
 
     install_on_celery_handlers(logger, **kwargs)  # type: ignore[arg-type]
 
 
 def _add_worker_heartbeat() -> None:
-    from tokens.health import WorkerHeartbeat
+    from tokens.surfaces.health import WorkerHeartbeat
 
     app.steps["worker"].add(WorkerHeartbeat)
 

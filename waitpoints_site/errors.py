@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 
-from tokens.middleware import is_confirmation_page, outage_response
+from tokens.surfaces.common.middleware import is_confirmation_page, outage_response
 
 logger = logging.getLogger("django.request")
 

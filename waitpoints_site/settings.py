@@ -108,8 +108,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "tokens.middleware.SecurityHeadersMiddleware",
-    "tokens.ratelimit.RateLimitHeadersMiddleware",
+    "tokens.surfaces.common.middleware.SecurityHeadersMiddleware",
+    "tokens.surfaces.common.ratelimit.RateLimitHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -117,7 +117,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "tokens.middleware.ApiJsonErrorsMiddleware",
+    "tokens.surfaces.common.middleware.ApiJsonErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "waitpoints_site.urls"
@@ -145,7 +145,7 @@ TEMPLATES = [
 # A database that is down or hangs must cost a request seconds, not minutes: connect_timeout bounds
 # the connection (libpq's minimum is 2 s), statement_timeout makes the server cancel a statement
 # stuck on a lock or a slow plan. Both become a JSON 503 / "try again shortly" page
-# (tokens.middleware). 0 disables either; the release step (migrate) sets the statement one to 0.
+# (tokens.surfaces.common.middleware). 0 disables either; the release step (migrate) sets the statement one to 0.
 DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15000)
 
@@ -235,7 +235,7 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 # Domain-wide commitments, so the operator's to make (README: production settings).
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-# Both set by tokens.middleware.SecurityHeadersMiddleware. No page runs inline script or style:
+# Both set by tokens.surfaces.common.middleware.SecurityHeadersMiddleware. No page runs inline script or style:
 # everything is a file under static/, so 'self' is the whole policy; forms post only to us and
 # nothing may frame a page.
 CONTENT_SECURITY_POLICY = (
@@ -277,7 +277,9 @@ EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 # links would be readable by whoever reads the logs (tokens/mailbox.py).
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "tokens.mailbox.EmailBackend",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "tokens.delivery.mailbox.EmailBackend",
 )
 WAITPOINTS_MAIL_DIR = Path(os.environ.get("WAITPOINTS_MAIL_DIR", VAR_DIR / "mail"))
 EMAIL_PORT = env_int("EMAIL_PORT", 587)
@@ -294,11 +296,13 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "waitpoints <waitpoint
 # ------------------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["tokens.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tokens.surfaces.triggerdev_v1.authentication.ApiKeyAuthentication"
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "tokens.api.exception_handler.api_exception_handler",
+    "EXCEPTION_HANDLER": "tokens.surfaces.triggerdev_v1.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -322,7 +326,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_INCLUDE_SCHEMA": False,
-    "PREPROCESSING_HOOKS": ["tokens.api.schema.include_plain_views"],
+    "PREPROCESSING_HOOKS": ["tokens.surfaces.triggerdev_v1.schema.include_plain_views"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -451,7 +455,7 @@ WAITPOINTS_RATELIMIT_NAMESPACE = os.environ.get("WAITPOINTS_RATELIMIT_NAMESPACE"
 
 WAITPOINTS_HEALTH_MAX_SWEEP_LAG_SECONDS = env_int("WAITPOINTS_HEALTH_MAX_SWEEP_LAG_SECONDS", 60)
 WAITPOINTS_HEARTBEAT_SECONDS = env_int("WAITPOINTS_HEARTBEAT_SECONDS", 5)
-CELERY_BEAT_SCHEDULER = "tokens.health.HeartbeatScheduler"
+CELERY_BEAT_SCHEDULER = "tokens.surfaces.health.HeartbeatScheduler"
 # The same outage message (e.g. "Redis is down") at most once per this many seconds per process.
 WAITPOINTS_LOG_REPEAT_SECONDS = env_int("WAITPOINTS_LOG_REPEAT_SECONDS", 60)
 
@@ -461,8 +465,8 @@ LOGGING = {
     # Celery replaces these handlers in the worker and beat; waitpoints_site/celery.py puts the
     # same filters on its own handlers.
     "filters": {
-        "redact_secrets": {"()": "tokens.logging.RedactSecretsFilter"},
-        "collapse_repeats": {"()": "tokens.logging.CollapseRepeatsFilter"},
+        "redact_secrets": {"()": "tokens.platform.logging.RedactSecretsFilter"},
+        "collapse_repeats": {"()": "tokens.platform.logging.CollapseRepeatsFilter"},
     },
     "handlers": {
         "console": {

@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from tokens import callback, health, login, mailbox
+from tokens.delivery import mailbox
+from tokens.surfaces import health
+from tokens.surfaces.common import login
+from tokens.surfaces.links import views as callback
 from waitpoints_site import errors
 
-# Failed logins are limited per client address on both login pages (tokens.login).
+# Failed logins are limited per client address on both login pages (tokens.surfaces.common.login).
 admin.site.login_form = login.RateLimitedAdminAuthenticationForm
 
 urlpatterns = [
@@ -20,7 +23,7 @@ urlpatterns = [
         callback.token_personal,
         name="token-personal",
     ),
-    path("api/v1/", include("tokens.api.urls")),
+    path("api/v1/", include("tokens.surfaces.triggerdev_v1.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script for the CSP.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
@@ -28,7 +31,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", login.login_view, name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("", include("tokens.dashboard.urls")),
+    path("", include("tokens.surfaces.dashboard.urls")),
 ]
 
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from tokens.keys import generate_token_id, key_digest
+from tokens.domain.keys import generate_token_id, key_digest
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

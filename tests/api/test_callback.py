@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 
 from tests.api.helpers import assert_error, post_raw, url_of
-from tokens import keys, services
-from tokens.links import callback_url
+from tokens.domain import keys, services
+from tokens.domain.links import callback_url
 from tokens.models import Token, TokenEvent
 
 
@@ -108,7 +108,7 @@ def test_it_refuses_a_wrong_hash(client, token, variant):
     assert response.status_code == 401
     assert response.json() == {"error": "Invalid URL, hash doesn't match"}
     assert stored(token).status == Token.Status.WAITING
-    # The refused hash is audited (tokens.services.token_credential_refused).
+    # The refused hash is audited (tokens.domain.services.token_credential_refused).
     assert list(token.events.values_list("kind", flat=True)) == ["created", "auth_failed"]
 
 

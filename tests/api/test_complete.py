@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.api.helpers import TOKENS, assert_error, post_raw, url_of
-from tokens import services
+from tokens.domain import services
 from tokens.models import ApiKey, Token, TokenEvent
 
 SYSTEM = services.Actor.system()

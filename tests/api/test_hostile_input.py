@@ -10,9 +10,9 @@ import pytest
 from django.test import Client
 
 from tests.api.helpers import TOKENS, assert_error, post_raw, url_of
-from tokens.body import MAX_JSON_DEPTH
-from tokens.links import callback_url
+from tokens.domain.links import callback_url
 from tokens.models import Token, TokenTag
+from tokens.surfaces.common.body import MAX_JSON_DEPTH
 
 pytestmark = pytest.mark.django_db
 

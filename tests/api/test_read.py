@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from tests.api.helpers import TOKENS, assert_error, bad_dates, nulls, url_of
-from tokens import services
+from tokens.domain import services
 from tokens.models import Token
 
 SYSTEM = services.Actor.system()

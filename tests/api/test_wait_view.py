@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokens import services
+from tokens.domain import services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

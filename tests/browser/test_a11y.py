@@ -28,8 +28,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import add_member, launch_chromium, policy_violations
 from tests.browser.test_dashboard_e2e import shoot
-from tokens import services, webhooks
-from tokens.links import callback_url, personal_url
+from tokens.delivery import webhooks
+from tokens.domain import services
+from tokens.domain.links import callback_url, personal_url
 from tokens.models import Environment, Membership, Token, TokenEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

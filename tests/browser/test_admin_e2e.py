@@ -13,7 +13,7 @@ from selenium.webdriver.support import expected_conditions as ec
 
 from tests.browser.conftest import PASSWORD, add_member
 from tests.browser.test_dashboard_e2e import shoot, wait
-from tokens import services
+from tokens.domain import services
 from tokens.models import Membership, Token
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -11,8 +11,8 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import PASSWORD, add_member, policy_violations
-from tokens import services
-from tokens.links import callback_url
+from tokens.domain import services
+from tokens.domain.links import callback_url
 from tokens.models import Membership, Token
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -25,7 +25,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from tests.browser.conftest import PASSWORD
 from tests.browser.test_admin_e2e import admin_log_in
 from tests.browser.test_dashboard_e2e import PHONE, shoot, wait
-from tokens import services
+from tokens.domain import services
 from tokens.models import OutboxMessage, Token, TokenEvent
 from tokens.tasks import deliver_outbox
 
@@ -95,7 +95,7 @@ def test_a_reminder_and_an_escalation_go_out_on_time(
     browser, live_server, payments, settings, tmp_path, django_user_model
 ) -> None:
     settings.WAITPOINTS_OUTBOX_SENDERS = 1
-    settings.EMAIL_BACKEND = "tokens.mailbox.EmailBackend"  # the embedded default
+    settings.EMAIL_BACKEND = "tokens.delivery.mailbox.EmailBackend"  # the embedded default
     settings.WAITPOINTS_MAIL_DIR = str(tmp_path / "mail")
     settings.PUBLIC_BASE_URL = live_server.url  # the e-mailed links lead to this server
     mail_dir = tmp_path / "mail"

@@ -15,7 +15,8 @@ from selenium.webdriver.support.ui import Select
 
 from tests.browser.conftest import add_member
 from tests.browser.test_dashboard_e2e import PHONE, flash, log_in, shoot, wait
-from tokens import outbox, services
+from tokens.delivery import outbox
+from tokens.domain import services
 from tokens.models import Token, TokenEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

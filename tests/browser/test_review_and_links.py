@@ -12,9 +12,10 @@ from selenium.webdriver.support import expected_conditions as ec
 
 from tests.browser.conftest import add_member
 from tests.browser.test_dashboard_e2e import PHONE, flash, log_in, shoot, wait
-from tokens import selectors, services
-from tokens.links import personal_url
+from tokens.domain import services
+from tokens.domain.links import personal_url
 from tokens.models import Token, TokenEvent
+from tokens.persistence import selectors
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

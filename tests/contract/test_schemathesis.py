@@ -34,7 +34,7 @@ from tests.smoke.processes import (
     subprocess_env,
     tail,
 )
-from tokens import keys, services
+from tokens.domain import keys, services
 from tokens.models import Environment, Token
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.dashboard.conftest import client_for, csrf_post, messages_of, output_of
-from tokens import services
+from tokens.domain import services
 from tokens.models import Token, TokenEvent
 
 pytestmark = pytest.mark.django_db

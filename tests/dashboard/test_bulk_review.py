@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from tests.dashboard.conftest import client_for, csrf_post, member, messages_of, output_of
-from tokens import services
+from tokens.domain import services
 from tokens.models import Membership, Token, TokenEvent
 
 pytestmark = pytest.mark.django_db

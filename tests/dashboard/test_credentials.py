@@ -8,7 +8,8 @@ import pytest
 from django.core import mail
 
 from tests.dashboard.conftest import client_for, csrf_post
-from tokens import keys, links, outbox, services
+from tokens.delivery import outbox
+from tokens.domain import keys, links, services
 from tokens.models import Token
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.core import mail
 from django.utils import timezone
 
 from tests.dashboard.conftest import client_for, member
-from tokens import services
+from tokens.domain import services
 from tokens.models import Membership, Token
 
 pytestmark = pytest.mark.django_db
@@ -105,7 +105,7 @@ def test_home_lists_waiting_tokens_i_can_decide_soonest_deadline_first(
 
 
 def test_home_paginates_the_queue_by_page(approver, make_token, monkeypatch) -> None:
-    from tokens.dashboard import views
+    from tokens.surfaces.dashboard import views
 
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
     now = timezone.now()
@@ -195,7 +195,7 @@ def test_the_list_reports_invalid_filters_instead_of_ignoring_them(
 def test_the_list_paginates_with_keyset_cursors_and_keeps_filters(
     viewer, environment, make_token, monkeypatch
 ) -> None:
-    from tokens.dashboard import views
+    from tokens.surfaces.dashboard import views
 
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
     tagged = [make_token(tags=["t"]) for _ in range(3)]
@@ -293,7 +293,7 @@ def test_a_viewer_in_two_projects_sees_both_lists(environment, other_environment
 
 def test_home_counts_waiting_tokens_up_to_a_cap(approver, make_token, monkeypatch) -> None:
     """Counting a million waiting rows would cost more than the page: it stops at the cap."""
-    from tokens import selectors
+    from tokens.persistence import selectors
 
     monkeypatch.setattr(selectors, "WAITING_COUNT_CAP", 2)
     client = client_for(approver)
@@ -311,7 +311,7 @@ def test_home_counts_waiting_tokens_up_to_a_cap(approver, make_token, monkeypatc
 def test_known_tags_are_distinct_sorted_scoped_and_limited(
     environment, other_environment, make_token
 ) -> None:
-    from tokens import selectors
+    from tokens.persistence import selectors
 
     make_token(tags=["b", "a"])
     make_token(tags=["c", "a"])

@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 
 from tests.dashboard.conftest import client_for, csrf_post, messages_of
-from tokens import services
-from tokens.links import callback_url, personal_url
+from tokens.domain import services
+from tokens.domain.links import callback_url, personal_url
 from tokens.models import Recipient, Token, TokenEvent
 
 pytestmark = pytest.mark.django_db

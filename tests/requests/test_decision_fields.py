@@ -11,7 +11,7 @@ from django.test import Client
 
 from tests.api.helpers import TOKENS, assert_error, url_of
 from tests.dashboard.conftest import client_for, csrf_post, member
-from tokens.links import callback_url
+from tokens.domain.links import callback_url
 from tokens.models import Membership, Token
 
 DECISION = {

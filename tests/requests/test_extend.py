@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from tests.api.helpers import assert_error, url_of
 from tests.dashboard.conftest import client_for, csrf_post, member
-from tokens import services
-from tokens.exceptions import NotWaiting
+from tokens.domain import services
+from tokens.domain.exceptions import NotWaiting
 from tokens.models import Membership, Token, TokenEvent, iso
 
 SYSTEM = services.Actor.system()

@@ -12,7 +12,8 @@ from django.core import mail
 from django.utils import timezone
 
 from tests.api.helpers import TOKENS, assert_error
-from tokens import outbox, services
+from tokens.delivery import outbox
+from tokens.domain import services
 from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
 
 SYSTEM = services.Actor.system()

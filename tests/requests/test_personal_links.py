@@ -13,8 +13,9 @@ from django.core import mail
 from django.test import Client
 
 from tests.api.helpers import TOKENS
-from tokens import keys, outbox, services
-from tokens.links import callback_url, personal_url
+from tokens.delivery import outbox
+from tokens.domain import keys, services
+from tokens.domain.links import callback_url, personal_url
 from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
 
 APPROVERS = ["alice@example.com", "bob@example.com"]

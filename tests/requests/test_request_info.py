@@ -9,8 +9,9 @@ import pytest
 from django.core import mail
 
 from tests.api.helpers import TOKENS, assert_error, nulls, url_of
-from tokens import markup, outbox
-from tokens.links import callback_url
+from tokens.delivery import outbox
+from tokens.domain import markup
+from tokens.domain.links import callback_url
 from tokens.models import Token
 
 DESCRIPTION = (

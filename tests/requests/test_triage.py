@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from tests.dashboard.conftest import client_for, member
-from tokens import services
+from tokens.domain import services
 from tokens.models import Membership
 
 

@@ -13,9 +13,10 @@ from django.test import Client
 from tests.api.helpers import TOKENS, assert_error, url_of
 from tests.dashboard.conftest import client_for, csrf_post, member
 from tests.test_races import run_together
-from tokens import outbox, services
-from tokens.exceptions import DecisionRefused
-from tokens.links import callback_url
+from tokens.delivery import outbox
+from tokens.domain import services
+from tokens.domain.exceptions import DecisionRefused
+from tokens.domain.links import callback_url
 from tokens.models import Membership, Token, TokenEvent, Vote
 
 ALICE, BOB, CAROL = (

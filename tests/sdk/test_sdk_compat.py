@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from tokens import services
+from tokens.domain import services
+from tokens.domain.representation import v1_status
 from tokens.models import Environment, Token
-from tokens.representation import v1_status
 
 SDK_DIR = Path(__file__).resolve().parent
 SCRIPT = SDK_DIR / "drive.mjs"

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.sdk.test_sdk_compat import RESULT_PREFIX, SDK_DIR, require_node_and_sdk
-from tokens import services
+from tokens.domain import services
 
 pytestmark = [pytest.mark.sdk, pytest.mark.django_db(transaction=True)]
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tokens import services
-from tokens.exceptions import InvalidInput, TooManyTags
+from tokens.domain import services
+from tokens.domain.exceptions import InvalidInput, TooManyTags
 from tokens.models import Token, TokenEvent, TokenTag
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tokens import services
+from tokens.domain import services
 from tokens.models import Token, TokenEvent, iso
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from tokens import services
-from tokens.exceptions import InvalidInput
+from tokens.domain import services
+from tokens.domain.exceptions import InvalidInput
+from tokens.domain.representation import TokenOutputSerializer
 from tokens.models import ApiKey, Token, TokenEvent
-from tokens.representation import TokenOutputSerializer
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=1)

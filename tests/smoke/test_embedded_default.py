@@ -155,7 +155,7 @@ def test_manage_py_by_hand_uses_the_key_bin_serve_generated(tmp_path: Path) -> N
     lookup = manage(
         "shell",
         "-c",
-        f"from tokens.selectors import api_key_get_by_secret as find; "
+        f"from tokens.persistence.selectors import api_key_get_by_secret as find; "
         f"print(find(secret={served['key']!r}) is not None)",
         env=by_hand,
     )

@@ -15,9 +15,9 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.live import LiveServer
-from tokens import services
-from tokens.api.authentication import issue_public_access_token
+from tokens.domain import services
 from tokens.models import Token
+from tokens.surfaces.triggerdev_v1.authentication import issue_public_access_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

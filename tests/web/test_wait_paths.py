@@ -18,7 +18,7 @@ from django.utils import timezone
 from tests.dashboard.conftest import client_for, csrf_post, member
 from tests.live import LiveServer
 from tests.web.test_wait import blocked_waiters, wait_url
-from tokens import links, services
+from tokens.domain import links, services
 from tokens.models import Membership, Token
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tokens import services, webhooks
+from tokens.delivery import webhooks
+from tokens.domain import services
 from tokens.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.api.helpers import assert_error, nulls
-from tokens import keys, webhooks
+from tokens.delivery import webhooks
+from tokens.domain import keys
 from tokens.models import WebhookEndpoint
 
 pytestmark = pytest.mark.django_db

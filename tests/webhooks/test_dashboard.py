@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from tests.dashboard.conftest import client_for, csrf_post, member
-from tokens import webhooks
+from tokens.delivery import webhooks
 from tokens.models import Membership, WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db

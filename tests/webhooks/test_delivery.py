@@ -12,7 +12,8 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from tests.webhooks.receiver import receiving, verify_independently
-from tokens import outbox, services, webhooks
+from tokens.delivery import outbox, webhooks
+from tokens.domain import services
 from tokens.models import OutboxMessage, WebhookDelivery
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,8 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.webhooks.receiver import receiving, verify_independently
-from tokens import outbox, services, webhooks
+from tokens.delivery import outbox, webhooks
+from tokens.domain import services
 from tokens.models import OutboxMessage, Token, WebhookDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)

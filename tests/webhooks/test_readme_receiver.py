@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.smoke.processes import free_port, port_is_closed
-from tokens import outbox, services, webhooks
+from tokens.delivery import outbox, webhooks
+from tokens.domain import services
 from tokens.models import OutboxMessage, WebhookDelivery
 
 pytestmark = pytest.mark.django_db

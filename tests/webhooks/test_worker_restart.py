@@ -14,7 +14,8 @@ from django.utils import timezone
 from tests.smoke.processes import BIN, running, tail, wait_until
 from tests.test_worker import _env
 from tests.webhooks.receiver import receiving, verify_independently
-from tokens import services, webhooks
+from tokens.delivery import webhooks
+from tokens.domain import services
 from tokens.models import OutboxMessage
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.django_db(transaction=True)]

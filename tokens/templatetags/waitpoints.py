@@ -8,7 +8,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString
 
-from tokens import decisions, markup
+from tokens.domain import decisions, markup
 
 register = template.Library()
 

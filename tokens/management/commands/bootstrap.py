@@ -25,7 +25,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 
-from tokens import keys, services
+from tokens.domain import keys, services
 from tokens.models import ApiKey, Environment, Membership
 
 DEMO_PROJECT = "demo"

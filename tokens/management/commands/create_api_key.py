@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tokens import services
-from tokens.exceptions import InvalidInput
+from tokens.domain import services
+from tokens.domain.exceptions import InvalidInput
 from tokens.models import Environment
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from tokens import services
+from tokens.domain import services
 
 
 class Command(BaseCommand):

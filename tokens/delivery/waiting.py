@@ -1,0 +1,232 @@
+"""In-process registry of long-poll waiters, woken by the resolution hook.
+
+One ``WaitHub`` per event loop (in practice: per web process). A waiter subscribes to a token's
+internal id and awaits a future; the hub resolves it when it learns the token was resolved:
+
+* on PostgreSQL from one ``LISTEN waitpoint_resolved`` connection (psycopg 3, async), whose
+  payloads are comma-separated internal ids, NOTIFYed by the resolution transaction on commit,
+  whichever process (web, worker, beat) made the resolution;
+* everywhere from the ``tokens.domain.signals.token_resolved`` signal, for resolutions made in this
+  very process;
+* on SQLite (the embedded default, which has no NOTIFY) additionally from one query every
+  ``WAITPOINTS_WAIT_RECHECK_SECONDS`` for all waited ids together, for resolutions made by other
+  processes (another web process, the worker's sweep).
+
+A wake-up only tells a waiter to read the token again; the database stays the truth, so a
+spurious wake-up is harmless and a missed one is covered by the waiter's re-read after
+subscribing, by the wake-everyone after each (re)connection of the listener, and by the end of
+the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.conf import settings
+from django.db import connections
+
+from tokens.domain.signals import token_resolved
+
+if TYPE_CHECKING:
+    from tokens.models import Token
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "waitpoint_resolved"
+T = TypeVar("T")
+
+# Database work of waiters runs here: a few threads per process, however many waiters there are.
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _db_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=settings.WAITPOINTS_WAIT_DB_THREADS, thread_name_prefix="wait-db"
+            )
+        return _executor
+
+
+def _with_fresh_connection(function: Callable[[], T]) -> T:
+    # These threads serve no Django request, whose end would close the connection: close it
+    # here, which hands it back to the pool under ASGI (settings: "pool") and means a restarted
+    # database costs one failed read, not every read after it.
+    try:
+        return function()
+    finally:
+        connections["default"].close()
+
+
+async def run_db(function: Callable[[], T]) -> T:
+    """Run a short synchronous ORM call on the bounded pool of database threads."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_db_executor(), _with_fresh_connection, function)
+
+
+class WaitHub:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        # A waiter's future gets the token as read after its resolution, or None: read it again.
+        self.waiters: dict[str, set[asyncio.Future[Token | None]]] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+        self.blocked = 0  # waiters that have read their token and now await a wake-up
+
+    # -- waiters ------------------------------------------------------------------------------
+
+    def subscribe(self, token_id: str) -> asyncio.Future[Token | None]:
+        self._ensure_started()
+        future: asyncio.Future[Token | None] = self.loop.create_future()
+        self.waiters.setdefault(token_id, set()).add(future)
+        return future
+
+    def unsubscribe(self, token_id: str, future: asyncio.Future[Token | None]) -> None:
+        futures = self.waiters.get(token_id)
+        if futures is not None:
+            futures.discard(future)
+            if not futures:
+                del self.waiters[token_id]
+
+    def wake(self, token_ids: Iterable[str]) -> None:
+        """These tokens were resolved: read them once for all their waiters, then wake them
+        with the fresh row (call on the hub's loop)."""
+        ids = [token_id.strip() for token_id in token_ids if token_id.strip() in self.waiters]
+        if ids:
+            self.loop.create_task(self._deliver(ids))
+
+    async def _deliver(self, token_ids: list[str]) -> None:
+        from tokens.persistence.selectors import tokens_by_ids
+
+        try:
+            fresh = await run_db(lambda: tokens_by_ids(token_ids=token_ids))
+        except Exception as error:  # noqa: BLE001 - the waiters read the row themselves
+            logger.warning("wait hub: reading resolved tokens failed (%s)", error)
+            fresh = {}
+        for token_id in token_ids:
+            for future in self.waiters.pop(token_id, ()):
+                if not future.done():
+                    future.set_result(fresh.get(token_id))
+
+    def wake_all(self) -> None:
+        """Let every waiter read its token again (after a gap in notifications)."""
+        for futures in self.waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+        self.waiters.clear()
+
+    def wake_threadsafe(self, token_ids: list[str]) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.wake, token_ids)
+
+    # -- sources of wake-ups ------------------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        if self.task is None or self.task.done():
+            source = self._listen if _is_postgresql() else self._recheck
+            self.task = self.loop.create_task(source(), name="waitpoints-wait-hub")
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        backoff = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    _conninfo(), autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    backoff = 0.5
+                    self.listening.set()
+                    # Anything resolved before LISTEN took effect (or while reconnecting) sent
+                    # no notification we could see: let every waiter read its token again.
+                    self.wake_all()
+                    async for notification in conn.notifies():
+                        self.wake(notification.payload.split(","))
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - reconnect whatever went wrong
+                self.listening.clear()
+                logger.warning("wait hub: LISTEN connection lost (%s); reconnecting", error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _recheck(self) -> None:
+        from tokens.persistence.selectors import token_ids_resolved
+
+        self.listening.set()
+        interval = settings.WAITPOINTS_WAIT_RECHECK_SECONDS
+        while True:
+            await asyncio.sleep(interval)
+            waited = list(self.waiters)
+            if not waited:
+                continue
+            try:
+                resolved = await run_db(partial(token_ids_resolved, token_ids=waited))
+            except Exception as error:  # noqa: BLE001 - try again next round
+                logger.warning("wait hub: re-check failed (%s)", error)
+                continue
+            self.wake(resolved)
+
+
+def _is_postgresql() -> bool:
+    return connections["default"].vendor == "postgresql"
+
+
+def _conninfo() -> str:
+    from psycopg.conninfo import make_conninfo
+
+    db: dict[str, Any] = dict(settings.DATABASES["default"])
+    params: dict[str, Any] = {
+        "dbname": db.get("NAME") or "",
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+        "host": db.get("HOST") or None,
+        "port": str(db["PORT"]) if db.get("PORT") else None,
+        "application_name": "waitpoints-wait-hub",
+    }
+    # libpq options such as sslmode; Django-only keys (pool, isolation_level, …) are not.
+    for key, value in (db.get("OPTIONS") or {}).items():
+        if isinstance(value, str | int) and key not in {"isolation_level", "assume_role"}:
+            params[key] = value
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+
+
+_hubs: dict[asyncio.AbstractEventLoop, WaitHub] = {}
+_hubs_lock = threading.Lock()
+
+
+def hub() -> WaitHub:
+    """The hub of the running event loop."""
+    loop = asyncio.get_running_loop()
+    with _hubs_lock:
+        for stale in [other for other in _hubs if other.is_closed()]:
+            del _hubs[stale]
+        if loop not in _hubs:
+            _hubs[loop] = WaitHub(loop)
+        return _hubs[loop]
+
+
+def blocked_waiters() -> int:
+    """Waiters of this process now blocked (for /healthz and the tests that need to know)."""
+    with _hubs_lock:
+        return sum(each.blocked for each in _hubs.values())
+
+
+def _on_token_resolved(sender: object, token_ids: list[str], **kwargs: object) -> None:
+    with _hubs_lock:
+        hubs = list(_hubs.values())
+    for each in hubs:
+        each.wake_threadsafe(list(token_ids))
+
+
+token_resolved.connect(_on_token_resolved, dispatch_uid="tokens.delivery.waiting")

@@ -1,0 +1,76 @@
+"""How a token reads in the v1 API (retrieve, list, webhooks): camelCase, optional fields
+omitted (never null), ISO dates. Core: the API and webhook deliveries both render through it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tokens.domain.links import callback_urls
+from tokens.models import Token, iso
+
+
+def v1_status(status: str) -> str:
+    """The SDK accepts only three statuses: a cancelled token reads as TIMED_OUT."""
+    return Token.Status.TIMED_OUT.value if status == Token.Status.CANCELLED else status
+
+
+def transition_body(token: Token, *, applied: bool, now: datetime) -> dict[str, Any]:
+    """The answer of complete, callback and cancel: upstream's ``{"success": true}`` plus ours."""
+    status = token.effective(now).status
+    return {
+        "success": True,
+        "applied": applied,
+        "status": v1_status(status),
+        "statusDetail": status,
+    }
+
+
+class TokenOutputSerializer:
+    """Renders a token for list items (``detail=False``) and retrieve (``detail=True``)."""
+
+    def __init__(self, *, now: datetime, base: str, detail: bool) -> None:
+        self.now, self.base, self.detail = now, base, detail
+        self.callback_url = callback_urls(base=base)
+
+    def to_representation(self, token: Token) -> dict[str, Any]:
+        state = token.effective(self.now)
+        cancelled = state.status == Token.Status.CANCELLED
+        data: dict[str, Any] = {
+            "id": token.friendly_id,
+            "url": self.callback_url(token),
+            "status": v1_status(state.status),
+            "statusDetail": state.status,
+        }
+        if state.completed_at:
+            data["completedAt"] = iso(state.completed_at)
+        if token.timeout_at:
+            data["timeoutAt"] = iso(token.timeout_at)
+            data["completedAfter"] = iso(token.timeout_at)
+        if token.idempotency_key:
+            data["idempotencyKey"] = token.idempotency_key
+            if token.idempotency_key_expires_at:
+                data["idempotencyKeyExpiresAt"] = iso(token.idempotency_key_expires_at)
+        data["tags"] = list(token.tags)
+        # Our extensions (the SDK ignores fields it does not know); omitted when absent.
+        if token.title:
+            data["title"] = token.title
+        if token.description:
+            data["description"] = token.description
+        if token.context:
+            data["context"] = token.context
+        if token.decision_spec:
+            data["decision"] = token.decision_spec
+        if token.required_approvals > 1:
+            data["requiredApprovals"] = token.required_approvals
+        if token.requested_by:
+            data["requestedBy"] = token.requested_by
+        data["createdAt"] = iso(token.created_at)
+        if cancelled and token.cancelled_at:
+            data["cancelledAt"] = iso(token.cancelled_at)
+        if self.detail:
+            if state.output is not None:
+                data["output"] = state.output
+            data["outputType"] = state.output_type
+            data["outputIsError"] = state.output_is_error
+        return data

@@ -1,0 +1,398 @@
+"""Scoped reads. Every query starts from the caller's environment (or the user's projects)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Now
+
+from tokens.domain import keys
+from tokens.domain.exceptions import NotFound
+from tokens.models import (
+    ApiKey,
+    Environment,
+    Membership,
+    Project,
+    Recipient,
+    Token,
+    TokenEvent,
+    TokenTag,
+    Vote,
+)
+from tokens.persistence import sql
+
+
+def status_q(status: str, *, now: datetime, cancelled_as_timed_out: bool) -> Q:
+    """The rows a reader sees in ``status``; overdue WAITING rows already count as TIMED_OUT.
+
+    The v1 API shows cancelled tokens as TIMED_OUT (the SDK knows no other terminal status), so
+    its TIMED_OUT filter includes them; human surfaces show CANCELLED on its own.
+    """
+    overdue = Q(status=Token.Status.WAITING, timeout_at__lte=now)
+    if status == Token.Status.WAITING:
+        return Q(status=Token.Status.WAITING) & ~Q(timeout_at__lte=now)
+    if status == Token.Status.TIMED_OUT:
+        q = Q(status=Token.Status.TIMED_OUT) | overdue
+        return q | Q(status=Token.Status.CANCELLED) if cancelled_as_timed_out else q
+    return Q(status=status)
+
+
+def tagged_q(tags: list[str]) -> Exists:
+    """Tokens carrying any of ``tags``, for a token queryset scoped to one environment.
+
+    The tag rows are looked up by (environment, name) from the token's own environment, so the
+    plan starts from ``tokentag_lookup`` and reads no other tenant's rows (the same tag name in
+    another environment costs nothing); an EXISTS rather than ``IN`` also needs no DISTINCT when
+    a token carries several of the tags.
+    """
+    return Exists(
+        TokenTag.objects.filter(
+            token_id=OuterRef("pk"), environment_id=OuterRef("environment_id"), name__in=tags
+        )
+    )
+
+
+# The two reads every API request makes (its key; the token it names) are written in SQL on
+# PostgreSQL: profiling showed Django compiling each of these queries costing several times
+# what PostgreSQL takes to answer it (docs/benchmarks/profile.md). They return the same model
+# instances as the ORM queries beside them, which SQLite (the embedded default) still runs and
+# tests/test_sql_paths.py compares field by field.
+
+
+@functools.cache
+def _api_key_sql() -> str:
+    return (
+        f"SELECT {sql.select_columns(ApiKey, 'k')}, {sql.select_columns(Environment, 'e')}, "  # noqa: S608 - names are ours
+        f"{sql.select_columns(Project, 'p')} "
+        f"FROM {ApiKey._meta.db_table} k JOIN {Environment._meta.db_table} e "
+        f"ON e.id = k.environment_id JOIN {Project._meta.db_table} p ON p.id = e.project_id "
+        "WHERE k.digest = %s AND k.revoked_at IS NULL LIMIT 1"
+    )
+
+
+def api_key_get_by_secret(*, secret: str) -> ApiKey | None:
+    """The active key with this secret, its environment and project loaded; None otherwise."""
+    digest = keys.key_digest(secret)
+    if connection.vendor != "postgresql":
+        return (
+            ApiKey.objects.select_related("environment__project")
+            .filter(digest=digest, revoked_at__isnull=True)
+            .first()
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_api_key_sql(), [digest])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    # No field of these three models needs a converter on PostgreSQL (no JSON, no decimals).
+    api_key, rest = sql.from_row(ApiKey, row)
+    environment, rest = sql.from_row(Environment, rest)
+    environment.project, _ = sql.from_row(Project, rest)
+    api_key.environment = environment
+    return api_key
+
+
+def api_keys_active_for_environment(*, environment: Environment) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(environment=environment, revoked_at__isnull=True)
+
+
+def environment_get_by_public_id(*, public_id: str) -> Environment | None:
+    return Environment.objects.filter(public_id=public_id).first()
+
+
+def _read(tokens: QuerySet[Token]) -> QuerySet[Token]:
+    """Tokens as readers see them: each carries ``db_now``, the database's clock when read, so
+    that ``Token.effective`` decides "timed out" on the same clock as the writers do."""
+    return tokens.annotate(db_now=Now())
+
+
+def token_list(*, environment: Environment) -> QuerySet[Token]:
+    return _read(Token.objects.filter(environment=environment))
+
+
+def _one_token(tokens: QuerySet[Token], token_id: str) -> Token:
+    """The token with this id (``waitpoint_…`` or bare) among ``tokens``; NotFound otherwise,
+    the same for a malformed id, an unknown one and one outside the scope."""
+    internal = keys.parse_token_id(token_id)
+    token = _read(tokens).filter(pk=internal).first() if internal else None
+    if token is None:
+        raise NotFound()
+    return token
+
+
+@functools.cache
+def _token_in_environment_sql() -> str:
+    # STATEMENT_TIMESTAMP() is what Now() compiles to on PostgreSQL (see _read).
+    return (
+        f"SELECT {sql.select_columns(Token, 't')}, STATEMENT_TIMESTAMP() AS db_now "  # noqa: S608
+        f"FROM {Token._meta.db_table} t WHERE t.id = %s AND t.environment_id = %s"
+    )
+
+
+def token_get_for_environment(*, environment: Environment, token_id: str) -> Token:
+    """The token with this id in this environment (the API's scope)."""
+    if connection.vendor != "postgresql":
+        token = _one_token(Token.objects.filter(environment=environment), token_id)
+    else:
+        internal = keys.parse_token_id(token_id)
+        # A raw query still applies each field's converter (the JSON fields need theirs).
+        found = (
+            list(Token.objects.raw(_token_in_environment_sql(), [internal, environment.pk]))
+            if internal
+            else []
+        )
+        if not found:
+            raise NotFound()
+        token = found[0]
+    token.environment = environment  # the caller's own: no second query to read it
+    return token
+
+
+def token_get_by_id(*, token_id: str) -> Token:
+    """Unscoped lookup for the callback URL, whose hash is the credential."""
+    return _one_token(Token.objects.select_related("environment__project"), token_id)
+
+
+def votes_for_token(*, token: Token) -> list[Vote]:
+    """The votes cast on a token that needs several approvals, oldest first."""
+    return list(Vote.objects.filter(token=token).order_by("id"))
+
+
+def recipient_get(*, token: Token, recipient_id: int) -> Recipient | None:
+    """One recipient of this token (for its personal link), revoked or not; None if unknown."""
+    return Recipient.objects.filter(token=token, pk=recipient_id).first()
+
+
+def recipient_list_for_token(*, token: Token) -> list[Recipient]:
+    """The token's e-mailed approvers (one personal link each), revoked ones too, in the order
+    they were first e-mailed."""
+    return list(Recipient.objects.filter(token=token).order_by("id"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Dashboard: reads scoped to the projects a user is a member of
+# ------------------------------------------------------------------------------------------------
+
+# What each dashboard action needs; a role allows everything a lower one does.
+ROLE_RANK: dict[str, int] = {
+    Membership.Role.VIEWER: 1,
+    Membership.Role.APPROVER: 2,
+    Membership.Role.ADMIN: 3,
+}
+ACTION_ROLES = {
+    "view": Membership.Role.VIEWER,
+    "approve": Membership.Role.APPROVER,
+    "reject": Membership.Role.APPROVER,
+    "complete_json": Membership.Role.ADMIN,
+    "force_timeout": Membership.Role.ADMIN,
+    "cancel": Membership.Role.ADMIN,
+    "extend": Membership.Role.ADMIN,
+}
+
+
+def role_allows(role: str | None, action: str) -> bool:
+    """Whether a membership role may perform a dashboard action (unknown actions: never)."""
+    needed = ACTION_ROLES.get(action)
+    if role is None or needed is None:
+        return False
+    return ROLE_RANK.get(role, 0) >= ROLE_RANK[needed]
+
+
+def membership_role_for_user(*, user: Any, project: Project) -> str | None:
+    if not user.is_authenticated:
+        return None
+    return (
+        Membership.objects.filter(user=user, project=project).values_list("role", flat=True).first()
+    )
+
+
+def project_list_for_user(*, user: Any) -> QuerySet[Project]:
+    return Project.objects.filter(memberships__user=user).distinct()
+
+
+# The home page counts waiting tokens up to here and shows "1000+" beyond: counting every one of
+# a million waiting rows took longer than the rest of the page (docs/benchmarks).
+WAITING_COUNT_CAP = 1000
+
+
+class _CappedCount(Subquery):
+    """``count(*)`` of a sliced subquery: stops reading rows at the slice's LIMIT."""
+
+    template = "(SELECT count(*) FROM (%(subquery)s) AS capped)"
+    output_field = IntegerField()
+
+
+def environment_list_for_user(*, user: Any, now: datetime) -> QuerySet[Environment]:
+    """The user's environments, each annotated with ``role`` and ``waiting``: its waiting
+    tokens, counted up to ``WAITING_COUNT_CAP + 1`` (more than the cap reads as "cap+")."""
+    role = Membership.objects.filter(user=user, project=OuterRef("project")).values("role")[:1]
+    waiting = (
+        Token.objects.filter(environment=OuterRef("pk"))
+        .filter(status_q(Token.Status.WAITING, now=now, cancelled_as_timed_out=False))
+        .order_by()
+        .values("pk")[: WAITING_COUNT_CAP + 1]
+    )
+    return (
+        Environment.objects.filter(project__memberships__user=user)
+        .select_related("project")
+        .annotate(role=Subquery(role), waiting=_CappedCount(waiting))
+        .order_by("project__name", "project__slug", "slug")
+    )
+
+
+def environment_get_for_user(*, user: Any, project_slug: str, slug: str) -> Environment:
+    """One of the user's environments; NotFound when it does not exist or is not theirs."""
+    environment = (
+        Environment.objects.select_related("project")
+        .filter(project__slug=project_slug, slug=slug, project__memberships__user=user)
+        .first()
+    )
+    if environment is None:
+        raise NotFound()
+    return environment
+
+
+def token_get_for_user(*, user: Any, token_id: str) -> Token:
+    """The token with this id in one of the user's projects; NotFound otherwise, exactly as
+    for an unknown id, so ids of other tenants reveal nothing."""
+    if not user.is_authenticated:
+        raise NotFound()
+    tokens = Token.objects.select_related("environment__project").filter(
+        environment__project__memberships__user=user
+    )
+    return _one_token(tokens, token_id)
+
+
+def token_map_for_user(*, user: Any, token_ids: list[str]) -> dict[str, Token]:
+    """The tokens with these ids (``waitpoint_…`` or bare) in the user's projects, by internal
+    id, with environment and project, in one query (the bulk review lists up to 100); ids that
+    are malformed, unknown or another tenant's are simply absent."""
+    internal = [pk for pk in map(keys.parse_token_id, token_ids) if pk]
+    if not user.is_authenticated or not internal:
+        return {}
+    tokens = Token.objects.select_related("environment__project").filter(
+        environment__project__memberships__user=user, pk__in=internal
+    )
+    return {token.pk: token for token in _read(tokens)}
+
+
+def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:
+    """WAITING tokens the user can decide (approver or admin), in every project; callers order."""
+    deciding = Membership.objects.filter(
+        user=user, role__in=[Membership.Role.APPROVER, Membership.Role.ADMIN]
+    ).values("project")
+    return _read(
+        Token.objects.filter(environment__project__in=deciding)
+        .filter(status_q(Token.Status.WAITING, now=now, cancelled_as_timed_out=False))
+        .select_related("environment__project")
+    )
+
+
+def token_triage_page(
+    queryset: QuerySet[Token], *, email: str, offset: int, limit: int
+) -> list[Token]:
+    """ "Waiting for me" as a triage queue, one page of it: requests that e-mailed me (my
+    address among the approvers) first, then by deadline, soonest first (none last), then by
+    id. Each row carries ``assigned`` (True when it names me).
+
+    Two queries rather than one ORDER BY on "names me": that order cannot come from an index,
+    so PostgreSQL computed it for every waiting token (700,000 rows at the benchmark's size:
+    1.8 s a page). The requests naming me are found from my address (``recipient_email``);
+    the rest walk ``token_waiting_deadline`` in deadline order and stop at the page's end.
+    """
+    by_deadline = (F("timeout_at").asc(nulls_last=True), "pk")
+    mine: list[Token] = []
+    others = queryset
+    if email:
+        # Through the recipients (one row per e-mailed approver), not a JSON "contains" on
+        # Token.approvers, which SQLite (the embedded default) does not support.
+        names_me = Exists(Recipient.objects.filter(token=OuterRef("pk"), email__iexact=email))
+        assigned = queryset.filter(names_me).order_by(*by_deadline)
+        assigned_count = assigned.count()
+        if offset < assigned_count:
+            mine = list(assigned[offset : offset + limit])
+        others = queryset.exclude(names_me)
+        offset = max(0, offset - assigned_count)  # where this page starts among the others
+    rest = limit - len(mine)
+    theirs = list(others.order_by(*by_deadline)[offset : offset + rest]) if rest else []
+    for token in mine:
+        token.assigned = True  # type: ignore[attr-defined]
+    for token in theirs:
+        token.assigned = False  # type: ignore[attr-defined]
+    return mine + theirs
+
+
+def tag_names_for_environment(
+    *, environment: Environment, prefix: str = "", limit: int = 20
+) -> list[str]:
+    """Distinct tag names in an environment, for the filter's typeahead (index-backed)."""
+    if not prefix:
+        return _distinct_tag_names(environment, limit)
+    rows = TokenTag.objects.filter(environment=environment, name__startswith=prefix)
+    return list(rows.order_by("name").values_list("name", flat=True).distinct()[:limit])
+
+
+def _distinct_tag_names(environment: Environment, limit: int) -> list[str]:
+    """The first ``limit`` distinct names, by a skip scan of ``tokentag_lookup``: one index
+    descent per name instead of reading every tag row (a DISTINCT over a million rows took
+    most of the dashboard list's time)."""
+    table = TokenTag._meta.db_table
+    sql = (
+        f"WITH RECURSIVE names(name, n) AS ("  # noqa: S608 - the table name is ours
+        f"SELECT (SELECT MIN(name) FROM {table} WHERE environment_id = %s), 1 "
+        f"UNION ALL SELECT (SELECT MIN(name) FROM {table} WHERE environment_id = %s "
+        f"AND name > names.name), n + 1 FROM names WHERE names.name IS NOT NULL AND n < %s) "
+        f"SELECT name FROM names WHERE name IS NOT NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [environment.pk, environment.pk, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
+# The audit events that end a token's wait; a token has at most one of them.
+RESOLVING_KINDS = (TokenEvent.Kind.COMPLETED, TokenEvent.Kind.TIMED_OUT, TokenEvent.Kind.CANCELLED)
+
+
+def token_resolution_event(*, token: Token) -> TokenEvent | None:
+    """Who resolved the token, how and when (None while it waits, or before the sweep)."""
+    return token.events.filter(kind__in=RESOLVING_KINDS).select_related("user", "api_key").first()
+
+
+def token_events_for_token(*, token: Token) -> QuerySet[TokenEvent]:
+    return token.events.select_related("user", "api_key").order_by("created_at", "id")
+
+
+def token_ids_resolved(*, token_ids: list[str]) -> list[str]:
+    """Which of these (internal) ids are no longer WAITING; for the wait hub's re-check."""
+    resolved: list[str] = []
+    for start in range(0, len(token_ids), 500):  # SQLite's limit on query parameters
+        chunk = token_ids[start : start + 500]
+        resolved += (
+            Token.objects.filter(pk__in=chunk)
+            .exclude(status=Token.Status.WAITING)
+            .values_list("pk", flat=True)
+        )
+    return resolved
+
+
+def tokens_by_ids(*, token_ids: list[str]) -> dict[str, Token]:
+    """Tokens by internal id with their environment, for waking long-poll waiters. Unscoped:
+    the waiters were authorised for their token when they started waiting."""
+    return {
+        token.pk: token
+        for token in Token.objects.select_related("environment").filter(pk__in=token_ids)
+    }
+
+
+def token_oldest_overdue_timeout(*, now: datetime) -> datetime | None:
+    """The ``timeout_at`` of the oldest WAITING token already past it (how late the sweep is)."""
+    return (
+        Token.objects.filter(status=Token.Status.WAITING, timeout_at__lte=now)
+        .order_by("timeout_at")
+        .values_list("timeout_at", flat=True)
+        .first()
+    )

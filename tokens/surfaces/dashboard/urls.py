@@ -1,0 +1,60 @@
+"""The dashboard, mounted at "/". Token pages need only the token id (e-mails link to them)."""
+
+from django.urls import path
+
+from tokens.surfaces.dashboard import bulk, views, webhooks
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/tokens",
+        views.token_list,
+        name="token_list",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/tags",
+        views.tag_list,
+        name="tag_list",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/webhooks",
+        webhooks.webhook_list,
+        name="webhook_list",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/webhooks/new",
+        webhooks.webhook_create,
+        name="webhook_create",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/webhooks/<str:endpoint_id>",
+        webhooks.webhook_detail,
+        name="webhook_detail",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/webhooks/<str:endpoint_id>/"
+        "<str:action>",
+        webhooks.webhook_action,
+        name="webhook_action",
+    ),
+    # Before tokens/<token_id>: "bulk" is also a well-formed token id.
+    path("tokens/bulk", bulk.token_bulk, name="token_bulk"),
+    path("tokens/<str:token_id>", views.token_detail, name="token_detail"),
+    path("tokens/<str:token_id>/approve", views.token_approve, name="token_approve"),
+    path("tokens/<str:token_id>/reject", views.token_reject, name="token_reject"),
+    path("tokens/<str:token_id>/complete", views.token_complete, name="token_complete"),
+    path(
+        "tokens/<str:token_id>/force-timeout",
+        views.token_force_timeout,
+        name="token_force_timeout",
+    ),
+    path("tokens/<str:token_id>/cancel", views.token_cancel, name="token_cancel"),
+    path("tokens/<str:token_id>/extend", views.token_extend, name="token_extend"),
+    path(
+        "tokens/<str:token_id>/recipients/<int:recipient_id>/revoke",
+        views.recipient_revoke,
+        name="recipient_revoke",
+    ),
+]

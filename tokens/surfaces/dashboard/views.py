@@ -1,0 +1,548 @@
+"""The approvers' dashboard: thin adapters over ``tokens.persistence.selectors`` and ``tokens.domain.services``.
+
+Every action is a login-required POST that asks the access helper first (404 for tokens outside
+the user's projects; a message and an audit event when the role does not allow the action),
+then calls the same service as the API and redirects with a flash message.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from tokens.domain import decisions, keys, services
+from tokens.domain.decisions import DECISIONS, decision_of
+from tokens.domain.exceptions import DecisionRefused, NotFound, TokenError
+from tokens.domain.links import callback_url
+from tokens.models import Environment, Membership, Token, TokenEvent
+from tokens.persistence import selectors
+from tokens.persistence.pagination import PageRequest, paginate
+from tokens.surfaces.common.http import actor_from_request, base_url
+from tokens.surfaces.dashboard import forms
+
+PAGE_SIZE = 25
+NUL_ERROR = "null_characters_not_allowed"  # Django's CharField refuses NUL with this code
+ACTION_LABELS = {
+    "approve": "approve",
+    "reject": "reject",
+    "complete_json": "complete with JSON",
+    "force_timeout": "force a timeout on",
+    "cancel": "cancel",
+    "extend": "extend the deadline of",
+    "revoke_link": "revoke personal links of",
+}
+# Revoking a recipient's personal link needs the role cancelling does (admin).
+REVOKE_LINK_AS = "cancel"
+
+
+# ------------------------------------------------------------------------------------------------
+# Access helpers
+# ------------------------------------------------------------------------------------------------
+
+
+def _actor(request: HttpRequest) -> services.Actor:
+    return actor_from_request(
+        request,
+        TokenEvent.Channel.DASHBOARD,
+        credential=TokenEvent.Credential.SESSION,
+        user=request.user,
+    )
+
+
+def _token_for_user(request: HttpRequest, token_id: str) -> tuple[Token, str | None]:
+    """The token and the user's role in its project; 404 (as for an unknown id) otherwise."""
+    try:
+        token = selectors.token_get_for_user(user=request.user, token_id=token_id)
+    except NotFound:
+        raise Http404("Waitpoint not found") from None
+    project = token.environment.project
+    return token, selectors.membership_role_for_user(user=request.user, project=project)
+
+
+def _token_for_action(request: HttpRequest, token_id: str, action: str) -> Token | None:
+    """The access helper of every action: None (refused, audited, with a message) when the
+    user's role does not allow ``action``; a viewer's forged POST ends here."""
+    token, role = _token_for_user(request, token_id)
+    if selectors.role_allows(role, action):
+        return token
+    services.token_action_denied(token=token, actor=_actor(request), action=action)
+    messages.error(request, _denied_message(role, action, token))
+    return None
+
+
+def _denied_message(role: str | None, action: str, token: Token) -> str:
+    label = Membership.Role(role).label.lower() if role else "no"
+    return (
+        f"Not allowed: as {label} in {token.environment.project} you cannot "
+        f"{ACTION_LABELS.get(action, action)} tokens. Nothing was changed."
+    )
+
+
+def _environment_for_user(request: HttpRequest, project_slug: str, slug: str) -> Environment:
+    try:
+        return selectors.environment_get_for_user(
+            user=request.user, project_slug=project_slug, slug=slug
+        )
+    except NotFound:
+        raise Http404("Environment not found") from None
+
+
+def _next_or(request: HttpRequest, default: str) -> str:
+    """Where to go after an action: the page it was started from, if it is ours."""
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and safe else default
+
+
+def _detail_url(token: Token) -> str:
+    return reverse("dashboard:token_detail", args=[token.friendly_id])
+
+
+# ------------------------------------------------------------------------------------------------
+# Messages about outcomes
+# ------------------------------------------------------------------------------------------------
+
+
+def resolved_message(token: Token, resolution: TokenEvent | None) -> str:
+    """ "Nothing changed: … was already completed by alice (Dashboard) on 3 Mar 2026, 14:05 UTC."""
+    status = Token.Status(token.status).label.lower()
+    text = f"Nothing changed: {token.friendly_id} was already {status}"
+    if resolution is not None:
+        at = resolution.created_at.astimezone(UTC)
+        when = f"{at.day} {at:%b %Y, %H:%M}"
+        text += f" by {resolution.actor_label} ({resolution.get_channel_display()}) on {when} UTC"
+    return text + "."
+
+
+def _report(request: HttpRequest, result: services.TransitionResult, done: str) -> None:
+    if result.applied:
+        messages.success(request, f"{done} {result.token.friendly_id}.")
+    else:
+        messages.warning(request, resolved_message(result.token, result.resolution))
+
+
+# ------------------------------------------------------------------------------------------------
+# Pages
+# ------------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Waiting for me, a triage queue: WAITING tokens I can decide across my projects, those
+    that e-mailed me first, then soonest deadline first; filter by project and environment."""
+    now = timezone.now()
+    environments = list(selectors.environment_list_for_user(user=request.user, now=now))
+    projects = sorted({env.project.slug for env in environments})
+    project = request.GET.get("project", "")
+    slug = request.GET.get("env", "")
+    queryset = selectors.token_list_waiting_for_user(user=request.user, now=now)
+    if project in projects:
+        queryset = queryset.filter(environment__project__slug=project)
+    else:
+        project = ""
+    if slug in Environment.Slug.values:
+        queryset = queryset.filter(environment__slug=slug)
+    else:
+        slug = ""
+    try:
+        page = max(1, min(int(request.GET.get("page", "1")), 10_000))
+    except ValueError:
+        page = 1
+    rows = selectors.token_triage_page(
+        queryset,
+        email=getattr(request.user, "email", "") or "",
+        offset=(page - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE + 1,
+    )
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    context = {
+        "nav": "home",
+        "tokens": rows,
+        "now": now,
+        "next_url": _page_url(request, page + 1) if more else "",
+        "previous_url": _page_url(request, page - 1) if page > 1 else "",
+        "environments": environments,
+        "waiting_cap": selectors.WAITING_COUNT_CAP,
+        "is_first_page": page == 1,
+        "projects": projects,
+        "env_slugs": Environment.Slug.choices,
+        "project": project,
+        "env": slug,
+        "clear_project_url": _without(request, "project"),
+        "clear_env_url": _without(request, "env"),
+    }
+    return render(request, "dashboard/home.html", context)
+
+
+def _page_url(request: HttpRequest, page: int) -> str:
+    query: QueryDict = request.GET.copy()
+    query["page"] = str(page)
+    return f"{request.path}?{query.urlencode()}"
+
+
+def _without(request: HttpRequest, name: str) -> str:
+    """This page's URL without one filter (an active filter's chip removes it)."""
+    query: QueryDict = request.GET.copy()
+    query.pop(name, None)
+    query.pop("page", None)
+    return f"{request.path}?{query.urlencode()}" if query else request.path
+
+
+@login_required
+@require_GET
+def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -> HttpResponse:
+    """One environment's tokens, newest first, filtered by the GET form (bookmarkable)."""
+    environment = _environment_for_user(request, project_slug, environment_slug)
+    now = timezone.now()
+    filterset = forms.DashboardTokenFilter(
+        request.GET, queryset=selectors.token_list(environment=environment), now=now
+    )
+    page = PageRequest(
+        size=PAGE_SIZE,
+        after=keys.parse_token_id(request.GET.get("after", "")),
+        before=keys.parse_token_id(request.GET.get("before", "")),
+    )
+    queryset = filterset.qs if filterset.is_valid() else Token.objects.none()
+    rows, pagination = paginate(queryset, page)
+    for token in rows:
+        token.environment = environment  # known, with its project: no query per row
+        token.state = state = token.effective(now)  # type: ignore[attr-defined]
+        token.decision = decision_of(state.output, state.output_type).get("status")  # type: ignore[attr-defined]
+    role = selectors.membership_role_for_user(user=request.user, project=environment.project)
+    context = {
+        "environment": environment,
+        "filterset": filterset,
+        "tokens": rows,
+        "now": now,
+        "role": role,
+        "can_decide": selectors.role_allows(role, "approve"),
+        "next_url": _query_url(request, after=pagination.get("next")),
+        "previous_url": _query_url(request, before=pagination.get("previous")),
+        "known_tags": selectors.tag_names_for_environment(environment=environment, limit=200),
+        "list_url": request.path,  # this page: every tag links to it, filtered by the tag
+    }
+    return render(request, "dashboard/token_list.html", context)
+
+
+def _query_url(request: HttpRequest, **cursor: str | None) -> str:
+    """This page's URL with the same filters and another cursor ("" when there is none)."""
+    if not any(cursor.values()):
+        return ""
+    query: QueryDict = request.GET.copy()
+    query.pop("after", None)
+    query.pop("before", None)
+    query.update({name: value for name, value in cursor.items() if value})
+    return f"{request.path}?{query.urlencode()}"
+
+
+@login_required
+@require_GET
+def tag_list(request: HttpRequest, project_slug: str, environment_slug: str) -> JsonResponse:
+    """Tag names for the filter's typeahead: ``{"tags": [...]}``, by prefix."""
+    environment = _environment_for_user(request, project_slug, environment_slug)
+    prefix = request.GET.get("q", "")[:128]
+    if "\x00" in prefix:
+        return JsonResponse({"error": "q cannot contain null characters (\\u0000)."}, status=400)
+    names = selectors.tag_names_for_environment(environment=environment, prefix=prefix)
+    return JsonResponse({"tags": names})
+
+
+@login_required
+@require_GET
+def token_detail(request: HttpRequest, token_id: str) -> HttpResponse:
+    token, role = _token_for_user(request, token_id)
+    return _render_detail(request, token, role)
+
+
+def _render_detail(
+    request: HttpRequest,
+    token: Token,
+    role: str | None,
+    *,
+    json_form: forms.CompleteJsonForm | None = None,
+    field_errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    now = timezone.now()
+    state = token.effective(now)
+    events = list(selectors.token_events_for_token(token=token))
+    decided = decision_of(state.output, state.output_type)
+    votes = selectors.votes_for_token(token=token) if token.required_approvals > 1 else []
+    context = {
+        "token": token,
+        "state": state,
+        "now": now,
+        "role": role,
+        "can_decide": selectors.role_allows(role, "approve"),
+        "can_admin": selectors.role_allows(role, "cancel"),
+        # The callback URL is a credential (whoever holds it completes the token): only roles
+        # that may complete with any output see it; a viewer's page never carries it.
+        "callback_url": (
+            callback_url(token, base=base_url(request))
+            if selectors.role_allows(role, "complete_json")
+            else ""
+        ),
+        "output": pretty_output(state.output, state.output_type),
+        "events": events,
+        "resolution": next((e for e in events if e.kind in selectors.RESOLVING_KINDS), None),
+        "decision": decided.get("status") if decided.get("status") in DECISIONS else None,
+        "comment": decided.get("comment") if isinstance(decided.get("comment"), str) else "",
+        "json_form": json_form or forms.CompleteJsonForm(),
+        "labels": decisions.labels(token.decision_spec),
+        "field_specs": decisions.field_specs(token.decision_spec),
+        "field_values": request.POST if request.method == "POST" else {},
+        "field_errors": field_errors or {},
+        "votes": votes,
+        "recipients": selectors.recipient_list_for_token(token=token) if token.approvers else [],
+        "can_revoke_links": selectors.role_allows(role, REVOKE_LINK_AS),
+        "approvals": sum(vote.decision == "approved" for vote in votes),
+        "in_queue": request.GET.get("queue") == "1" or request.POST.get("queue") == "1",
+        "decided_fields": decided.get("fields") if isinstance(decided.get("fields"), dict) else {},
+        "environment": token.environment,
+    }
+    return render(request, "dashboard/token_detail.html", context, status=status)
+
+
+def pretty_output(output: str | None, output_type: str) -> str | None:
+    """The output as a person reads it: JSON indented (super+json unwrapped), text as is."""
+    if output is None or output_type == "text/plain":
+        return output
+    try:
+        value = json.loads(output)
+    except ValueError:
+        return output
+    if output_type == "application/super+json" and isinstance(value, dict) and "json" in value:
+        value = value["json"]
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Actions: POST only, login required, access helper first, then a service, then redirect
+# ------------------------------------------------------------------------------------------------
+
+
+def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
+    action = "approve" if decision == "approved" else "reject"
+    token = _token_for_action(request, token_id, action)
+    if token is not None and _asks_once_more(request, token, decision):
+        from tokens.surfaces.dashboard import bulk  # bulk builds on this module's helpers
+
+        return bulk.review(
+            request,
+            decision=decision,
+            token_ids=[token.friendly_id],
+            comment=request.POST.get("comment", "").strip()[: forms.MAX_COMMENT_LENGTH],
+            back=_next_or(request, reverse("dashboard:home")),
+        )
+    if token is not None:
+        form = forms.DecisionForm(request.POST)
+        values, field_errors = decisions.clean_field_values(
+            token.decision_spec, request.POST, decision=decision
+        )
+        if not form.is_valid():
+            messages.error(
+                request,
+                "Comments cannot contain null characters (\\u0000)."
+                if form.has_error("comment", code=NUL_ERROR)
+                else f"Comments are at most {forms.MAX_COMMENT_LENGTH} characters.",
+            )
+        elif field_errors:
+            if request.POST.get("next"):  # a quick decision from a list: ask on the token's page
+                messages.error(request, f"{token.friendly_id} needs your input first.")
+                return redirect(_detail_url(token))
+            role = selectors.membership_role_for_user(
+                user=request.user, project=token.environment.project
+            )
+            messages.error(request, "Check the highlighted fields; nothing was decided.")
+            return _render_detail(request, token, role, field_errors=field_errors, status=400)
+        else:
+            _decide_one(request, token, decision, form.cleaned_data["comment"].strip(), values)
+            if request.POST.get("queue") == "1":  # opened from "Waiting for me": open the next
+                return redirect(_next_in_queue(request, token))
+    fallback = _detail_url(token) if token else reverse("dashboard:token_detail", args=[token_id])
+    return redirect(_next_or(request, fallback))
+
+
+def _asks_once_more(request: HttpRequest, token: Token, decision: str) -> bool:
+    """A one-click approval from a list (it carries ``next``) in a production environment is
+    reviewed first, unless the browser already asked (its script adds ``confirm=yes``)."""
+    return (
+        decision == "approved"
+        and bool(request.POST.get("next"))
+        and token.environment.slug == Environment.Slug.PROD
+        and request.POST.get("confirm") != "yes"
+    )
+
+
+def _next_in_queue(request: HttpRequest, decided: Token) -> str:
+    """The next request of the user's triage queue (its page, still in queue mode), or home."""
+    queue = (
+        selectors.token_list_waiting_for_user(user=request.user, now=timezone.now())
+        .exclude(pk=decided.pk)
+        .exclude(votes__voter=_voter(request).key)  # not yet decided by me
+    )
+    email = getattr(request.user, "email", "") or ""
+    following = next(iter(selectors.token_triage_page(queue, email=email, offset=0, limit=1)), None)
+    if following is None:
+        messages.info(request, "Nothing else is waiting for you.")
+        return reverse("dashboard:home")
+    return f"{_detail_url(following)}?queue=1"
+
+
+def _voter(request: HttpRequest) -> services.Voter:
+    user = request.user
+    return services.Voter.for_user(
+        username=user.get_username(), email=getattr(user, "email", "") or ""
+    )
+
+
+def _decide_one(
+    request: HttpRequest, token: Token, decision: str, comment: str, values: dict[str, object]
+) -> None:
+    try:
+        result = services.token_decide(
+            token=token,
+            actor=_actor(request),
+            voter=_voter(request),
+            decision=decision,
+            comment=comment,
+            fields=values,
+        )
+    except DecisionRefused as refusal:
+        messages.error(request, f"Not recorded: {refusal.message}")
+        return
+    if result.applied and not result.resolved:
+        messages.success(
+            request,
+            f"Your approval of {token.friendly_id} is recorded: {result.approvals} of "
+            f"{result.required} approvals.",
+        )
+        return
+    verb = "Approved" if decision == "approved" else "Rejected"
+    _report(
+        request,
+        services.TransitionResult(
+            token=result.token, applied=result.applied, resolution=result.resolution
+        ),
+        verb,
+    )
+
+
+@login_required
+@require_POST
+def token_approve(request: HttpRequest, token_id: str) -> HttpResponse:
+    return _decide(request, token_id, "approved")
+
+
+@login_required
+@require_POST
+def token_reject(request: HttpRequest, token_id: str) -> HttpResponse:
+    return _decide(request, token_id, "rejected")
+
+
+@login_required
+@require_POST
+def token_complete(request: HttpRequest, token_id: str) -> HttpResponse:
+    """Admins: complete with any JSON output; invalid JSON re-renders the page with the error."""
+    token = _token_for_action(request, token_id, "complete_json")
+    if token is None:
+        return redirect("dashboard:token_detail", token_id)
+    form = forms.CompleteJsonForm(request.POST)
+    if not form.is_valid():
+        role = selectors.membership_role_for_user(
+            user=request.user, project=token.environment.project
+        )
+        return _render_detail(request, token, role, json_form=form, status=400)
+    result = services.token_complete(
+        token=token, actor=_actor(request), data=form.cleaned_data["data"]
+    )
+    _report(request, result, "Completed")
+    return redirect(_detail_url(token))
+
+
+@login_required
+@require_POST
+def token_force_timeout(request: HttpRequest, token_id: str) -> HttpResponse:
+    token = _token_for_action(request, token_id, "force_timeout")
+    if token is not None:
+        result = services.token_force_timeout(token=token, actor=_actor(request))
+        _report(request, result, "Timed out")
+    return redirect("dashboard:token_detail", token_id)
+
+
+@login_required
+@require_POST
+def token_cancel(request: HttpRequest, token_id: str) -> HttpResponse:
+    token = _token_for_action(request, token_id, "cancel")
+    if token is not None:
+        form = forms.CancelForm(request.POST)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            result = services.token_cancel(token=token, actor=_actor(request), reason=reason)
+            _report(request, result, "Cancelled")
+        else:
+            messages.error(
+                request,
+                "The reason cannot contain null characters (\\u0000)."
+                if form.has_error("reason", code=NUL_ERROR)
+                else f"The reason is at most {forms.MAX_REASON_LENGTH} characters.",
+            )
+    return redirect("dashboard:token_detail", token_id)
+
+
+@login_required
+@require_POST
+def token_extend(request: HttpRequest, token_id: str) -> HttpResponse:
+    """Admins: move a waiting token's deadline ("2h", "1d" or an ISO date-time)."""
+    token = _token_for_action(request, token_id, "extend")
+    if token is not None:
+        try:
+            token = services.token_extend(
+                token=token, actor=_actor(request), timeout=request.POST.get("timeout", "").strip()
+            )
+        except TokenError as error:
+            messages.error(request, f"Not extended: {error.message}")
+        else:
+            assert token.timeout_at is not None
+            at = token.timeout_at.astimezone(UTC)
+            messages.success(
+                request, f"Extended {token.friendly_id} until {at.day} {at:%b %Y, %H:%M} UTC."
+            )
+    return redirect("dashboard:token_detail", token_id)
+
+
+@login_required
+@require_POST
+def recipient_revoke(request: HttpRequest, token_id: str, recipient_id: int) -> HttpResponse:
+    """Admins: revoke one recipient's personal link; the other recipients' links and the plain
+    callback URL keep working."""
+    token, role = _token_for_user(request, token_id)
+    if not selectors.role_allows(role, REVOKE_LINK_AS):
+        services.token_action_denied(token=token, actor=_actor(request), action="revoke_link")
+        messages.error(request, _denied_message(role, "revoke_link", token))
+        return redirect(_detail_url(token))
+    recipient = selectors.recipient_get(token=token, recipient_id=recipient_id)
+    if recipient is None:
+        raise Http404("Recipient not found")
+    if services.recipient_revoke(recipient=recipient, actor=_actor(request)):
+        messages.success(
+            request,
+            f"Revoked the personal link of {recipient.email}. The other links and the "
+            "callback URL still work.",
+        )
+    else:
+        messages.info(request, f"The personal link of {recipient.email} was already revoked.")
+    return redirect(_detail_url(token))
