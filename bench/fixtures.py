@@ -15,9 +15,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.db.models import JSONField  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from tokens.domain import (
-    services,  # noqa: E402
-)
+from tokens.domain import tenancy  # noqa: E402
 from tokens.models import Membership, Token  # noqa: E402
 
 # Columns the runner's COPY writes; every other NOT NULL column gets its model default.
@@ -44,10 +42,10 @@ def column_defaults() -> dict[str, str]:
 
 
 def main() -> None:
-    measured = services.environment_get_or_create(project_slug="bench", slug="dev")
-    other = services.environment_get_or_create(project_slug="other", slug="dev")
-    _, secret = services.api_key_create(environment=measured, name="bench")
-    _, other_secret = services.api_key_create(environment=other, name="bench")
+    measured = tenancy.environment_get_or_create(project_slug="bench", slug="dev")
+    other = tenancy.environment_get_or_create(project_slug="other", slug="dev")
+    _, secret = tenancy.api_key_create(environment=measured, name="bench")
+    _, other_secret = tenancy.api_key_create(environment=other, name="bench")
     user = get_user_model().objects.create_user("bench", "bench@example.com", "bench-password")
     Membership.objects.create(user=user, project=measured.project, role=Membership.Role.ADMIN)
     client = Client()

@@ -77,12 +77,11 @@ django.setup()
 from django.db import connection
 from django.test import Client
 from pyinstrument import Profiler
-from tokens.domain import services
 
 config = json.loads(sys.argv[1])
 n = config["n"]
-environment = services.environment_get_or_create(project_slug="profile", slug="dev")
-_, secret = services.api_key_create(environment=environment)
+environment = tenancy.environment_get_or_create(project_slug="profile", slug="dev")
+_, secret = tenancy.api_key_create(environment=environment)
 client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
 path = "/api/v1/waitpoints/tokens"
 body = json.dumps({"timeout": "1h", "tags": ["order:42", "refund"]})
@@ -105,6 +104,7 @@ def list_(i):
 
 from django.contrib.auth import get_user_model
 from tokens.models import Membership
+from tokens.domain import tenancy
 
 user = get_user_model().objects.create_user("profile", "p@example.com", "profile-password")
 Membership.objects.create(user=user, project=environment.project, role=Membership.Role.ADMIN)

@@ -77,7 +77,7 @@ def environment_id() -> int:
             "shell",
             "-c",
             "from tokens import services;"
-            "print(services.environment_get_or_create(project_slug='bench', slug='dev').pk)",
+            "print(tenancy.environment_get_or_create(project_slug='bench', slug='dev').pk)",
         ],
         cwd=ROOT,
         env=env(),

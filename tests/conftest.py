@@ -12,7 +12,7 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from tokens.domain import services
+from tokens.domain import actors, lifecycle, tenancy
 from tokens.models import Environment
 
 
@@ -55,17 +55,17 @@ def _test_settings(settings) -> None:
 
 @pytest.fixture
 def environment(db) -> Environment:
-    return services.environment_get_or_create(project_slug="alice", slug="dev")
+    return tenancy.environment_get_or_create(project_slug="alice", slug="dev")
 
 
 @pytest.fixture
 def other_environment(db) -> Environment:
-    return services.environment_get_or_create(project_slug="bob", slug="dev")
+    return tenancy.environment_get_or_create(project_slug="bob", slug="dev")
 
 
 @pytest.fixture
 def secret_key(environment: Environment) -> str:
-    _api_key, secret = services.api_key_create(environment=environment, name="test")
+    _api_key, secret = tenancy.api_key_create(environment=environment, name="test")
     return secret
 
 
@@ -78,7 +78,7 @@ def api_client(secret_key: str) -> APIClient:
 
 @pytest.fixture
 def other_api_client(other_environment: Environment) -> APIClient:
-    _api_key, secret = services.api_key_create(environment=other_environment)
+    _api_key, secret = tenancy.api_key_create(environment=other_environment)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     return client
@@ -94,8 +94,8 @@ def make_token(environment: Environment):
     """Create a token through the service, as the API would."""
 
     def make(env: Environment | None = None, **kwargs):
-        return services.token_create(
-            environment=env or environment, actor=services.Actor.system(), **kwargs
+        return lifecycle.token_create(
+            environment=env or environment, actor=actors.Actor.system(), **kwargs
         ).token
 
     return make

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tokens.delivery import outbox
-from tokens.domain import keys, services
+from tokens.domain import actors, keys, lifecycle, tenancy
 from tokens.models import ApiKey, Environment, Membership, OutboxMessage, Token, TokenEvent
 
 CHANGELIST = "/admin/tokens/token/"
@@ -83,7 +83,7 @@ def test_it_filters_by_status_and_environment(support: Client, make_token, other
     waiting = make_token()
     elsewhere = make_token(env=other_environment)
     done = make_token()
-    services.token_complete(token=done, actor=services.Actor.system(), data="ok")
+    lifecycle.token_complete(token=done, actor=actors.Actor.system(), data="ok")
 
     by_status = support.get(CHANGELIST, {"status__exact": "COMPLETED"})
     by_env = support.get(CHANGELIST, {"environment__id__exact": other_environment.pk})
@@ -183,7 +183,7 @@ def test_it_cancels_through_the_service_and_audits_the_staff_user(
 ):
     first, second = make_token(), make_token()
     done = make_token()
-    services.token_complete(token=done, actor=services.Actor.system(), data={"ok": True})
+    lifecycle.token_complete(token=done, actor=actors.Actor.system(), data={"ok": True})
 
     response = act(
         support, "cancel_tokens", first, second, done, confirm="yes", reason="Duplicate order"
@@ -217,7 +217,7 @@ def test_it_forces_a_timeout_and_never_reopens_terminal_tokens(
 ):
     token = make_token()
     cancelled = make_token()
-    services.token_cancel(token=cancelled, actor=services.Actor.system(), reason="gone")
+    lifecycle.token_cancel(token=cancelled, actor=actors.Actor.system(), reason="gone")
 
     response = act(support, "force_timeout_tokens", token, cancelled)
 
@@ -241,7 +241,7 @@ def test_it_forces_a_timeout_and_never_reopens_terminal_tokens(
 def test_it_resends_approval_emails(support: Client, make_token):
     token = make_token(approvers=["ann@example.com", "ben@example.com"])
     closed = make_token(approvers=["ann@example.com"])
-    services.token_complete(token=closed, actor=services.Actor.system(), data="ok")
+    lifecycle.token_complete(token=closed, actor=actors.Actor.system(), data="ok")
 
     response = act(support, "resend_approval_emails", token, closed)
 
@@ -359,7 +359,7 @@ def test_it_shows_a_new_api_key_once_and_stores_only_digest_and_ciphertext(
 
 
 def test_it_revokes_keys_so_the_api_answers_401(support: Client, environment: Environment):
-    api_key, secret = services.api_key_create(environment=environment, name="old")
+    api_key, secret = tenancy.api_key_create(environment=environment, name="old")
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert api.get("/api/v1/waitpoints/tokens").status_code == 200
@@ -377,7 +377,7 @@ def test_it_revokes_keys_so_the_api_answers_401(support: Client, environment: En
 def test_it_lets_view_only_staff_not_create_or_revoke_keys(
     viewer_staff: Client, environment: Environment
 ):
-    api_key, _secret = services.api_key_create(environment=environment)
+    api_key, _secret = tenancy.api_key_create(environment=environment)
 
     add = viewer_staff.post(
         reverse("admin:tokens_apikey_add"), {"environment": environment.pk, "name": "x"}

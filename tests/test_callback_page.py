@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.domain.links import callback_url
 from tokens.models import Token, TokenEvent
 
@@ -219,8 +219,8 @@ def test_it_says_when_a_token_was_resolved_elsewhere(
     browser: Client, token: Token, django_user_model
 ):
     user = django_user_model.objects.create_user(username="carol")
-    actor = services.Actor(channel=TokenEvent.Channel.DASHBOARD, user=user)
-    services.token_complete(token=token, actor=actor, data={"status": "rejected", "by": "carol"})
+    actor = actors.Actor(channel=TokenEvent.Channel.DASHBOARD, user=user)
+    lifecycle.token_complete(token=token, actor=actor, data={"status": "rejected", "by": "carol"})
 
     html = browser.get(path_of(token) + "?decision=approved").content.decode()
 
@@ -241,7 +241,7 @@ def test_it_says_when_a_token_timed_out(browser: Client, make_token):
 
 
 def test_it_says_when_a_token_was_cancelled(browser: Client, token: Token):
-    services.token_cancel(token=token, actor=services.Actor.system(), reason="Order withdrawn")
+    lifecycle.token_cancel(token=token, actor=actors.Actor.system(), reason="Order withdrawn")
 
     response = browser.get(path_of(token))
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from tokens import tasks
 from tokens.delivery import outbox
-from tokens.domain import services
+from tokens.domain import actors, approvals, lifecycle
 from tokens.domain.links import callback_url, personal_url
 from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
 
@@ -164,7 +164,7 @@ def test_it_sends_after_a_retry_once_the_server_is_back(token: Token, settings):
 def test_it_queues_the_emails_again_on_resend(token: Token):
     outbox.deliver_due()
 
-    queued = services.token_resend_approval_emails(token=token)
+    queued = approvals.token_resend_approval_emails(token=token)
     outbox.deliver_due()
 
     assert queued == 2
@@ -172,13 +172,13 @@ def test_it_queues_the_emails_again_on_resend(token: Token):
 
 
 def test_it_does_not_resend_for_a_resolved_token(token: Token):
-    services.token_complete(token=token, actor=services.Actor.system(), data={"ok": True})
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data={"ok": True})
 
-    assert services.token_resend_approval_emails(token=token) == 0
+    assert approvals.token_resend_approval_emails(token=token) == 0
 
 
 def test_it_does_not_send_for_a_token_resolved_before_delivery(token: Token):
-    services.token_complete(token=token, actor=services.Actor.system(), data={"ok": True})
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data={"ok": True})
 
     assert outbox.deliver_due() == 0
 

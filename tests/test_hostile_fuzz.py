@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from tests.api.helpers import TOKENS
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.domain.links import callback_url
 
 pytestmark = pytest.mark.django_db
@@ -149,7 +149,7 @@ def test_create_never_fails_with_a_5xx(api_client: APIClient, fields: dict[str, 
 @BOUNDED
 @given(field=st.sampled_from(["data", "output"]), value=json_value)
 def test_complete_never_fails_with_a_5xx(api_client, environment, field, value) -> None:
-    token = services.token_create(environment=environment, actor=services.Actor.system()).token
+    token = lifecycle.token_create(environment=environment, actor=actors.Actor.system()).token
     path = f"{TOKENS}/{token.friendly_id}/complete"
     assert_client_error_or_success(post(api_client, path, f'{{"{field}":{dumps(value)}}}'))
 
@@ -157,7 +157,7 @@ def test_complete_never_fails_with_a_5xx(api_client, environment, field, value) 
 @BOUNDED
 @given(value=json_value)
 def test_cancel_never_fails_with_a_5xx(api_client, environment, value) -> None:
-    token = services.token_create(environment=environment, actor=services.Actor.system()).token
+    token = lifecycle.token_create(environment=environment, actor=actors.Actor.system()).token
     path = f"{TOKENS}/{token.friendly_id}/cancel"
     assert_client_error_or_success(post(api_client, path, f'{{"reason":{dumps(value)}}}'))
 
@@ -165,7 +165,7 @@ def test_cancel_never_fails_with_a_5xx(api_client, environment, value) -> None:
 @BOUNDED
 @given(value=json_value)
 def test_the_callback_url_never_fails_with_a_5xx(environment, value) -> None:
-    token = services.token_create(environment=environment, actor=services.Actor.system()).token
+    token = lifecycle.token_create(environment=environment, actor=actors.Actor.system()).token
     response = post(Client(), callback_url(token, base=""), dumps(value))
     assert_client_error_or_success(response)
 

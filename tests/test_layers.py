@@ -29,7 +29,13 @@ NOT_FOR_THE_CORE = (
     "tokens.management",
     "waitpoints_site",
 )
-HTTP = ("django.http", "django.shortcuts", "rest_framework", "drf_spectacular", "django.contrib.admin")
+HTTP = (
+    "django.http",
+    "django.shortcuts",
+    "rest_framework",
+    "drf_spectacular",
+    "django.contrib.admin",
+)
 
 
 def module_name(path: Path) -> str:
@@ -147,9 +153,7 @@ def test_a_surface_imports_no_other_surface(name):
 
 @pytest.mark.parametrize("name", of_package("tokens.surfaces.common"))
 def test_the_common_surface_code_imports_no_surface(name):
-    bad = {
-        t for t in imported(MODULES[name]) if _surface(t) not in (None, "common")
-    }
+    bad = {t for t in imported(MODULES[name]) if _surface(t) not in (None, "common")}
     assert not bad, f"{name} imports {sorted(bad)}"
 
 

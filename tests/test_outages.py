@@ -31,7 +31,7 @@ from tests.smoke.processes import (
     wait_until,
 )
 from tokens.models import Token
-from tokens.surfaces import health
+from tokens.platform import heartbeat
 
 OUTAGE = {"error": "Service unavailable, try again shortly"}
 
@@ -156,11 +156,11 @@ def test_it_answers_503_quickly_when_postgresql_is_down_or_hanging(tmp_path, out
 def clean_heartbeats(settings):
     from django.core.cache import caches
 
-    for role in (health.WORKER, health.BEAT):
-        caches["default"].delete(health._heartbeat_key(role))
+    for role in (heartbeat.WORKER, heartbeat.BEAT):
+        caches["default"].delete(heartbeat._heartbeat_key(role))
     yield
-    for role in (health.WORKER, health.BEAT):
-        caches["default"].delete(health._heartbeat_key(role))
+    for role in (heartbeat.WORKER, heartbeat.BEAT):
+        caches["default"].delete(heartbeat._heartbeat_key(role))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -188,8 +188,8 @@ def test_healthz_reports_heartbeats(client, clean_heartbeats):
     body = client.get("/healthz").json()
     assert body["worker"] == {"status": "unknown"}
     assert body["beat"] == {"status": "unknown"}
-    assert health.heartbeat_write(health.WORKER)
-    assert health.heartbeat_write(health.BEAT, now=time.time() - 100)
+    assert heartbeat.heartbeat_write(heartbeat.WORKER)
+    assert heartbeat.heartbeat_write(heartbeat.BEAT, now=time.time() - 100)
     body = client.get("/healthz").json()
     assert body["worker"]["status"] == "ok"
     assert body["worker"]["lastSeenSecondsAgo"] < 15

@@ -16,10 +16,10 @@ from rest_framework.test import APIClient
 
 from tests.test_races import run_together
 from tokens.delivery import outbox
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.models import OutboxMessage, Token, TokenEvent
 
-SYSTEM = services.Actor.system()
+SYSTEM = actors.Actor.system()
 
 
 @contextmanager
@@ -63,7 +63,7 @@ def test_a_hung_smtp_server_holds_no_lock_and_delays_no_request(settings, enviro
     and completions in the same environment answer; the e-mail is retried later."""
     with silent_smtp_server() as (port, accepted):
         smtp_settings(settings, port, timeout=30)
-        first = services.token_create(
+        first = lifecycle.token_create(
             environment=environment, actor=SYSTEM, approvers=["ann@example.com"]
         ).token
         sending = threading.Thread(target=lambda: (outbox.deliver_due(), connection.close()))
@@ -72,7 +72,7 @@ def test_a_hung_smtp_server_holds_no_lock_and_delays_no_request(settings, enviro
 
         api = APIClient()
         api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret_key}")
-        other = services.token_create(environment=environment, actor=SYSTEM).token
+        other = lifecycle.token_create(environment=environment, actor=SYSTEM).token
 
         def create_and_complete() -> tuple[int, int]:
             created = api.post(
@@ -98,7 +98,7 @@ def test_a_hung_smtp_server_holds_no_lock_and_delays_no_request(settings, enviro
 def test_a_send_that_times_out_is_retried_later(settings, environment):
     with silent_smtp_server() as (port, _accepted):
         smtp_settings(settings, port, timeout=1)
-        token = services.token_create(
+        token = lifecycle.token_create(
             environment=environment, actor=SYSTEM, approvers=["ann@example.com"]
         ).token
         assert outbox.deliver_due() == 0
@@ -110,7 +110,7 @@ def test_a_send_that_times_out_is_retried_later(settings, environment):
 @pytest.mark.django_db
 def test_a_crashed_workers_claim_lapses(environment):
     now = timezone.now()
-    token = services.token_create(
+    token = lifecycle.token_create(
         environment=environment, actor=SYSTEM, approvers=["ann@example.com"], now=now
     ).token
     claimed = outbox.claim(now=now)  # ... and the worker dies before sending
@@ -126,7 +126,7 @@ def test_a_crashed_workers_claim_lapses(environment):
 
 @pytest.mark.django_db
 def test_a_claimed_message_is_not_claimed_twice(environment):
-    services.token_create(
+    lifecycle.token_create(
         environment=environment, actor=SYSTEM, approvers=["a@example.com", "b@example.com"]
     )
     now = timezone.now()
@@ -138,7 +138,7 @@ def test_a_claimed_message_is_not_claimed_twice(environment):
 def test_concurrent_workers_send_each_message_once(environment):
     addresses = [f"user{i}@example.com" for i in range(30)]
     for chunk in (addresses[:15], addresses[15:]):
-        services.token_create(environment=environment, actor=SYSTEM, approvers=chunk)
+        lifecycle.token_create(environment=environment, actor=SYSTEM, approvers=chunk)
 
     counts = run_together([outbox.deliver_due] * 3)
 
@@ -150,7 +150,7 @@ def test_concurrent_workers_send_each_message_once(environment):
 @pytest.mark.django_db
 def test_each_kind_has_its_handler(environment):
     assert set(outbox.HANDLERS) == set(OutboxMessage.Kind.values)
-    token = services.token_create(environment=environment, actor=SYSTEM).token
+    token = lifecycle.token_create(environment=environment, actor=SYSTEM).token
     row = outbox.enqueue(kind="unknown", token=token, payload={}, now=timezone.now())
     outbox.deliver_due()
     row.refresh_from_db()

@@ -17,7 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.dashboard.conftest import client_for, member
-from tokens.delivery import webhooks
+from tokens.delivery.webhooks import endpoints as webhook_endpoints
 from tokens.domain.links import callback_url
 from tokens.models import Membership, OutboxMessage, Token
 
@@ -82,7 +82,9 @@ def test_callback_completes_in_as_few_statements(make_token, client):
 
 
 def test_complete_with_a_webhook_endpoint_enqueues_its_event(warm, make_token, environment):
-    webhooks.webhook_endpoint_create(environment=environment, url="https://hooks.example.com/in")
+    webhook_endpoints.webhook_endpoint_create(
+        environment=environment, url="https://hooks.example.com/in"
+    )
     token = make_token()
     # as above; then, as an endpoint exists: the endpoints, the token with its environment, one
     # INSERT of the outbox messages

@@ -14,12 +14,12 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from tokens.domain import services
+from tokens.domain import actors, deadline, lifecycle
 from tokens.domain.links import callback_url
 from tokens.models import Token, TokenEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SYSTEM = services.Actor.system()
+SYSTEM = actors.Actor.system()
 TRANSITIONS = ("completed", "timed_out", "cancelled")
 
 
@@ -57,7 +57,7 @@ def post_json(path: str, body: object, **headers: str) -> tuple[int, dict]:
 
 
 def test_it_applies_exactly_one_of_50_concurrent_completions(environment, secret_key):
-    token = services.token_create(environment=environment, actor=SYSTEM, timeout="1h").token
+    token = lifecycle.token_create(environment=environment, actor=SYSTEM, timeout="1h").token
     api_path = f"/api/v1/waitpoints/tokens/{token.friendly_id}/complete"
     cb_path = callback_url(token, base="")
     auth = {"HTTP_AUTHORIZATION": f"Bearer {secret_key}"}
@@ -80,7 +80,9 @@ def test_it_applies_exactly_one_of_50_concurrent_completions(environment, secret
 
     stored = Token.objects.get(pk=token.pk)
     assert stored.status == Token.Status.COMPLETED
-    assert json.loads(stored.effective(stored.completed_at).output) == {"json": outputs[winners[0]]}
+    assert json.loads(deadline.effective(stored, stored.completed_at).output) == {
+        "json": outputs[winners[0]]
+    }
     events = stored.events
     assert events.filter(kind=TokenEvent.Kind.COMPLETED).count() == 1
     assert events.filter(kind=TokenEvent.Kind.COMPLETE_IGNORED).count() == 49
@@ -91,7 +93,9 @@ def test_it_applies_exactly_one_of_50_concurrent_completions(environment, secret
     completed_at = stored.completed_at
     assert post_json(cb_path, {"late": True})[1]["applied"] is False
     stored.refresh_from_db()
-    assert json.loads(stored.effective(stored.completed_at).output) == {"json": outputs[winners[0]]}
+    assert json.loads(deadline.effective(stored, stored.completed_at).output) == {
+        "json": outputs[winners[0]]
+    }
     assert stored.completed_at == completed_at
     assert stored.events.filter(kind=TokenEvent.Kind.COMPLETED).count() == 1
 
@@ -121,7 +125,7 @@ def test_it_resolves_a_completion_racing_the_sweep_exactly_once(environment):
     for iteration, offset_ms in enumerate(offsets_ms):
         start = timezone.now()
         offset = timedelta(milliseconds=offset_ms)
-        token = services.token_create(
+        token = lifecycle.token_create(
             environment=environment,
             actor=SYSTEM,
             timeout="60s",
@@ -129,7 +133,7 @@ def test_it_resolves_a_completion_racing_the_sweep_exactly_once(environment):
         ).token
         path = callback_url(token, base="")
         jobs: list[Callable[[], object]] = [
-            lambda: services.token_expire_due(),
+            lambda: lifecycle.token_expire_due(),
             lambda p=path, i=iteration: post_json(p, {"i": i}),
             lambda p=path, i=iteration: post_json(p, {"i": i, "second": True}),
         ]
@@ -155,7 +159,7 @@ def test_it_resolves_a_completion_racing_the_sweep_exactly_once(environment):
         else:
             assert stored.output_is_error is True
             assert (
-                json.loads(stored.effective(stored.completed_at).output)["code"]
+                json.loads(deadline.effective(stored, stored.completed_at).output)["code"]
                 == "TRIGGER_WAITPOINT_TIMEOUT"
             )
         outcomes.append((offset_ms, stored.status))
@@ -174,9 +178,9 @@ def test_it_times_out_each_token_once_with_two_concurrent_sweeps(environment):
             for i in range(300)
         ]
     )
-    future = services.token_create(environment=environment, actor=SYSTEM, timeout="1h").token
+    future = lifecycle.token_create(environment=environment, actor=SYSTEM, timeout="1h").token
 
-    counts = run_together([lambda: services.token_expire_due(batch_size=20)] * 2)
+    counts = run_together([lambda: lifecycle.token_expire_due(batch_size=20)] * 2)
 
     assert sum(counts) == 300
     assert Token.objects.filter(status=Token.Status.TIMED_OUT).count() == 300
@@ -185,5 +189,5 @@ def test_it_times_out_each_token_once_with_two_concurrent_sweeps(environment):
         TokenEvent.objects.filter(kind=TokenEvent.Kind.TIMED_OUT).values("token").distinct().count()
         == 300
     )
-    assert services.token_expire_due(batch_size=20) == 0
+    assert lifecycle.token_expire_due(batch_size=20) == 0
     assert Token.objects.get(pk=future.pk).status == Token.Status.WAITING

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.domain.links import callback_url
 from tokens.models import TokenEvent
 from tokens.surfaces.common import ratelimit
@@ -182,19 +182,19 @@ def test_it_counts_unknown_tokens_as_failed_guesses(settings, db):
 
 def test_the_refused_credential_audit_is_at_most_one_a_minute(make_token):
     token = make_token()
-    actor = services.Actor(
+    actor = actors.Actor(
         channel=TokenEvent.Channel.CALLBACK,
         credential=TokenEvent.Credential.CALLBACK_URL,
         ip="203.0.113.12",
     )
     now = timezone.now()
-    first = services.token_credential_refused(
+    first = lifecycle.token_credential_refused(
         token=token, actor=actor, credential="callback_hash", now=now
     )
     assert first is not None
     for seconds in (1, 30, 59):
         assert (
-            services.token_credential_refused(
+            lifecycle.token_credential_refused(
                 token=token,
                 actor=actor,
                 credential="callback_hash",
@@ -202,7 +202,7 @@ def test_the_refused_credential_audit_is_at_most_one_a_minute(make_token):
             )
             is None
         )
-    later = services.token_credential_refused(
+    later = lifecycle.token_credential_refused(
         token=token, actor=actor, credential="callback_hash", now=now + timedelta(seconds=61)
     )
     assert later is not None

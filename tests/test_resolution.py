@@ -21,12 +21,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.test_races import run_together
-from tokens.domain import resolution, services, signals
+from tokens.domain import actors, deadline, lifecycle, signals
 from tokens.domain.links import callback_url
 from tokens.models import Membership, Token, TokenEvent
-from tokens.persistence import selectors
+from tokens.persistence import fast_paths, selectors
 
-SYSTEM = services.Actor.system()
+SYSTEM = actors.Actor.system()
 
 
 def _dsn() -> str:
@@ -44,7 +44,7 @@ def _dsn() -> str:
 def listening() -> Iterator[psycopg.Connection]:
     """A separate connection LISTENing on the resolution channel, as a long-poll process would."""
     with psycopg.connect(_dsn(), autocommit=True) as listener:
-        listener.execute(f"LISTEN {resolution.NOTIFY_CHANNEL}")
+        listener.execute(f"LISTEN {fast_paths.NOTIFY_CHANNEL}")
         yield listener
 
 
@@ -129,14 +129,14 @@ def test_it_announces_a_resolution_on_every_path(environment, secret_key, make_t
         )
 
         tokens["force"] = make_token()
-        services.token_force_timeout(token=tokens["force"], actor=SYSTEM)
+        lifecycle.token_force_timeout(token=tokens["force"], actor=SYSTEM)
 
         past = timezone.now() - timedelta(minutes=5)
         tokens["sweep"] = make_token(timeout="1m", now=past)
-        assert services.token_expire_due() == 1
+        assert lifecycle.token_expire_due() == 1
 
         tokens["on_access"] = make_token(timeout="1m", now=past)
-        late = services.token_complete(token=tokens["on_access"], actor=SYSTEM, data="late")
+        late = lifecycle.token_complete(token=tokens["on_access"], actor=SYSTEM, data="late")
         assert late.applied is False
 
         expected = {token.pk for token in tokens.values()}
@@ -156,7 +156,7 @@ def test_it_sweeps_with_one_update_per_batch(environment, make_token):
         make_token(timeout="1m", now=now - timedelta(minutes=10, seconds=index))
 
     with CaptureQueriesContext(connection) as queries:
-        assert services.token_expire_due(batch_size=2) == 5
+        assert lifecycle.token_expire_due(batch_size=2) == 5
 
     statements = [q["sql"] for q in queries if "UPDATE tokens_token" in q["sql"]]
     assert len(statements) == math.ceil(5 / 2)  # 2 + 2 + 1: the short batch ends the sweep
@@ -171,7 +171,7 @@ def test_it_sweeps_with_one_update_per_batch(environment, make_token):
 def test_a_completion_held_across_the_deadline_never_commits(environment):
     """A reader sees TIMED_OUT once the deadline passes; the completion that was applied just
     before it, but commits after it, is refused at COMMIT by the database (deferred trigger)."""
-    token = services.token_create(environment=environment, actor=SYSTEM, timeout="2s").token
+    token = lifecycle.token_create(environment=environment, actor=SYSTEM, timeout="2s").token
     applied = threading.Event()
     reader_saw_timeout = threading.Event()
     outcome: dict[str, object] = {}
@@ -179,7 +179,7 @@ def test_a_completion_held_across_the_deadline_never_commits(environment):
     def held_completion() -> None:
         try:
             with transaction.atomic():
-                result = services.token_complete(token=token, actor=SYSTEM, data="held")
+                result = lifecycle.token_complete(token=token, actor=SYSTEM, data="held")
                 outcome["applied_inside"] = result.applied
                 applied.set()
                 reader_saw_timeout.wait(timeout=30)
@@ -196,7 +196,7 @@ def test_a_completion_held_across_the_deadline_never_commits(environment):
     seen = []
     while not reader_saw_timeout.is_set():  # read as the API does until the deadline passes
         read = selectors.token_get_for_environment(environment=environment, token_id=token.pk)
-        status = read.effective(timezone.now()).status
+        status = deadline.effective(read, timezone.now()).status
         seen.append(status)
         if status == Token.Status.TIMED_OUT:
             reader_saw_timeout.set()
@@ -207,11 +207,11 @@ def test_a_completion_held_across_the_deadline_never_commits(environment):
 
     error = outcome.get("error")
     assert isinstance(error, IntegrityError), outcome
-    assert resolution.is_deadline_refusal(error)
+    assert deadline.is_deadline_refusal(error)
     stored = Token.objects.get(pk=token.pk)
     assert stored.status == Token.Status.WAITING  # never COMPLETED
-    assert stored.effective(timezone.now()).status == Token.Status.TIMED_OUT
-    assert services.token_expire_due() == 1
+    assert deadline.effective(stored, timezone.now()).status == Token.Status.TIMED_OUT
+    assert lifecycle.token_expire_due() == 1
     assert Token.objects.get(pk=token.pk).status == Token.Status.TIMED_OUT
 
 
@@ -219,7 +219,7 @@ def test_a_completion_held_across_the_deadline_never_commits(environment):
 def test_a_completion_slowed_past_the_deadline_reports_the_timeout(environment):
     """The service's own commit lands after the deadline (its audit insert waits on a lock held
     by another transaction): nothing is applied and the caller learns the token timed out."""
-    token = services.token_create(environment=environment, actor=SYSTEM, timeout="1s").token
+    token = lifecycle.token_create(environment=environment, actor=SYSTEM, timeout="1s").token
     locked = threading.Event()
     release = threading.Event()
 
@@ -235,11 +235,9 @@ def test_a_completion_slowed_past_the_deadline_reports_the_timeout(environment):
     assert locked.wait(timeout=10)
 
     def release_after_the_deadline() -> None:
-        while (
-            selectors.token_get_for_environment(environment=environment, token_id=token.pk)
-            .effective(timezone.now())
-            .status
-            == Token.Status.WAITING
+        while deadline.is_waiting(
+            selectors.token_get_for_environment(environment=environment, token_id=token.pk),
+            timezone.now(),
         ):
             threading.Event().wait(0.05)
         release.set()
@@ -247,7 +245,7 @@ def test_a_completion_slowed_past_the_deadline_reports_the_timeout(environment):
 
     results = run_together(
         [
-            lambda: services.token_complete(token=token, actor=SYSTEM, data="slow"),
+            lambda: lifecycle.token_complete(token=token, actor=SYSTEM, data="slow"),
             release_after_the_deadline,
         ]
     )

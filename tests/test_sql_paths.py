@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import Model
 from django.db.models.functions import Now
 
-from tokens.domain import keys, services
+from tokens.domain import actors, keys, lifecycle, tenancy
 from tokens.domain.exceptions import NotFound
 from tokens.models import ApiKey, Token, TokenEvent, TokenTag
 from tokens.persistence import selectors
@@ -26,8 +26,8 @@ def _fields(instance: Model) -> dict[str, object]:
 
 
 def test_the_key_lookup_matches_the_orm(environment):
-    api_key, secret = services.api_key_create(environment=environment, name="sql")
-    services.api_key_touch(api_key=api_key)
+    api_key, secret = tenancy.api_key_create(environment=environment, name="sql")
+    tenancy.api_key_touch(api_key=api_key)
     found = selectors.api_key_get_by_secret(secret=secret)
     expected = ApiKey.objects.select_related("environment__project").get(pk=api_key.pk)
     assert found is not None
@@ -38,8 +38,8 @@ def test_the_key_lookup_matches_the_orm(environment):
 
 
 def test_the_key_lookup_refuses_revoked_and_unknown_keys(environment):
-    api_key, secret = services.api_key_create(environment=environment, name="gone")
-    services.api_key_revoke(api_key=api_key)
+    api_key, secret = tenancy.api_key_create(environment=environment, name="gone")
+    tenancy.api_key_revoke(api_key=api_key)
     assert selectors.api_key_get_by_secret(secret=secret) is None
     assert selectors.api_key_get_by_secret(secret="tr_dev_" + "0" * 40) is None
 
@@ -101,8 +101,8 @@ def test_a_creation_writes_the_token_its_tags_and_its_event(environment, api_cli
 
 def test_a_resolution_writes_its_event_and_only_once(environment, make_token):
     token = make_token()
-    first = services.token_complete(token=token, actor=services.Actor.system(), data={"a": 1})
-    second = services.token_complete(token=token, actor=services.Actor.system(), data={"a": 2})
+    first = lifecycle.token_complete(token=token, actor=actors.Actor.system(), data={"a": 1})
+    second = lifecycle.token_complete(token=token, actor=actors.Actor.system(), data={"a": 2})
     assert (first.applied, second.applied) == (True, False)
     stored = Token.objects.get(pk=token.pk)
     assert stored.output == '{"json":{"a":1}}' and stored.completed_at == token.completed_at

@@ -11,23 +11,23 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tokens import tasks
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.models import ApiKey, Environment, Token, TokenEvent
 
-SYSTEM = services.Actor.system()
+SYSTEM = actors.Actor.system()
 
 
 def overdue(environment, count):
     past = timezone.now() - timedelta(minutes=5)
     return [
-        services.token_create(environment=environment, actor=SYSTEM, timeout="1m", now=past).token
+        lifecycle.token_create(environment=environment, actor=SYSTEM, timeout="1m", now=past).token
         for _ in range(count)
     ]
 
 
 def test_it_expires_timed_out_tokens(environment):
     due = overdue(environment, 3)
-    waiting = services.token_create(environment=environment, actor=SYSTEM, timeout="1h").token
+    waiting = lifecycle.token_create(environment=environment, actor=SYSTEM, timeout="1h").token
     assert tasks.expire_timed_out_tokens() == 3
     assert {Token.objects.get(pk=t.pk).status for t in due} == {Token.Status.TIMED_OUT}
     assert Token.objects.get(pk=waiting.pk).status == Token.Status.WAITING

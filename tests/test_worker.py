@@ -33,7 +33,7 @@ from tests.smoke.processes import (
     tail,
     wait_until,
 )
-from tokens.domain import services
+from tokens.domain import tenancy
 from tokens.models import OutboxMessage, Token, TokenEvent
 
 pytestmark = pytest.mark.timeout(240)
@@ -137,7 +137,7 @@ def test_no_request_waits_on_a_broker_that_is_hung_or_down(tmp_path, environment
     against a healthy Redis in this run), and the work queued meanwhile is done once Redis is
     back: nothing is lost."""
     redis_port, web_port = free_port(), None
-    _api_key, key = services.api_key_create(environment=environment, name="broker-outage")
+    _api_key, key = tenancy.api_key_create(environment=environment, name="broker-outage")
     with redis_server(redis_port, tmp_path) as redis:
         web_port = free_port()
         env = _env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")

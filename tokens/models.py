@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,9 +12,6 @@ from django.db.models import Q
 from django.db.models.functions import Upper
 
 from tokens.domain import keys
-
-TIMEOUT_CODE = "TRIGGER_WAITPOINT_TIMEOUT"
-CANCELLED_CODE = "WAITPOINT_CANCELLED"
 
 
 def iso(moment: datetime) -> str:
@@ -28,18 +24,6 @@ def iso(moment: datetime) -> str:
 
 
 _ZERO = timedelta(0)
-
-
-def timeout_output(timeout_at: datetime) -> str:
-    return json.dumps(
-        {"code": TIMEOUT_CODE, "message": f"Waitpoint timed out at {iso(timeout_at)}"},
-        separators=(",", ":"),
-    )
-
-
-def cancelled_output(reason: str) -> str:
-    message = f"Cancelled: {reason}" if reason else "Cancelled"
-    return json.dumps({"code": CANCELLED_CODE, "message": message}, separators=(",", ":"))
 
 
 class Project(models.Model):
@@ -153,14 +137,15 @@ class Token(models.Model):
     idempotency_key_expires_at = models.DateTimeField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)
     approvers = models.JSONField(default=list, blank=True)
-    # What the approvers decide (our extensions to create; see tokens.domain.markup, tokens.domain.decisions).
+    # What the approvers decide (our extensions to create; see tokens.domain.markup and
+    # tokens.domain.decisions).
     title = models.CharField(max_length=200, blank=True, default="")
     description = models.TextField(blank=True, default="")  # Markdown
     # JSON text, not jsonb: jsonb reorders object keys, and the caller's order is the order of
     # the context table's rows and of the decision's input fields.
     context_json = models.TextField(blank=True, default="")
     decision_json = models.TextField(blank=True, default="")  # labels and input fields
-    # N of the approvers must approve (tokens.domain.services.token_decide); one rejection suffices.
+    # N of the approvers must approve (tokens.domain.decide); one rejection suffices.
     required_approvals = models.PositiveSmallIntegerField(default=1)
     # Who asked (an e-mail address or a username): never allowed to approve it.
     requested_by = models.CharField(max_length=254, blank=True, default="")
@@ -225,51 +210,6 @@ class Token(models.Model):
     def decision_spec(self) -> dict[str, Any] | None:
         """The decision's labels and input fields (``tokens.domain.decisions.clean_decision``)."""
         return json.loads(self.decision_json) if self.decision_json else None
-
-    def is_due(self, now: datetime) -> bool:
-        return (
-            self.status == self.Status.WAITING
-            and self.timeout_at is not None
-            and self.timeout_at <= now
-        )
-
-    def effective(self, now: datetime) -> EffectiveState:
-        """The state a reader sees: a waiting token past its timeout already reads TIMED_OUT.
-
-        Tokens read through the selectors carry ``db_now``, the database's clock at the moment
-        of the read; it wins over ``now`` so that readers and writers (whose deadline checks run
-        on the database's clock) agree on when a token timed out.
-        """
-        now = getattr(self, "db_now", None) or now
-        if self.is_due(now):
-            assert self.timeout_at is not None
-            return EffectiveState(
-                status=self.Status.TIMED_OUT,
-                completed_at=self.timeout_at,
-                output=timeout_output(self.timeout_at),
-                output_type="application/json",
-                output_is_error=True,
-            )
-        output = self.output
-        if self.status == self.Status.TIMED_OUT and output is None and self.completed_at:
-            # The sweep stores no output: it is derived from when the token timed out.
-            output = timeout_output(self.completed_at)
-        return EffectiveState(
-            status=self.Status(self.status),
-            completed_at=self.completed_at,
-            output=output,
-            output_type=self.output_type,
-            output_is_error=self.output_is_error,
-        )
-
-
-@dataclass(frozen=True)
-class EffectiveState:
-    status: str
-    completed_at: datetime | None
-    output: str | None
-    output_type: str
-    output_is_error: bool
 
 
 class TokenTag(models.Model):
@@ -450,7 +390,7 @@ class OutboxMessage(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            # Used by services.outbox_deliver_due: only undelivered, unfailed rows.
+            # Used by delivery.outbox.claim: only undelivered, unfailed rows.
             models.Index(
                 fields=["next_attempt_at"],
                 name="outbox_pending",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from tokens.domain import lifecycle
+
 
 @shared_task(name="tokens.tasks.expire_timed_out_tokens", ignore_result=True)
 def expire_timed_out_tokens() -> int:
-    from tokens.domain import services
 
-    return services.token_expire_due()
+    return lifecycle.token_expire_due()
 
 
 @shared_task(name="tokens.tasks.deliver_outbox", ignore_result=True)

@@ -2,7 +2,8 @@
 
 Two things sit in front of Django's own handler:
 
-* ``GET /api/v1/waitpoints/tokens/{id}/wait`` goes straight to ``tokens.surfaces.triggerdev_v1.wait.asgi_wait``,
+* ``GET /api/v1/waitpoints/tokens/{id}/wait`` goes straight to
+  ``tokens.surfaces.triggerdev_v1.wait.asgi_wait``,
   a coroutine per waiter instead of a thread per waiter (see that module for why);
 * request targets longer than ``MAX_URI_BYTES`` get 414;
 * ``guard_request_body`` answers 413 before reading a body that announces more than the

@@ -24,7 +24,7 @@ def _filter_celery_logs(logger: object = None, **kwargs: object) -> None:
 
 
 def _add_worker_heartbeat() -> None:
-    from tokens.surfaces.health import WorkerHeartbeat
+    from tokens.platform.heartbeat import WorkerHeartbeat
 
     app.steps["worker"].add(WorkerHeartbeat)
 

@@ -13,7 +13,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 
-from tokens.surfaces.common.middleware import is_confirmation_page, outage_response
+from tokens.surfaces.common import negotiation
+from tokens.surfaces.common.middleware import outage_response
 
 logger = logging.getLogger("django.request")
 
@@ -29,7 +30,7 @@ BARE_500 = (
 
 
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return negotiation.wants_json(request)
 
 
 def _page(request: HttpRequest, template: str, status: int) -> HttpResponse:
@@ -81,8 +82,8 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     logger.warning("CSRF check failed on %s: %s", request.path, reason)
     # The approval link's confirmation page lives under /api/ but is a page for people, who
     # may have no account: the way back is the link itself (a GET shows the request again).
-    confirmation = is_confirmation_page(request)
-    if _is_api(request) and not confirmation:
+    confirmation = negotiation.is_confirmation_page(request)
+    if _is_api(request):
         return JsonResponse({"error": "Forbidden: CSRF check failed"}, status=403)
     context = {"retry_url": request.path if confirmation else ""}
     response = render(request, "403_csrf.html", context, status=403)

@@ -145,7 +145,8 @@ TEMPLATES = [
 # A database that is down or hangs must cost a request seconds, not minutes: connect_timeout bounds
 # the connection (libpq's minimum is 2 s), statement_timeout makes the server cancel a statement
 # stuck on a lock or a slow plan. Both become a JSON 503 / "try again shortly" page
-# (tokens.surfaces.common.middleware). 0 disables either; the release step (migrate) sets the statement one to 0.
+# (tokens.surfaces.common.middleware). 0 disables either; the release step (migrate) sets the
+# statement one to 0.
 DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15000)
 
@@ -235,7 +236,8 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 # Domain-wide commitments, so the operator's to make (README: production settings).
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-# Both set by tokens.surfaces.common.middleware.SecurityHeadersMiddleware. No page runs inline script or style:
+# Both set by tokens.surfaces.common.middleware.SecurityHeadersMiddleware. No page runs inline
+# script or style:
 # everything is a file under static/, so 'self' is the whole policy; forms post only to us and
 # nothing may frame a page.
 CONTENT_SECURITY_POLICY = (
@@ -326,7 +328,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_INCLUDE_SCHEMA": False,
-    "PREPROCESSING_HOOKS": ["tokens.surfaces.triggerdev_v1.schema.include_plain_views"],
+    "PREPROCESSING_HOOKS": ["tokens.surfaces.common.openapi.include_plain_views"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -455,7 +457,7 @@ WAITPOINTS_RATELIMIT_NAMESPACE = os.environ.get("WAITPOINTS_RATELIMIT_NAMESPACE"
 
 WAITPOINTS_HEALTH_MAX_SWEEP_LAG_SECONDS = env_int("WAITPOINTS_HEALTH_MAX_SWEEP_LAG_SECONDS", 60)
 WAITPOINTS_HEARTBEAT_SECONDS = env_int("WAITPOINTS_HEARTBEAT_SECONDS", 5)
-CELERY_BEAT_SCHEDULER = "tokens.surfaces.health.HeartbeatScheduler"
+CELERY_BEAT_SCHEDULER = "tokens.platform.heartbeat.HeartbeatScheduler"
 # The same outage message (e.g. "Redis is down") at most once per this many seconds per process.
 WAITPOINTS_LOG_REPEAT_SECONDS = env_int("WAITPOINTS_LOG_REPEAT_SECONDS", 60)
 

@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from tokens.delivery import mailbox
 from tokens.surfaces import health
+from tokens.surfaces.admin import mail as sent_mail
 from tokens.surfaces.common import login
 from tokens.surfaces.links import views as callback
 from waitpoints_site import errors
@@ -27,7 +27,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script for the CSP.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("admin/sent-mail/", mailbox.sent_mail, name="sent-mail"),
+    path("admin/sent-mail/", sent_mail.sent_mail, name="sent-mail"),
     path("admin/", admin.site.urls),
     path("accounts/login/", login.login_view, name="login"),
     path("accounts/", include("django.contrib.auth.urls")),

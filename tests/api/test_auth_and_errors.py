@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.api.helpers import TOKENS, assert_error, url_of
-from tokens.domain import services
+from tokens.domain import tenancy
 from tokens.models import ApiKey, Token
 
 ROUTES = [
@@ -35,8 +35,8 @@ def call(client, method, path, token):
 
 @pytest.fixture
 def revoked_key(environment):
-    api_key, secret = services.api_key_create(environment=environment)
-    services.api_key_revoke(api_key=api_key)
+    api_key, secret = tenancy.api_key_create(environment=environment)
+    tenancy.api_key_revoke(api_key=api_key)
     return secret
 
 
@@ -87,8 +87,8 @@ def test_it_records_when_a_key_was_last_used(api_client, environment):
 
 
 def test_it_accepts_a_key_of_another_kind_of_environment(environment):
-    staging = services.environment_get_or_create(project_slug="alice", slug="staging")
-    _key, secret = services.api_key_create(environment=staging)
+    staging = tenancy.environment_get_or_create(project_slug="alice", slug="staging")
+    _key, secret = tenancy.api_key_create(environment=staging)
     assert secret.startswith("tr_stg_")
     response = client_with(f"Bearer {secret}").post(TOKENS, {}, format="json")
     assert response.status_code == 200

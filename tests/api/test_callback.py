@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from tests.api.helpers import assert_error, post_raw, url_of
-from tokens.domain import keys, services
+from tokens.domain import keys, tenancy
 from tokens.domain.links import callback_url
 from tokens.models import Token, TokenEvent
 
@@ -129,8 +129,8 @@ def test_it_answers_404_for_an_unknown_token(client, environment):
 
 def test_it_keeps_working_after_an_api_key_rotation(client, token, environment):
     for api_key in environment.api_keys.all():
-        services.api_key_revoke(api_key=api_key)
-    services.api_key_create(environment=environment)
+        tenancy.api_key_revoke(api_key=api_key)
+    tenancy.api_key_create(environment=environment)
     assert post_raw(client, cb(token), b"{}").status_code == 200
     assert stored(token).status == Token.Status.COMPLETED
 

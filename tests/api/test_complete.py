@@ -10,10 +10,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.api.helpers import TOKENS, assert_error, post_raw, url_of
-from tokens.domain import services
+from tokens.domain import actors, lifecycle, tenancy
 from tokens.models import ApiKey, Token, TokenEvent
 
-SYSTEM = services.Actor.system()
+SYSTEM = actors.Actor.system()
 
 
 def complete_url(token):
@@ -114,7 +114,7 @@ def test_it_answers_an_already_resolved_token_with_success(api_client, make_toke
 
 def test_it_answers_a_cancelled_token_as_timed_out(api_client, make_token):
     token = make_token()
-    services.token_cancel(token=token, actor=SYSTEM)
+    lifecycle.token_cancel(token=token, actor=SYSTEM)
     response = api_client.post(complete_url(token), {"data": 1}, format="json")
     # The v1 API speaks the SDK's three statuses; statusDetail says what really happened.
     assert response.json() == {
@@ -264,7 +264,7 @@ def test_it_refuses_a_jwt_signed_with_a_revoked_key(
     token = make_token()
     claims = api_client.post("/api/v1/auth/jwt/claims", {}, format="json").json()
     credential = sdk_signed(secret_key, claims, token.friendly_id)
-    services.api_key_revoke(api_key=environment.api_keys.get())
+    tenancy.api_key_revoke(api_key=environment.api_keys.get())
     assert_error(bearer(credential).post(complete_url(token), {"data": 1}, format="json"), 401)
     assert stored(token).status == Token.Status.WAITING
 

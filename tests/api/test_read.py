@@ -10,10 +10,10 @@ import pytest
 from django.utils import timezone
 
 from tests.api.helpers import TOKENS, assert_error, bad_dates, nulls, url_of
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.models import Token
 
-SYSTEM = services.Actor.system()
+SYSTEM = actors.Actor.system()
 
 
 def ids(body):
@@ -56,7 +56,7 @@ def test_it_retrieves_by_bare_id(api_client, make_token):
 
 def test_it_retrieves_a_completed_token_with_its_output(api_client, make_token):
     token = make_token()
-    services.token_complete(token=token, actor=SYSTEM, data={"status": "approved"})
+    lifecycle.token_complete(token=token, actor=SYSTEM, data={"status": "approved"})
     body = api_client.get(url_of(token)).json()
     assert body["status"] == "COMPLETED"
     assert body["output"] == '{"json":{"status":"approved"}}'
@@ -80,7 +80,7 @@ def test_it_never_emits_nulls_for_a_token_without_timeout_or_key(api_client, mak
 
 def test_it_retrieves_a_cancelled_token_as_timed_out(api_client, make_token):
     token = make_token()
-    services.token_cancel(token=token, actor=SYSTEM, reason="dup")
+    lifecycle.token_cancel(token=token, actor=SYSTEM, reason="dup")
     body = api_client.get(url_of(token)).json()
     assert body["status"] == "TIMED_OUT"
     assert body["statusDetail"] == "CANCELLED"
@@ -94,7 +94,7 @@ def test_it_retrieves_a_cancelled_token_as_timed_out(api_client, make_token):
 
 def test_it_retrieves_an_overdue_token_as_timed_out(api_client, environment):
     past = timezone.now() - timedelta(minutes=5)
-    token = services.token_create(
+    token = lifecycle.token_create(
         environment=environment, actor=SYSTEM, timeout="1m", now=past
     ).token
     body = api_client.get(url_of(token)).json()
@@ -146,7 +146,7 @@ def test_it_lists_newest_first(api_client, make_token):
 
 def test_it_pages_by_25_by_default_and_100_at_most(api_client, environment):
     tokens = [
-        services.token_create(environment=environment, actor=SYSTEM).token for _ in range(105)
+        lifecycle.token_create(environment=environment, actor=SYSTEM).token for _ in range(105)
     ]
     assert len(tokens) == 105
     body = get_list(api_client, {})
@@ -159,7 +159,7 @@ def test_it_pages_by_25_by_default_and_100_at_most(api_client, environment):
 def test_it_walks_all_pages_forward_and_backward(api_client, environment):
     expected = sorted(
         (
-            services.token_create(environment=environment, actor=SYSTEM).token.friendly_id
+            lifecycle.token_create(environment=environment, actor=SYSTEM).token.friendly_id
             for _ in range(23)
         ),
         reverse=True,
@@ -243,16 +243,16 @@ def mixed(environment):
     now = timezone.now()
 
     def create(**kwargs):
-        return services.token_create(environment=environment, actor=SYSTEM, **kwargs).token
+        return lifecycle.token_create(environment=environment, actor=SYSTEM, **kwargs).token
 
     waiting = create(timeout="1h")
     overdue = create(timeout="1m", now=now - timedelta(minutes=5))
     completed = create()
-    services.token_complete(token=completed, actor=SYSTEM, data="ok")
+    lifecycle.token_complete(token=completed, actor=SYSTEM, data="ok")
     cancelled = create()
-    services.token_cancel(token=cancelled, actor=SYSTEM, reason="no")
+    lifecycle.token_cancel(token=cancelled, actor=SYSTEM, reason="no")
     forced = create()
-    services.token_force_timeout(token=forced, actor=SYSTEM)
+    lifecycle.token_force_timeout(token=forced, actor=SYSTEM)
     return {
         "waiting": waiting.friendly_id,
         "overdue": overdue.friendly_id,
@@ -311,10 +311,10 @@ def test_it_accepts_a_long_tag_filter(api_client, make_token):
 
 def test_it_finds_old_and_new_tokens_by_idempotency_key(api_client, environment, make_token):
     past = timezone.now() - timedelta(hours=2)
-    old = services.token_create(
+    old = lifecycle.token_create(
         environment=environment, actor=SYSTEM, idempotency_key="K", now=past
     )
-    new = services.token_create(environment=environment, actor=SYSTEM, idempotency_key="K")
+    new = lifecycle.token_create(environment=environment, actor=SYSTEM, idempotency_key="K")
     assert new.is_cached is False and new.token.pk != old.token.pk
     make_token(idempotency_key="other")
     body = get_list(api_client, {"filter[idempotencyKey]": "K"})
@@ -326,7 +326,7 @@ def test_it_filters_by_creation_time(api_client, environment):
     now = timezone.now()
 
     def at(delta):
-        return services.token_create(
+        return lifecycle.token_create(
             environment=environment, actor=SYSTEM, timeout="4w", now=now - delta
         ).token.friendly_id
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -16,7 +16,7 @@ def url(token, timeout: str = "0s") -> str:
 
 def test_a_resolved_token_answers_as_retrieve(api_client, make_token) -> None:
     token = make_token()
-    services.token_complete(token=token, actor=services.Actor.system(), data="done")
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data="done")
     waited = api_client.get(url(token, "10s"))
     retrieved = api_client.get(f"/api/v1/waitpoints/tokens/{token.friendly_id}")
     assert waited.status_code == 200

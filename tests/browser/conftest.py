@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from tokens.domain import services
+from tokens.domain import tenancy
 from tokens.models import Environment, Membership
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium"))
@@ -91,13 +91,13 @@ def add_member(environment: Environment, username: str, role: str) -> User:
 @pytest.fixture
 def payments(db) -> Environment:
     """A production environment: pages flag it, and quick approval there asks once more."""
-    return services.environment_get_or_create(
+    return tenancy.environment_get_or_create(
         project_slug="payments", slug="prod", project_name="Payments"
     )
 
 
 @pytest.fixture
 def onboarding(db) -> Environment:
-    return services.environment_get_or_create(
+    return tenancy.environment_get_or_create(
         project_slug="onboarding", slug="staging", project_name="Customer onboarding"
     )

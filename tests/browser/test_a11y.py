@@ -28,8 +28,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import add_member, launch_chromium, policy_violations
 from tests.browser.test_dashboard_e2e import shoot
-from tokens.delivery import webhooks
-from tokens.domain import services
+from tokens.delivery.webhooks import endpoints as webhook_endpoints
+from tokens.domain import actors, lifecycle, tenancy
 from tokens.domain.links import callback_url, personal_url
 from tokens.models import Environment, Membership, Token, TokenEvent
 
@@ -141,10 +141,10 @@ class World:
 
 @pytest.fixture
 def world(live_server) -> World:
-    environment = services.environment_get_or_create(
+    environment = tenancy.environment_get_or_create(
         project_slug="payments", slug="prod", project_name="Payments"
     )
-    staging = services.environment_get_or_create(
+    staging = tenancy.environment_get_or_create(
         project_slug="onboarding", slug="staging", project_name="Customer onboarding"
     )
     admin = add_member(environment, "adam", Membership.Role.ADMIN)
@@ -152,7 +152,7 @@ def world(live_server) -> World:
 
     def create(env: Environment, **kwargs) -> Token:
         kwargs.setdefault("timeout", "2h")
-        return services.token_create(environment=env, actor=services.Actor.system(), **kwargs).token
+        return lifecycle.token_create(environment=env, actor=actors.Actor.system(), **kwargs).token
 
     titled = create(
         environment,
@@ -168,14 +168,14 @@ def world(live_server) -> World:
     create(environment, tags=["payout", "vendor:acme"], title="Pay out ACME for March")
     create(staging, tags=["kyc"], title="Check the ID of customer 310")
     done = create(environment, tags=["refund", "customer:310"])
-    services.token_complete(
+    lifecycle.token_complete(
         token=done,
-        actor=services.Actor(channel=TokenEvent.Channel.API),
+        actor=actors.Actor(channel=TokenEvent.Channel.API),
         data={"status": "approved", "comment": "Within policy", "by": "sam"},
     )
     cancelled = create(environment, tags=["payout"])
-    services.token_cancel(token=cancelled, actor=services.Actor.system(), reason="duplicate")
-    endpoint, _secret = webhooks.webhook_endpoint_create(
+    lifecycle.token_cancel(token=cancelled, actor=actors.Actor.system(), reason="duplicate")
+    endpoint, _secret = webhook_endpoints.webhook_endpoint_create(
         environment=environment,
         url="https://hooks.example.com/waitpoints",
         description="Order service",

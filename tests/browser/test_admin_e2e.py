@@ -13,7 +13,7 @@ from selenium.webdriver.support import expected_conditions as ec
 
 from tests.browser.conftest import PASSWORD, add_member
 from tests.browser.test_dashboard_e2e import shoot, wait
-from tokens.domain import services
+from tokens.domain import actors, lifecycle, tenancy
 from tokens.models import Membership, Token
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -24,7 +24,7 @@ LONG_TAGS = ["refund", "customer:4812", "high-value", "region:eu-west-1", "vendo
 @pytest.fixture
 def onboarding(db):
     # A long project slug: the environment column is one of the widest.
-    return services.environment_get_or_create(
+    return tenancy.environment_get_or_create(
         project_slug="customer-onboarding-and-verification",
         slug="staging",
         project_name="Customer onboarding",
@@ -44,9 +44,9 @@ def test_the_token_list_fits_a_1280_px_window(
     browser, live_server, onboarding, django_user_model
 ) -> None:
     now = timezone.now()
-    system = services.Actor.system()
+    system = actors.Actor.system()
     for n in range(6):
-        token = services.token_create(
+        token = lifecycle.token_create(
             environment=onboarding,
             actor=system,
             timeout="2h",
@@ -55,9 +55,9 @@ def test_the_token_list_fits_a_1280_px_window(
             "in transit, photos in the ticket",
             idempotency_key=f"refund-48{n}2",
         ).token
-    services.token_complete(token=token, actor=system, data={"status": "approved"})
+    lifecycle.token_complete(token=token, actor=system, data={"status": "approved"})
     # Past its deadline, not yet swept: the longest status the list shows.
-    services.token_create(
+    lifecycle.token_create(
         environment=onboarding, actor=system, timeout="1m", now=now - timedelta(minutes=5)
     )
     django_user_model.objects.create_superuser(username="sam", password=PASSWORD)
@@ -97,9 +97,9 @@ def test_the_token_page_opens_the_same_token_on_the_dashboard(
     sam = add_member(onboarding, "sam", Membership.Role.ADMIN)
     sam.is_staff = sam.is_superuser = True
     sam.save()
-    token = services.token_create(
+    token = lifecycle.token_create(
         environment=onboarding,
-        actor=services.Actor.system(),
+        actor=actors.Actor.system(),
         timeout="2h",
         title="Verify ACME Holding's documents",
     ).token

@@ -11,7 +11,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import PASSWORD, add_member, policy_violations
-from tokens.domain import services
+from tokens.domain import actors, lifecycle, tenancy
 from tokens.domain.links import callback_url
 from tokens.models import Membership, Token
 
@@ -24,7 +24,7 @@ def wait(driver) -> WebDriverWait:
 
 @pytest.fixture
 def environment(db):
-    return services.environment_get_or_create(project_slug="payments", slug="prod")
+    return tenancy.environment_get_or_create(project_slug="payments", slug="prod")
 
 
 def log_in(driver, url: str, username: str) -> None:
@@ -48,8 +48,8 @@ def test_the_policy_blocks_inline_script(browser, live_server, environment) -> N
 
 def test_dashboard_pages_run_under_the_policy(browser, live_server, environment) -> None:
     add_member(environment, "adam", Membership.Role.ADMIN)
-    token = services.token_create(
-        environment=environment, actor=services.Actor.system(), tags=["refund"], timeout="1h"
+    token = lifecycle.token_create(
+        environment=environment, actor=actors.Actor.system(), tags=["refund"], timeout="1h"
     ).token
     log_in(browser, f"{live_server.url}/", "adam")
     browser.get(f"{live_server.url}/projects/payments/prod/tokens?tag=refund")
@@ -65,7 +65,7 @@ def test_dashboard_pages_run_under_the_policy(browser, live_server, environment)
 
 
 def test_the_approval_link_runs_under_the_policy(browser, live_server, environment) -> None:
-    token = services.token_create(environment=environment, actor=services.Actor.system()).token
+    token = lifecycle.token_create(environment=environment, actor=actors.Actor.system()).token
     browser.get(callback_url(token, base=live_server.url))
     browser.find_element(By.CSS_SELECTOR, "form.confirm-form button.approve").click()
     wait(browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".result")))

@@ -17,7 +17,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import PASSWORD, SCREENSHOTS, add_member
-from tokens.domain import services
+from tokens.domain import actors, lifecycle, tenancy
 from tokens.models import Token, TokenEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -31,9 +31,9 @@ def world(payments, onboarding):
     now = timezone.now()
 
     def make(env, minutes_ago, timeout, tags, **kwargs):
-        return services.token_create(
+        return lifecycle.token_create(
             environment=env,
-            actor=services.Actor.system(),
+            actor=actors.Actor.system(),
             timeout=timeout,
             tags=tags,
             now=now - timedelta(minutes=minutes_ago),
@@ -42,11 +42,11 @@ def world(payments, onboarding):
 
     # Created oldest first: ids are time-ordered by the real clock, as in production.
     cancelled = make(payments, 120, "3h", ["payout", "vendor:globex"])
-    services.token_cancel(token=cancelled, actor=services.Actor.system(), reason="duplicate")
+    lifecycle.token_cancel(token=cancelled, actor=actors.Actor.system(), reason="duplicate")
     done = make(payments, 90, "2h", ["refund", "customer:310"])
-    services.token_complete(
+    lifecycle.token_complete(
         token=done,
-        actor=services.Actor(channel=TokenEvent.Channel.API),
+        actor=actors.Actor(channel=TokenEvent.Channel.API),
         data={"status": "approved", "comment": "Within policy", "by": "sam"},
     )
     tokens = {"done": done}
@@ -106,7 +106,7 @@ def test_an_approver_logs_in_filters_by_tag_approves_and_the_sdk_sees_it(
     browser, live_server, payments, world
 ) -> None:
     add_member(payments, "april", "approver")
-    _api_key, secret = services.api_key_create(environment=payments)
+    _api_key, secret = tenancy.api_key_create(environment=payments)
     log_in(browser, live_server, "april", screenshot="dashboard-login.png")
 
     # Home → the project's list, then filter by the "refund" tag with the typeahead input.

@@ -10,7 +10,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import PASSWORD, add_member
-from tokens.domain import services
+from tokens.domain import actors, lifecycle, tenancy
 from tokens.domain.links import callback_url
 from tokens.models import Membership, Token
 
@@ -26,7 +26,7 @@ def _error_urls(settings):
 
 @pytest.fixture
 def environment(db):
-    return services.environment_get_or_create(project_slug="payments", slug="prod")
+    return tenancy.environment_get_or_create(project_slug="payments", slug="prod")
 
 
 def wait(driver) -> WebDriverWait:
@@ -68,8 +68,8 @@ def test_a_member_on_a_phone_finds_the_way_back_from_a_404(
 def test_an_expired_approval_form_leads_back_to_the_request(
     browser, live_server, environment
 ) -> None:
-    token = services.token_create(
-        environment=environment, actor=services.Actor.system(), title="Deploy 2.4 to prod"
+    token = lifecycle.token_create(
+        environment=environment, actor=actors.Actor.system(), title="Deploy 2.4 to prod"
     ).token
     url = callback_url(token, base=live_server.url)
     browser.get(url)

@@ -25,7 +25,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from tests.browser.conftest import PASSWORD
 from tests.browser.test_admin_e2e import admin_log_in
 from tests.browser.test_dashboard_e2e import PHONE, shoot, wait
-from tokens.domain import services
+from tokens.domain import actors, decide, tenancy
 from tokens.models import OutboxMessage, Token, TokenEvent
 from tokens.tasks import deliver_outbox
 
@@ -99,7 +99,7 @@ def test_a_reminder_and_an_escalation_go_out_on_time(
     settings.WAITPOINTS_MAIL_DIR = str(tmp_path / "mail")
     settings.PUBLIC_BASE_URL = live_server.url  # the e-mailed links lead to this server
     mail_dir = tmp_path / "mail"
-    _key, secret = services.api_key_create(environment=payments)
+    _key, secret = tenancy.api_key_create(environment=payments)
     follow_ups = {
         "timeout": "1h",
         "remindAfter": f"{REMIND_AFTER}s",
@@ -136,10 +136,11 @@ def test_a_reminder_and_an_escalation_go_out_on_time(
     beat.until(lambda: len(mailbox(mail_dir)) == 2)
     assert {m["to"] for m in mailbox(mail_dir)} == {"alice@example.com", "bob@example.com"}
     assert {m["subject"] for m in mailbox(mail_dir)} == {SUBJECT}
-    services.token_decide(
+    decide.decide(
+        authority=decide.Authority.link(),
         token=token,
-        actor=services.Actor.system(),
-        voter=services.Voter.for_email("alice@example.com"),
+        actor=actors.Actor.system(),
+        voter=decide.Voter.for_email("alice@example.com"),
         decision="approved",
     )
 

@@ -16,7 +16,7 @@ from selenium.webdriver.support.ui import Select
 from tests.browser.conftest import add_member
 from tests.browser.test_dashboard_e2e import PHONE, flash, log_in, shoot, wait
 from tokens.delivery import outbox
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.models import Token, TokenEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -46,8 +46,8 @@ DECISION = {
 
 
 def create(environment, **kwargs) -> Token:
-    return services.token_create(
-        environment=environment, actor=services.Actor.system(), timeout="2h", **kwargs
+    return lifecycle.token_create(
+        environment=environment, actor=actors.Actor.system(), timeout="2h", **kwargs
     ).token
 
 
@@ -218,8 +218,8 @@ def test_an_admin_extends_the_deadline_on_the_dashboard(browser, live_server, pa
 def test_the_decision_buttons_close_at_the_deadline(browser, live_server, payments) -> None:
     add_member(payments, "april", "approver")
     log_in(browser, live_server, "april")
-    token = services.token_create(
-        environment=payments, actor=services.Actor.system(), timeout="4s", title="Short fuse"
+    token = lifecycle.token_create(
+        environment=payments, actor=actors.Actor.system(), timeout="4s", title="Short fuse"
     ).token
     browser.get(f"{live_server.url}/tokens/{token.friendly_id}")
     approve = browser.find_element(By.CSS_SELECTOR, "form.decide-form button.approve")

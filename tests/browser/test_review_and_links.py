@@ -12,7 +12,7 @@ from selenium.webdriver.support import expected_conditions as ec
 
 from tests.browser.conftest import add_member
 from tests.browser.test_dashboard_e2e import PHONE, flash, log_in, shoot, wait
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.domain.links import personal_url
 from tokens.models import Token, TokenEvent
 from tokens.persistence import selectors
@@ -23,8 +23,8 @@ SIZES = ["desktop", "phone"]
 
 
 def create(environment, timeout: str = "2h", **kwargs) -> Token:
-    return services.token_create(
-        environment=environment, actor=services.Actor.system(), timeout=timeout, **kwargs
+    return lifecycle.token_create(
+        environment=environment, actor=actors.Actor.system(), timeout=timeout, **kwargs
     ).token
 
 
@@ -88,8 +88,8 @@ def test_bulk_approve_shows_a_review_page_then_decides_on_confirm(
 
     select(browser, refund, payout, kyc, taken)
     # Meanwhile a colleague decides one of them.
-    services.token_complete(
-        token=taken, actor=services.Actor.system(), data={"status": "approved", "by": "sam"}
+    lifecycle.token_complete(
+        token=taken, actor=actors.Actor.system(), data={"status": "approved", "by": "sam"}
     )
     browser.find_element(By.CSS_SELECTOR, "[data-bulk-button][value=approved]").click()
     title = wait(browser).until(ec.presence_of_element_located((By.ID, "review-title")))

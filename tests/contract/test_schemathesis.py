@@ -34,7 +34,7 @@ from tests.smoke.processes import (
     subprocess_env,
     tail,
 )
-from tokens.domain import keys, services
+from tokens.domain import actors, keys, lifecycle, tenancy
 from tokens.models import Environment, Token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,22 +57,22 @@ CHECKS = [
 
 def seed(environment: Environment) -> list[Token]:
     """Tokens in every state, so bodies with every optional field get checked too."""
-    system = services.Actor.system()
+    system = actors.Actor.system()
 
     def make(**kwargs: Any) -> Token:
-        return services.token_create(environment=environment, actor=system, **kwargs).token
+        return lifecycle.token_create(environment=environment, actor=system, **kwargs).token
 
     waiting = make(tags=["fuzz", "waiting"], idempotency_key="fuzz-key")
     text = make(tags="fuzz")
-    services.token_complete(token=text, actor=system, data="plain text")
+    lifecycle.token_complete(token=text, actor=system, data="plain text")
     structured = make(timeout="1h")
-    services.token_complete(token=structured, actor=system, data={"approved": True, "n": [1]})
+    lifecycle.token_complete(token=structured, actor=system, data={"approved": True, "n": [1]})
     empty = make()
-    services.token_complete(token=empty, actor=system, data=services.NO_OUTPUT)
+    lifecycle.token_complete(token=empty, actor=system, data=lifecycle.NO_OUTPUT)
     timed_out = make(timeout="2h")
-    services.token_force_timeout(token=timed_out, actor=system)
+    lifecycle.token_force_timeout(token=timed_out, actor=system)
     cancelled = make(tags=["fuzz"])
-    services.token_cancel(token=cancelled, actor=system, reason="seeded")
+    lifecycle.token_cancel(token=cancelled, actor=system, reason="seeded")
     return [waiting, text, structured, empty, timed_out, cancelled]
 
 
@@ -110,8 +110,8 @@ parameters = {{ "query.timeout" = "1" }}
 
 @pytest.fixture
 def live_service(tmp_path: Path):
-    environment = services.environment_get_or_create(project_slug="fuzz", slug="dev")
-    _api_key, secret = services.api_key_create(environment=environment, name="schemathesis")
+    environment = tenancy.environment_get_or_create(project_slug="fuzz", slug="dev")
+    _api_key, secret = tenancy.api_key_create(environment=environment, name="schemathesis")
     (tmp_path / "schemathesis.toml").write_text(config(seed(environment)))
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.dashboard.conftest import client_for, csrf_post, messages_of, output_of
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.models import Token, TokenEvent
 
 pytestmark = pytest.mark.django_db
@@ -141,7 +141,7 @@ def test_acting_on_a_resolved_token_says_who_and_when_and_changes_nothing(
 def test_cancel_and_force_timeout_on_a_resolved_token_change_nothing(
     admin_member, waiting: Token
 ) -> None:
-    services.token_cancel(token=waiting, actor=services.Actor.system(), reason="first")
+    lifecycle.token_cancel(token=waiting, actor=actors.Actor.system(), reason="first")
     client = client_for(admin_member)
     timeout = csrf_post(client, f"/tokens/{waiting.friendly_id}/force-timeout")
     cancel = csrf_post(client, f"/tokens/{waiting.friendly_id}/cancel", {"reason": "second"})

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from tests.dashboard.conftest import client_for, csrf_post, member, messages_of, output_of
-from tokens.domain import services
+from tokens.domain import actors, decide, lifecycle, tenancy
 from tokens.models import Membership, Token, TokenEvent
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +38,7 @@ def rows_of(html: str, table: str) -> list[str]:
 
 @pytest.fixture
 def prod(db):
-    return services.environment_get_or_create(project_slug="alice", slug="prod")
+    return tenancy.environment_get_or_create(project_slug="alice", slug="prod")
 
 
 def only_created(token: Token) -> bool:
@@ -59,8 +59,8 @@ def test_it_reviews_before_deciding_and_lists_what_and_why_not(
     deploy = make_token(title="Deploy api 2.4", timeout="30m")
     plain = make_token(timeout="2h")
     resolved = make_token(title="Old refund")
-    services.token_complete(
-        token=resolved, actor=services.Actor.system(), data={"status": "approved"}
+    lifecycle.token_complete(
+        token=resolved, actor=actors.Actor.system(), data={"status": "approved"}
     )
     needs = make_token(title="Needs an amount", decision=NEEDS_INPUT)
     foreign = make_token(other_environment)
@@ -132,10 +132,11 @@ def test_it_leaves_out_my_own_request_and_one_i_already_voted_on(environment, ma
     april = member(environment, "april", Membership.Role.APPROVER)
     mine = make_token(title="My own", requested_by="april@example.com")
     voted = make_token(title="Two needed", required_approvals=2)
-    services.token_decide(
+    decide.decide(
+        authority=decide.Authority.link(),
         token=voted,
-        actor=services.Actor.system(),
-        voter=services.Voter.for_user(username="april", email="april@example.com"),
+        actor=actors.Actor.system(),
+        voter=decide.Voter.for_user(username="april", email="april@example.com"),
         decision="approved",
     )
     ok = make_token(title="Fine")
@@ -150,7 +151,7 @@ def test_it_leaves_out_my_own_request_and_one_i_already_voted_on(environment, ma
 
 def test_when_nothing_can_be_decided_there_is_no_confirm(approver, make_token) -> None:
     token = make_token()
-    services.token_cancel(token=token, actor=services.Actor.system(), reason="")
+    lifecycle.token_cancel(token=token, actor=actors.Actor.system(), reason="")
     html = csrf_post(
         client_for(approver), "/tokens/bulk", {"ids": [token.friendly_id], "decision": "approved"}
     ).content.decode()
@@ -175,7 +176,7 @@ def test_confirm_decides_each_token_and_reports_each_one(
     first, second = make_token(title="Refund 12 EUR"), make_token()
     untouched = make_token()
     resolved = make_token()
-    services.token_complete(token=resolved, actor=services.Actor.system(), data="before")
+    lifecycle.token_complete(token=resolved, actor=actors.Actor.system(), data="before")
     foreign = make_token(other_environment)
     ids = [t.friendly_id for t in (first, second, resolved, foreign)]
     response = confirm(
@@ -202,7 +203,7 @@ def test_a_token_that_timed_out_after_the_review_is_reported_as_such(approver, m
     ids = [token.friendly_id, other.friendly_id]
     review = csrf_post(client, "/tokens/bulk", {"ids": ids, "decision": "rejected"})
     assert hidden_ids(review.content.decode()) == ids
-    services.token_force_timeout(token=token, actor=services.Actor.system())  # meanwhile
+    lifecycle.token_force_timeout(token=token, actor=actors.Actor.system())  # meanwhile
     token.refresh_from_db()
     at = f"{token.completed_at:%H:%M}"
     response = confirm(client, ids, decision="rejected")

@@ -9,7 +9,7 @@ from django.core import mail
 
 from tests.dashboard.conftest import client_for, csrf_post
 from tokens.delivery import outbox
-from tokens.domain import keys, links, services
+from tokens.domain import actors, keys, lifecycle, links
 from tokens.models import Token
 
 pytestmark = pytest.mark.django_db
@@ -36,10 +36,10 @@ def every_page(environment, token: Token) -> list[str]:
 @pytest.mark.parametrize("role", ["viewer", "approver"])
 def test_a_non_admins_pages_carry_no_callback_hash(request, role, environment, waiting) -> None:
     client = client_for(request.getfixturevalue(role))
-    resolved = services.token_create(
-        environment=environment, actor=services.Actor.system(), tags=["refund"]
+    resolved = lifecycle.token_create(
+        environment=environment, actor=actors.Actor.system(), tags=["refund"]
     ).token
-    services.token_complete(token=resolved, actor=services.Actor.system(), data={"ok": True})
+    lifecycle.token_complete(token=resolved, actor=actors.Actor.system(), data={"ok": True})
     for token in (waiting, resolved):
         for path in every_page(environment, token):
             response = client.get(path)
@@ -59,9 +59,9 @@ def test_an_admins_detail_page_shows_the_callback_url(admin_member, waiting) -> 
 def test_only_the_approval_email_carries_the_hash(environment, viewer) -> None:
     """Approvers are sent their personal link by design (not the shared callback hash); a
     password reset (any member) carries neither."""
-    token = services.token_create(
+    token = lifecycle.token_create(
         environment=environment,
-        actor=services.Actor.system(),
+        actor=actors.Actor.system(),
         approvers=["boss@example.com"],
     ).token
     outbox.deliver_due()

@@ -10,7 +10,7 @@ from django.core import mail
 from django.utils import timezone
 
 from tests.dashboard.conftest import client_for, member
-from tokens.domain import services
+from tokens.domain import actors, lifecycle, tenancy
 from tokens.models import Membership, Token
 
 pytestmark = pytest.mark.django_db
@@ -85,11 +85,11 @@ def test_home_lists_waiting_tokens_i_can_decide_soonest_deadline_first(
     older = make_token(timeout="1h", now=now - timedelta(minutes=5))
     newer = make_token(timeout="1h", now=now - timedelta(minutes=1))
     done = make_token(timeout="1h")
-    services.token_complete(token=done, actor=services.Actor.system(), data={"ok": True})
+    lifecycle.token_complete(token=done, actor=actors.Actor.system(), data={"ok": True})
     overdue = make_token(timeout="1m", now=now - timedelta(minutes=2))
     elsewhere = make_token(other_environment, timeout="1h")
     # A second project where april is only a viewer: nothing there is "waiting for me".
-    viewed = services.environment_get_or_create(project_slug="carol", slug="prod")
+    viewed = tenancy.environment_get_or_create(project_slug="carol", slug="prod")
     Membership.objects.create(user=approver, project=viewed.project, role="viewer")
     watched = make_token(viewed, timeout="1h")
 
@@ -132,9 +132,9 @@ def test_the_list_shows_only_this_environment(
 def test_the_list_filters_by_status_including_cancelled(viewer, environment, make_token) -> None:
     waiting = make_token()
     completed = make_token()
-    services.token_complete(token=completed, actor=services.Actor.system(), data="ok")
+    lifecycle.token_complete(token=completed, actor=actors.Actor.system(), data="ok")
     cancelled = make_token()
-    services.token_cancel(token=cancelled, actor=services.Actor.system(), reason="no")
+    lifecycle.token_cancel(token=cancelled, actor=actors.Actor.system(), reason="no")
     timed_out = make_token(timeout="1m", now=timezone.now() - timedelta(minutes=5))
     client = client_for(viewer)
     path = list_path(environment)
@@ -231,9 +231,9 @@ def test_the_tag_typeahead_answers_this_environments_tags_by_prefix(
 
 def test_the_detail_shows_everything_about_a_token(approver, environment, make_token) -> None:
     token = make_token(timeout="1h", tags=["refund", "customer:42"], idempotency_key="k-1")
-    services.token_complete(
+    lifecycle.token_complete(
         token=token,
-        actor=services.Actor(channel="api", ip="10.0.0.9"),
+        actor=actors.Actor(channel="api", ip="10.0.0.9"),
         data={"status": "approved", "amount": 12},
     )
     html = client_for(approver).get(f"/tokens/{token.friendly_id}").content.decode()
@@ -300,7 +300,7 @@ def test_home_counts_waiting_tokens_up_to_a_cap(approver, make_token, monkeypatc
     make_token(timeout="1h")
     make_token(timeout="1h")
     done = make_token(timeout="1h")
-    services.token_complete(token=done, actor=services.Actor.system(), data={"ok": True})
+    lifecycle.token_complete(token=done, actor=actors.Actor.system(), data={"ok": True})
     assert "2 waiting" in client.get("/").content.decode()
 
     make_token(timeout="1h")

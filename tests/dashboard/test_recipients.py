@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from tests.dashboard.conftest import client_for, csrf_post, messages_of
-from tokens.domain import services
+from tokens.domain import actors, approvals
 from tokens.domain.links import callback_url, personal_url
 from tokens.models import Recipient, Token, TokenEvent
 
@@ -31,9 +31,9 @@ def revoke_path(token: Token, email: str) -> str:
 
 def test_the_service_records_who_revoked_through_the_dashboard(token, admin_member) -> None:
     alice = recipient(token, "alice@example.com")
-    actor = services.Actor(channel=TokenEvent.Channel.DASHBOARD, user=admin_member)
-    assert services.recipient_revoke(recipient=alice, actor=actor)
-    assert not services.recipient_revoke(recipient=alice, actor=actor)  # once only
+    actor = actors.Actor(channel=TokenEvent.Channel.DASHBOARD, user=admin_member)
+    assert approvals.recipient_revoke(recipient=alice, actor=actor)
+    assert not approvals.recipient_revoke(recipient=alice, actor=actor)  # once only
     [event] = token.events.filter(kind=TokenEvent.Kind.LINK_REVOKED)
     assert (event.channel, event.user, event.detail) == (
         "dashboard",
@@ -114,8 +114,8 @@ def test_revoking_is_a_csrf_protected_post(token, admin_member) -> None:
 def test_the_token_page_lists_recipients_with_a_revoke_button_for_admins(
     token, admin_member, approver
 ) -> None:
-    services.recipient_revoke(
-        recipient=recipient(token, "bob@example.com"), actor=services.Actor.system()
+    approvals.recipient_revoke(
+        recipient=recipient(token, "bob@example.com"), actor=actors.Actor.system()
     )
     html = client_for(admin_member).get(f"/tokens/{token.friendly_id}").content.decode()
     assert "<h2>Personal links</h2>" in html

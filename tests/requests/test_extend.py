@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from tests.api.helpers import assert_error, url_of
 from tests.dashboard.conftest import client_for, csrf_post, member
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.domain.exceptions import NotWaiting
 from tokens.models import Membership, Token, TokenEvent, iso
 
-SYSTEM = services.Actor.system()
+SYSTEM = actors.Actor.system()
 
 
 def extend(api_client, token: Token, body: object):
@@ -56,7 +56,7 @@ def test_an_iso_date_works_and_bad_timeouts_are_refused(api_client, make_token):
 
 def test_a_resolved_token_is_never_extended(api_client, make_token):
     token = make_token(timeout="10m")
-    services.token_complete(token=token, actor=SYSTEM, data={"ok": True})
+    lifecycle.token_complete(token=token, actor=SYSTEM, data={"ok": True})
     body = assert_error(extend(api_client, token, {"timeout": "1h"}), 422)
     assert body["error"] == (
         f"Cannot extend {token.friendly_id}: it is already completed. "
@@ -112,7 +112,7 @@ def test_dashboard_admins_extend_and_approvers_may_not(environment, make_token):
 def test_django_admin_extends_selected_tokens(make_token):
     waiting = make_token(timeout="10m")
     done = make_token(timeout="10m")
-    services.token_cancel(token=done, actor=SYSTEM)
+    lifecycle.token_cancel(token=done, actor=SYSTEM)
     staff = User.objects.create_superuser("sam", "sam@example.com", "pw-for-tests-123")
     client = Client()
     client.force_login(staff)
@@ -133,17 +133,17 @@ def test_an_extension_racing_a_completion_never_reopens_it(environment):
     from tests.test_races import run_together
 
     for _ in range(5):
-        token = services.token_create(environment=environment, actor=SYSTEM, timeout="1h").token
+        token = lifecycle.token_create(environment=environment, actor=SYSTEM, timeout="1h").token
 
         def extend_it(t: Token = token) -> str:
             try:
-                services.token_extend(token=Token.objects.get(pk=t.pk), actor=SYSTEM, timeout="3h")
+                lifecycle.token_extend(token=Token.objects.get(pk=t.pk), actor=SYSTEM, timeout="3h")
             except NotWaiting:
                 return "refused"
             return "extended"
 
         def complete_it(t: Token = token) -> bool:
-            return services.token_complete(
+            return lifecycle.token_complete(
                 token=Token.objects.get(pk=t.pk), actor=SYSTEM, data={}
             ).applied
 

@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from tests.api.helpers import TOKENS, assert_error
 from tokens.delivery import outbox
-from tokens.domain import services
+from tokens.domain import actors, decide, lifecycle
 from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
 
-SYSTEM = services.Actor.system()
+SYSTEM = actors.Actor.system()
 
 
 @pytest.fixture(autouse=True)
@@ -67,8 +67,9 @@ def test_one_reminder_goes_to_those_who_have_not_decided(api_client, make_token)
         remindAfter="2h",
     )
     sent()
-    services.token_decide(
-        token=token, actor=SYSTEM, voter=services.Voter.for_email("alice@example.com"),
+    decide.decide(
+        authority=decide.Authority.link(),
+        token=token, actor=SYSTEM, voter=decide.Voter.for_email("alice@example.com"),
         decision="approved",
     )  # fmt: skip
     later = timezone.now() + timedelta(hours=2, seconds=1)
@@ -109,7 +110,7 @@ def test_follow_ups_of_a_resolved_token_are_skipped(api_client):
         escalateTo=["boss@example.com"],
     )
     sent()
-    services.token_complete(token=token, actor=SYSTEM, data={"ok": True})
+    lifecycle.token_complete(token=token, actor=SYSTEM, data={"ok": True})
     assert sent(now=timezone.now() + timedelta(hours=3)) == []
     for row in OutboxMessage.objects.filter(token=token).exclude(
         kind=OutboxMessage.Kind.APPROVAL_EMAIL
@@ -164,7 +165,7 @@ def test_follow_up_emails_queued_before_the_decision_are_not_sent_after_it(
         token=token, kind=OutboxMessage.Kind.APPROVAL_EMAIL, delivered_at__isnull=True
     )
     assert queued.count() == 1
-    services.token_complete(token=token, actor=SYSTEM, data={"status": "approved"})
+    lifecycle.token_complete(token=token, actor=SYSTEM, data={"status": "approved"})
 
     assert sent(now=later) == []
     (skipped,) = queued.all()

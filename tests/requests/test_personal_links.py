@@ -14,7 +14,7 @@ from django.test import Client
 
 from tests.api.helpers import TOKENS
 from tokens.delivery import outbox
-from tokens.domain import keys, services
+from tokens.domain import actors, approvals, keys
 from tokens.domain.links import callback_url, personal_url
 from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
 
@@ -113,8 +113,8 @@ def test_revoking_one_link_leaves_the_others_and_the_plain_url(token, browser):
     alice_path = link_in(emails["alice@example.com"])
     bob_path = link_in(emails["bob@example.com"])
     alice = Recipient.objects.get(token=token, email="alice@example.com")
-    assert services.recipient_revoke(recipient=alice, actor=services.Actor.system())
-    assert not services.recipient_revoke(recipient=alice, actor=services.Actor.system())
+    assert approvals.recipient_revoke(recipient=alice, actor=actors.Actor.system())
+    assert not approvals.recipient_revoke(recipient=alice, actor=actors.Actor.system())
     event = token.events.get(kind=TokenEvent.Kind.LINK_REVOKED)
     assert event.detail == {"to": "alice@example.com"}
 
@@ -133,8 +133,8 @@ def test_a_revoked_recipient_gets_no_resent_email(token):
     emails_by_address()
     mail.outbox.clear()
     alice = Recipient.objects.get(token=token, email="alice@example.com")
-    services.recipient_revoke(recipient=alice, actor=services.Actor.system())
-    assert services.token_resend_approval_emails(token=token) == 1
+    approvals.recipient_revoke(recipient=alice, actor=actors.Actor.system())
+    assert approvals.token_resend_approval_emails(token=token) == 1
     outbox.deliver_due()
     assert [email.to for email in mail.outbox] == [["bob@example.com"]]
     assert Recipient.objects.filter(token=token).count() == 2  # resend reuses the rows
@@ -142,7 +142,7 @@ def test_a_revoked_recipient_gets_no_resent_email(token):
 
 def test_a_queued_email_to_a_revoked_recipient_is_not_sent(token):
     alice = Recipient.objects.get(token=token, email="alice@example.com")
-    services.recipient_revoke(recipient=alice, actor=services.Actor.system())
+    approvals.recipient_revoke(recipient=alice, actor=actors.Actor.system())
     outbox.deliver_due()
     assert [email.to for email in mail.outbox] == [["bob@example.com"]]
     row = OutboxMessage.objects.get(token=token, payload__to="alice@example.com")

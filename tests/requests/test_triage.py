@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from tests.dashboard.conftest import client_for, member
-from tokens.domain import services
+from tokens.domain import tenancy
 from tokens.models import Membership
 
 
@@ -29,8 +29,8 @@ def test_requests_sent_to_me_come_first_then_the_soonest_deadline(environment, m
 
 def test_the_queue_filters_by_project_and_environment(environment, make_token):
     april = member(environment, "april", Membership.Role.APPROVER)
-    prod = services.environment_get_or_create(project_slug="alice", slug="prod")
-    other = services.environment_get_or_create(project_slug="zeta", slug="dev")
+    prod = tenancy.environment_get_or_create(project_slug="alice", slug="prod")
+    other = tenancy.environment_get_or_create(project_slug="zeta", slug="dev")
     Membership.objects.create(user=april, project=other.project, role="approver")
     dev_token = make_token(timeout="1h")
     prod_token = make_token(prod, timeout="1h")
@@ -54,7 +54,7 @@ def test_quick_approve_in_production_asks_once_more_and_forms_know_the_deadline(
     environment, make_token
 ):
     april = member(environment, "april", Membership.Role.APPROVER)
-    prod = services.environment_get_or_create(project_slug="alice", slug="prod")
+    prod = tenancy.environment_get_or_create(project_slug="alice", slug="prod")
     token = make_token(prod, timeout="1h", title="Refund 3,400 EUR")
     dev = make_token(timeout="1h")
     html = client_for(april).get("/").content.decode()

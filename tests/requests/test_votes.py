@@ -14,15 +14,13 @@ from tests.api.helpers import TOKENS, assert_error, url_of
 from tests.dashboard.conftest import client_for, csrf_post, member
 from tests.test_races import run_together
 from tokens.delivery import outbox
-from tokens.domain import services
+from tokens.domain import actors, decide, lifecycle
 from tokens.domain.exceptions import DecisionRefused
 from tokens.domain.links import callback_url
 from tokens.models import Membership, Token, TokenEvent, Vote
 
-ALICE, BOB, CAROL = (
-    services.Voter.for_email(f"{n}@example.com") for n in ("alice", "bob", "carol")
-)
-SYSTEM = services.Actor.system()
+ALICE, BOB, CAROL = (decide.Voter.for_email(f"{n}@example.com") for n in ("alice", "bob", "carol"))
+SYSTEM = actors.Actor.system()
 
 
 def output_of(token: Token) -> dict:
@@ -30,9 +28,14 @@ def output_of(token: Token) -> dict:
     return json.loads(token.output)["json"]
 
 
-def decide(token: Token, voter, decision: str = "approved", **kwargs) -> services.DecideResult:
-    return services.token_decide(
-        token=token, actor=SYSTEM, voter=voter, decision=decision, **kwargs
+def vote(token: Token, voter, decision: str = "approved", **kwargs) -> decide.DecideResult:
+    return decide.decide(
+        authority=decide.Authority.link(),
+        token=token,
+        actor=SYSTEM,
+        voter=voter,
+        decision=decision,
+        **kwargs,
     )
 
 
@@ -69,13 +72,13 @@ def test_it_refuses_bad_values(api_client, body, message):
 
 def test_two_of_three_completes_at_the_second_distinct_approval(make_token):
     token = make_token(required_approvals=2, approvers=["alice@example.com", "bob@example.com"])
-    first = decide(token, ALICE, comment="fine by me")
+    first = vote(token, ALICE, comment="fine by me")
     assert (first.applied, first.resolved, first.approvals, first.required) == (True, False, 1, 2)
     token.refresh_from_db()
     assert token.status == Token.Status.WAITING
     with pytest.raises(DecisionRefused, match="each person counts once"):
-        decide(token, services.Voter.for_email("ALICE@example.com"))  # the same person
-    second = decide(token, BOB)
+        vote(token, decide.Voter.for_email("ALICE@example.com"))  # the same person
+    second = vote(token, BOB)
     assert (second.applied, second.resolved) == (True, True)
     output = output_of(token)
     assert output["status"] == "approved" and output["by"] == "bob@example.com"
@@ -92,8 +95,8 @@ def test_two_of_three_completes_at_the_second_distinct_approval(make_token):
 
 def test_the_first_rejection_closes_the_request(make_token):
     token = make_token(required_approvals=3)
-    decide(token, ALICE)
-    result = decide(token, BOB, "rejected", comment="not now")
+    vote(token, ALICE)
+    result = vote(token, BOB, "rejected", comment="not now")
     assert result.resolved
     output = output_of(token)
     assert (output["status"], output["by"], output["comment"]) == (
@@ -102,7 +105,7 @@ def test_the_first_rejection_closes_the_request(make_token):
         "not now",
     )
     assert len(output["votes"]) == 2
-    late = decide(token, CAROL)
+    late = vote(token, CAROL)
     assert (late.applied, late.resolved) == (False, False)
     assert Vote.objects.filter(token=token).count() == 2
 
@@ -110,24 +113,24 @@ def test_the_first_rejection_closes_the_request(make_token):
 def test_the_requester_can_never_approve_their_own_request(make_token):
     token = make_token(requested_by="Alice@Example.com")
     with pytest.raises(DecisionRefused, match=r"You requested this \(Alice@Example.com\)"):
-        decide(token, ALICE)
+        vote(token, ALICE)
     token.refresh_from_db()
     assert token.status == Token.Status.WAITING
     assert token.events.get(kind=TokenEvent.Kind.DENIED).detail == {"action": "approve own request"}
-    assert decide(token, ALICE, "rejected").resolved  # withdrawing is fine
+    assert vote(token, ALICE, "rejected").resolved  # withdrawing is fine
 
 
 def test_a_user_matches_requested_by_by_username_or_email(make_token):
     token = make_token(requested_by="april")
-    voter = services.Voter.for_user(username="april", email="april@example.com")
+    voter = decide.Voter.for_user(username="april", email="april@example.com")
     with pytest.raises(DecisionRefused):
-        decide(token, voter)
+        vote(token, voter)
 
 
 def test_the_plain_url_cannot_decide_where_the_request_needs_to_know_who(make_token):
     token = make_token(required_approvals=2)
     with pytest.raises(DecisionRefused, match="needs to know who decides"):
-        decide(token, None)
+        vote(token, None)
 
 
 @pytest.fixture(autouse=True)
@@ -217,14 +220,14 @@ def test_the_dashboard_refuses_a_self_approval(environment, make_token):
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_final_votes_apply_exactly_once(environment):
     for round_ in range(5):
-        token = services.token_create(
+        token = lifecycle.token_create(
             environment=environment, actor=SYSTEM, timeout="1h", required_approvals=2
         ).token
-        decide(token, ALICE)
+        vote(token, ALICE)
         results = run_together(
             [
-                lambda t=token: decide(Token.objects.get(pk=t.pk), BOB),
-                lambda t=token: decide(Token.objects.get(pk=t.pk), CAROL),
+                lambda t=token: vote(Token.objects.get(pk=t.pk), BOB),
+                lambda t=token: vote(Token.objects.get(pk=t.pk), CAROL),
             ]
         )
         resolved = [r for r in results if r.resolved]

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from tokens.domain import services
+from tokens.domain import actors, deadline, lifecycle, tenancy
 from tokens.domain.representation import v1_status
 from tokens.models import Environment, Token
 
@@ -77,10 +77,10 @@ class Checks:
 
 def seed(environment: Environment, now: datetime) -> None:
     """Tokens the list queries run over, in every state and at several creation times."""
-    system = services.Actor.system()
+    system = actors.Actor.system()
 
     def make(tags: list[str], *, when: datetime | None = None, **kwargs: Any) -> Token:
-        return services.token_create(
+        return lifecycle.token_create(
             environment=environment, actor=system, tags=tags, now=when, **kwargs
         ).token
 
@@ -89,9 +89,9 @@ def seed(environment: Environment, now: datetime) -> None:
     for _ in range(2):
         make(["seed-a", "seed-b"])
     for n in range(2):
-        services.token_complete(token=make(["seed-b"]), actor=system, data={"n": n})
-    services.token_force_timeout(token=make(["seed-b"]), actor=system)
-    services.token_cancel(token=make(["seed-a"]), actor=system, reason="seeded")
+        lifecycle.token_complete(token=make(["seed-b"]), actor=system, data={"n": n})
+    lifecycle.token_force_timeout(token=make(["seed-b"]), actor=system)
+    lifecycle.token_cancel(token=make(["seed-a"]), actor=system, reason="seeded")
     for _ in range(3):
         make(["seed-old"], when=now - timedelta(days=3), timeout="30d")
     make(["seed-old"], when=now - timedelta(days=10), timeout="30d")
@@ -145,7 +145,7 @@ def expected_ids(environment: Environment, params: dict[str, Any], now: datetime
     end = params.get("to", {}).get("$date")
     rows = []
     for token in Token.objects.filter(environment=environment).order_by("-id"):
-        if statuses and v1_status(token.effective(now).status) not in statuses:
+        if statuses and v1_status(deadline.effective(token, now).status) not in statuses:
             continue
         if tags and not set(tags) & set(token.tags):
             continue
@@ -191,8 +191,8 @@ def run_driver(node: str, env: dict[str, str]) -> dict[str, Any]:
 def test_official_sdk_against_live_server(live_server, settings) -> None:
     node = require_node_and_sdk()
     settings.PUBLIC_BASE_URL = live_server.url
-    environment = services.environment_get_or_create(project_slug="sdk", slug="dev")
-    _api_key, secret = services.api_key_create(environment=environment, name="sdk-compat")
+    environment = tenancy.environment_get_or_create(project_slug="sdk", slug="dev")
+    _api_key, secret = tenancy.api_key_create(environment=environment, name="sdk-compat")
     seed(environment, timezone.now())
 
     run_tag = f"sdk-run-{uuid.uuid4().hex[:8]}"

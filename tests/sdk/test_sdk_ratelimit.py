@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.sdk.test_sdk_compat import RESULT_PREFIX, SDK_DIR, require_node_and_sdk
-from tokens.domain import services
+from tokens.domain import actors, lifecycle, tenancy
 
 pytestmark = [pytest.mark.sdk, pytest.mark.django_db(transaction=True)]
 
@@ -21,9 +21,9 @@ pytestmark = [pytest.mark.sdk, pytest.mark.django_db(transaction=True)]
 def test_the_sdk_backs_off_until_the_reset_we_announce(live_server, settings) -> None:
     node = require_node_and_sdk()
     settings.WAITPOINTS_RATELIMIT_API_CALLS = "3/2s"
-    environment = services.environment_get_or_create(project_slug="sdk-limits", slug="dev")
-    _key, secret = services.api_key_create(environment=environment, name="sdk-limits")
-    token = services.token_create(environment=environment, actor=services.Actor.system()).token
+    environment = tenancy.environment_get_or_create(project_slug="sdk-limits", slug="dev")
+    _key, secret = tenancy.api_key_create(environment=environment, name="sdk-limits")
+    token = lifecycle.token_create(environment=environment, actor=actors.Actor.system()).token
 
     completed = subprocess.run(
         [node, str(SDK_DIR / "ratelimit.mjs")],

@@ -1,4 +1,4 @@
-"""services.token_create against the database, with ``now`` injected."""
+"""lifecycle.token_create against the database, with ``now`` injected."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.domain.exceptions import InvalidInput, TooManyTags
 from tokens.models import Token, TokenEvent, TokenTag
 
@@ -15,7 +15,7 @@ NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 def create(environment, **kwargs):
     kwargs.setdefault("now", NOW)
-    return services.token_create(environment=environment, actor=services.Actor.system(), **kwargs)
+    return lifecycle.token_create(environment=environment, actor=actors.Actor.system(), **kwargs)
 
 
 def test_it_defaults_to_a_ten_minute_timeout(environment):
@@ -156,8 +156,8 @@ def test_it_returns_the_original_token_for_the_same_key(environment):
 
 def test_it_returns_the_original_even_when_it_is_completed(environment):
     first = create(environment, idempotency_key="order-1").token
-    services.token_complete(
-        token=first, actor=services.Actor.system(), data="done", now=NOW + timedelta(seconds=1)
+    lifecycle.token_complete(
+        token=first, actor=actors.Actor.system(), data="done", now=NOW + timedelta(seconds=1)
     )
     again = create(environment, idempotency_key="order-1", now=NOW + timedelta(seconds=2))
     assert again.is_cached is True

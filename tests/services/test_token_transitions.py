@@ -8,25 +8,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from tokens.domain import services
+from tokens.domain import actors, deadline, lifecycle
 from tokens.domain.exceptions import InvalidInput
 from tokens.domain.representation import TokenOutputSerializer
 from tokens.models import ApiKey, Token, TokenEvent
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=1)
-SYSTEM = services.Actor.system()
+SYSTEM = actors.Actor.system()
 
 
 @pytest.fixture
 def token(environment):
-    return services.token_create(
+    return lifecycle.token_create(
         environment=environment, actor=SYSTEM, timeout="10m", now=NOW
     ).token
 
 
-def complete(token, data=services.NO_OUTPUT, now=LATER, actor=SYSTEM):
-    return services.token_complete(token=token, actor=actor, data=data, now=now)
+def complete(token, data=lifecycle.NO_OUTPUT, now=LATER, actor=SYSTEM):
+    return lifecycle.token_complete(token=token, actor=actor, data=data, now=now)
 
 
 def kinds(token):
@@ -65,7 +65,7 @@ def test_it_encodes_output_as_the_sdk_decodes_it(token, data, output, output_typ
     assert stored.completed_at == LATER
 
 
-@pytest.mark.parametrize("data", [services.NO_OUTPUT, ""])
+@pytest.mark.parametrize("data", [lifecycle.NO_OUTPUT, ""])
 def test_it_completes_without_output(token, data):
     assert complete(token, data).applied is True
     stored = Token.objects.get(pk=token.pk)
@@ -79,7 +79,7 @@ def test_it_completes_without_output(token, data):
 
 def test_it_records_the_completion_with_its_actor(token, environment, secret_key):
     api_key = ApiKey.objects.get(environment=environment)
-    actor = services.Actor(
+    actor = actors.Actor(
         channel=TokenEvent.Channel.API,
         api_key=api_key,
         ip="203.0.113.7",
@@ -98,16 +98,14 @@ def test_it_records_the_completion_with_its_actor(token, environment, secret_key
 
 def test_it_records_the_dashboard_user(token):
     user = get_user_model().objects.create_user("carol", password="pw-carol-123")
-    actor = services.Actor(channel=TokenEvent.Channel.DASHBOARD, user=user, ip="::1")
+    actor = actors.Actor(channel=TokenEvent.Channel.DASHBOARD, user=user, ip="::1")
     complete(token, {"status": "approved"}, actor=actor)
     event = token.events.get(kind=TokenEvent.Kind.COMPLETED)
     assert (event.channel, event.user, event.api_key, event.ip) == ("dashboard", user, None, "::1")
 
 
 def test_it_records_the_callback_channel(token):
-    actor = services.Actor(
-        channel=TokenEvent.Channel.CALLBACK, ip="198.51.100.1", user_agent="curl"
-    )
+    actor = actors.Actor(channel=TokenEvent.Channel.CALLBACK, ip="198.51.100.1", user_agent="curl")
     complete(token, {}, actor=actor)
     event = token.events.get(kind=TokenEvent.Kind.COMPLETED)
     assert (event.channel, event.ip, event.user_agent) == ("callback", "198.51.100.1", "curl")
@@ -115,7 +113,7 @@ def test_it_records_the_callback_channel(token):
 
 def test_it_ignores_a_second_completion(token):
     complete(token, "first")
-    actor = services.Actor(channel=TokenEvent.Channel.CALLBACK, ip="198.51.100.9")
+    actor = actors.Actor(channel=TokenEvent.Channel.CALLBACK, ip="198.51.100.9")
     second = complete(token, "second", now=LATER + timedelta(seconds=5), actor=actor)
     assert second.applied is False
     assert second.token.status == Token.Status.COMPLETED
@@ -135,7 +133,7 @@ def test_it_ignores_a_second_completion(token):
 def test_it_refuses_a_completion_after_the_timeout_before_any_sweep(token, late):
     timeout_at = token.timeout_at
     assert Token.objects.get(pk=token.pk).status == Token.Status.WAITING
-    assert token.effective(timeout_at).status == Token.Status.TIMED_OUT
+    assert deadline.effective(token, timeout_at).status == Token.Status.TIMED_OUT
 
     result = complete(token, "too late", now=timeout_at + late)
     assert result.applied is False
@@ -143,7 +141,7 @@ def test_it_refuses_a_completion_after_the_timeout_before_any_sweep(token, late)
     stored = Token.objects.get(pk=token.pk)
     assert stored.status == Token.Status.TIMED_OUT
     assert stored.output_is_error is True
-    assert json.loads(stored.effective(stored.completed_at).output) == {
+    assert json.loads(deadline.effective(stored, stored.completed_at).output) == {
         "code": "TRIGGER_WAITPOINT_TIMEOUT",
         "message": "Waitpoint timed out at 2030-01-01T12:10:00.000Z",
     }
@@ -167,7 +165,7 @@ def test_it_reads_an_overdue_token_as_timed_out(token):
 
 
 def test_it_cancels_and_shows_timed_out_in_v1(token):
-    result = services.token_cancel(
+    result = lifecycle.token_cancel(
         token=token, actor=SYSTEM, reason="  no longer needed ", now=LATER
     )
     assert result.applied is True
@@ -190,9 +188,9 @@ def test_it_cancels_and_shows_timed_out_in_v1(token):
 
 
 def test_it_cancels_without_a_reason(token):
-    services.token_cancel(token=token, actor=SYSTEM, now=LATER)
+    lifecycle.token_cancel(token=token, actor=SYSTEM, now=LATER)
     stored = Token.objects.get(pk=token.pk)
-    assert json.loads(stored.effective(stored.completed_at).output) == {
+    assert json.loads(deadline.effective(stored, stored.completed_at).output) == {
         "code": "WAITPOINT_CANCELLED",
         "message": "Cancelled",
     }
@@ -201,13 +199,13 @@ def test_it_cancels_without_a_reason(token):
 @pytest.mark.parametrize("reason", [5, None, ["x"], "r" * 1001])
 def test_it_rejects_a_bad_cancel_reason(token, reason):
     with pytest.raises(InvalidInput):
-        services.token_cancel(token=token, actor=SYSTEM, reason=reason, now=LATER)
+        lifecycle.token_cancel(token=token, actor=SYSTEM, reason=reason, now=LATER)
     assert Token.objects.get(pk=token.pk).status == Token.Status.WAITING
     assert kinds(token) == ["created"]
 
 
 def test_it_refuses_to_cancel_an_overdue_token(token):
-    result = services.token_cancel(
+    result = lifecycle.token_cancel(
         token=token, actor=SYSTEM, reason="late", now=token.timeout_at + timedelta(seconds=1)
     )
     assert result.applied is False
@@ -216,14 +214,14 @@ def test_it_refuses_to_cancel_an_overdue_token(token):
 
 
 def test_it_forces_a_timeout(token):
-    admin = services.Actor(channel=TokenEvent.Channel.ADMIN, ip="10.0.0.1")
-    result = services.token_force_timeout(token=token, actor=admin, now=LATER)
+    admin = actors.Actor(channel=TokenEvent.Channel.ADMIN, ip="10.0.0.1")
+    result = lifecycle.token_force_timeout(token=token, actor=admin, now=LATER)
     assert result.applied is True
     stored = Token.objects.get(pk=token.pk)
     assert stored.status == Token.Status.TIMED_OUT
     assert stored.completed_at == LATER
     assert stored.output_is_error is True
-    assert json.loads(stored.effective(stored.completed_at).output) == {
+    assert json.loads(deadline.effective(stored, stored.completed_at).output) == {
         "code": "TRIGGER_WAITPOINT_TIMEOUT",
         "message": "Waitpoint timed out at 2030-01-01T12:01:00.000Z",
     }
@@ -236,9 +234,9 @@ def _resolve(token, how):
     if how == "completed":
         complete(token, {"n": 1})
     elif how == "timed_out":
-        services.token_expire_due(now=token.timeout_at + timedelta(seconds=1))
+        lifecycle.token_expire_due(now=token.timeout_at + timedelta(seconds=1))
     else:
-        services.token_cancel(token=token, actor=SYSTEM, reason="stop", now=LATER)
+        lifecycle.token_cancel(token=token, actor=SYSTEM, reason="stop", now=LATER)
 
 
 @pytest.mark.parametrize("how", ["completed", "timed_out", "cancelled"])
@@ -250,9 +248,9 @@ def test_it_keeps_terminal_states_unchanged(token, how):
 
     assert complete(token, "again", now=LATER + timedelta(seconds=30)).applied is False
     assert complete(token, "again", now=much_later).applied is False
-    assert services.token_cancel(token=token, actor=SYSTEM, now=much_later).applied is False
-    assert services.token_force_timeout(token=token, actor=SYSTEM, now=much_later).applied is False
-    assert services.token_expire_due(now=much_later) == 0
+    assert lifecycle.token_cancel(token=token, actor=SYSTEM, now=much_later).applied is False
+    assert lifecycle.token_force_timeout(token=token, actor=SYSTEM, now=much_later).applied is False
+    assert lifecycle.token_expire_due(now=much_later) == 0
 
     assert Token.objects.values().get(pk=token.pk) == before
     assert kinds(token)[-4:] == [
@@ -266,6 +264,6 @@ def test_it_keeps_terminal_states_unchanged(token, how):
 
 
 def test_it_keeps_another_environment_apart(token, other_environment):
-    other = services.token_create(environment=other_environment, actor=SYSTEM, now=NOW).token
+    other = lifecycle.token_create(environment=other_environment, actor=SYSTEM, now=NOW).token
     complete(token, "mine")
     assert Token.objects.get(pk=other.pk).status == Token.Status.WAITING

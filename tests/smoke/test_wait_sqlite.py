@@ -79,7 +79,7 @@ def test_waiters_wake_on_sqlite(tmp_path: Path) -> None:
             "-c",
             "from tokens import selectors, services; from tokens.models import Token; "
             f"t = Token.objects.get(pk='{token_id.removeprefix('waitpoint_')}'); "
-            "services.token_complete(token=t, actor=services.Actor.system(), data='cli')",
+            "lifecycle.token_complete(token=t, actor=actors.Actor.system(), data='cli')",
             env=env,
         )
         answered, body = waiter.result(timeout=30)

@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.live import LiveServer
-from tokens.domain import services
+from tokens.domain import actors, lifecycle, tenancy
 from tokens.models import Token
 from tokens.surfaces.triggerdev_v1.authentication import issue_public_access_token
 
@@ -78,7 +78,7 @@ def _notify(*tokens: Token) -> None:
 
 def test_a_resolved_token_answers_at_once_as_retrieve(web, make_token, secret_key) -> None:
     token = make_token()
-    services.token_complete(token=token, actor=services.Actor.system(), data={"ok": 1})
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data={"ok": 1})
     headers = {"Authorization": f"Bearer {secret_key}"}
     waited = httpx.get(wait_url(web, token), headers=headers, timeout=10)
     retrieved = httpx.get(
@@ -200,7 +200,7 @@ def test_a_waiter_closed_by_its_client_is_forgotten(web, make_token, secret_key)
             timeout=0.5,
         )
     # The server is still fine and answers the next waiter normally.
-    services.token_complete(token=token, actor=services.Actor.system(), data="x")
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data="x")
     response = httpx.get(
         wait_url(web, token), headers={"Authorization": f"Bearer {secret_key}"}, timeout=10
     )
@@ -233,7 +233,7 @@ def test_auth_and_scope_as_complete(web, make_token, secret_key, other_environme
     missing = httpx.get(wait_url(web, token, "0s"), timeout=10)
     assert missing.status_code == 401
     assert missing.json() == {"error": "Invalid or Missing API key"}
-    _key, other_secret = services.api_key_create(environment=other_environment)
+    _key, other_secret = tenancy.api_key_create(environment=other_environment)
     foreign = httpx.get(
         wait_url(web, token, "0s"), headers={"Authorization": f"Bearer {other_secret}"}, timeout=10
     )

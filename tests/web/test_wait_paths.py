@@ -18,7 +18,7 @@ from django.utils import timezone
 from tests.dashboard.conftest import client_for, csrf_post, member
 from tests.live import LiveServer
 from tests.web.test_wait import blocked_waiters, wait_url
-from tokens.domain import links, services
+from tokens.domain import actors, lifecycle, links
 from tokens.models import Membership, Token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -131,7 +131,7 @@ def test_force_timeout_wakes_the_waiter(web, make_token, secret_key) -> None:
         web,
         token,
         secret_key,
-        lambda: services.token_force_timeout(token=token, actor=services.Actor.system()),
+        lambda: lifecycle.token_force_timeout(token=token, actor=actors.Actor.system()),
     )
     assert body["status"] == "TIMED_OUT"
 
@@ -145,7 +145,7 @@ def test_the_sweep_wakes_the_waiter(web, make_token, secret_key) -> None:
     def sweep() -> None:
         past = timezone.now() - timedelta(seconds=1)
         Token.objects.filter(pk=token.pk).update(timeout_at=past)
-        assert services.token_expire_due() >= 1
+        assert lifecycle.token_expire_due() >= 1
 
     body, elapsed = resolve_and_wait(web, token, secret_key, sweep)
     assert body["status"] == "TIMED_OUT"

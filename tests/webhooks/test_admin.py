@@ -8,8 +8,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tokens.delivery import webhooks
-from tokens.domain import services
+from tokens.delivery.webhooks import endpoints as webhook_endpoints
+from tokens.delivery.webhooks import handler as webhook_handler
+from tokens.delivery.webhooks import signing as webhook_signing
+from tokens.domain import actors, lifecycle
 from tokens.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -26,11 +28,11 @@ def support(django_user_model) -> Client:
 
 
 def a_failed_event(environment, make_token):
-    endpoint, _ = webhooks.webhook_endpoint_create(
+    endpoint, _ = webhook_endpoints.webhook_endpoint_create(
         environment=environment, url="https://a.example/"
     )
     token = make_token()
-    services.token_complete(token=token, actor=services.Actor.system(), data={"x": 1})
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data={"x": 1})
     [message] = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.WEBHOOK, token=token)
     WebhookDelivery.objects.create(
         endpoint=endpoint,
@@ -46,7 +48,7 @@ def a_failed_event(environment, make_token):
         created_at=timezone.now(),
     )
     OutboxMessage.objects.filter(pk=message.pk).update(
-        attempts=webhooks.MAX_ATTEMPTS, failed_at=timezone.now()
+        attempts=webhook_handler.MAX_ATTEMPTS, failed_at=timezone.now()
     )
     return endpoint, message
 
@@ -66,7 +68,7 @@ def test_it_creates_an_endpoint_and_shows_the_secret_once(support, environment):
     assert response["Cache-Control"].startswith("no-store")
     secret = re.search(rb'value="(whsec_[^"]+)"', response.content).group(1).decode()
     endpoint = WebhookEndpoint.objects.get()
-    assert webhooks.endpoint_secret(endpoint) == secret
+    assert webhook_signing.endpoint_secret(endpoint) == secret
     assert endpoint.events == ["waitpoint.completed", "waitpoint.cancelled"]
     page = support.get(f"{ENDPOINTS}{endpoint.pk}/change/")
     assert secret.encode() not in page.content

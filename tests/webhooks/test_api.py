@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.api.helpers import assert_error, nulls
-from tokens.delivery import webhooks
-from tokens.domain import keys
+from tokens.delivery.webhooks import signing as webhook_signing
+from tokens.domain import keys, limits
 from tokens.models import WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +35,7 @@ def test_it_creates_an_endpoint_and_shows_its_secret_once(api_client, environmen
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.environment == environment
     assert body["secret"] not in endpoint.encrypted_secret  # stored encrypted
-    assert webhooks.endpoint_secret(endpoint) == body["secret"]
+    assert webhook_signing.endpoint_secret(endpoint) == body["secret"]
 
     shown = api_client.get(f"{HOOKS}/{body['id']}").json()
     assert "secret" not in shown
@@ -76,7 +76,7 @@ def test_it_rotates_the_secret(api_client):
     assert response.status_code == 200, response.content
     rotated = response.json()["secret"]
     assert rotated.startswith("whsec_") and rotated != created["secret"]
-    assert webhooks.endpoint_secret(WebhookEndpoint.objects.get()) == rotated
+    assert webhook_signing.endpoint_secret(WebhookEndpoint.objects.get()) == rotated
 
 
 def test_it_deletes(api_client):
@@ -158,7 +158,7 @@ def test_it_hides_other_environments_endpoints(api_client, other_api_client):
     assert_error(other_api_client.post(f"{path}/rotate-secret"), 404)
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.enabled is True
-    assert webhooks.endpoint_secret(endpoint) == created["secret"]
+    assert webhook_signing.endpoint_secret(endpoint) == created["secret"]
 
 
 def test_it_answers_404_for_unknown_and_malformed_ids(api_client):
@@ -173,6 +173,6 @@ def test_it_answers_405_for_other_methods(api_client):
 
 
 def test_it_limits_endpoints_per_environment(api_client):
-    for _ in range(webhooks.MAX_ENDPOINTS_PER_ENVIRONMENT):
+    for _ in range(limits.MAX_WEBHOOKS_PER_ENVIRONMENT):
         assert create(api_client).status_code == 200
     assert_error(create(api_client), 400)

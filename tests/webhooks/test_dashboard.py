@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 
 from tests.dashboard.conftest import client_for, csrf_post, member
-from tokens.delivery import webhooks
+from tokens.delivery.webhooks import endpoints as webhook_endpoints
+from tokens.delivery.webhooks import signing as webhook_signing
 from tokens.models import Membership, WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +37,7 @@ def test_it_creates_an_endpoint_and_shows_the_secret_once(admin_client, environm
     endpoint = WebhookEndpoint.objects.get()
     assert endpoint.environment == environment
     assert endpoint.events == ["waitpoint.completed"]
-    assert webhooks.endpoint_secret(endpoint) == secret
+    assert webhook_signing.endpoint_secret(endpoint) == secret
     page = admin_client.get(PAGE)
     assert b"https://hooks.example.com/in" in page.content
     assert secret.encode() not in page.content
@@ -55,7 +56,7 @@ def test_it_says_what_is_wrong_with_a_bad_url(admin_client, settings):
 
 
 def test_it_disables_enables_rotates_and_deletes(admin_client, environment):
-    endpoint, secret = webhooks.webhook_endpoint_create(
+    endpoint, secret = webhook_endpoints.webhook_endpoint_create(
         environment=environment, url="https://a.example/"
     )
     base = f"{PAGE}/{endpoint.friendly_id}"
@@ -68,13 +69,13 @@ def test_it_disables_enables_rotates_and_deletes(admin_client, environment):
     rotated = csrf_post(admin_client, f"{base}/rotate")
     new_secret = re.search(rb'value="(whsec_[^"]+)"', rotated.content).group(1).decode()
     assert new_secret != secret
-    assert webhooks.endpoint_secret(WebhookEndpoint.objects.get()) == new_secret
+    assert webhook_signing.endpoint_secret(WebhookEndpoint.objects.get()) == new_secret
     csrf_post(admin_client, f"{base}/delete")
     assert not WebhookEndpoint.objects.exists()
 
 
 def test_it_lists_recent_deliveries(admin_client, environment, make_token):
-    endpoint, _ = webhooks.webhook_endpoint_create(
+    endpoint, _ = webhook_endpoints.webhook_endpoint_create(
         environment=environment, url="https://a.example/"
     )
     token = make_token()
@@ -99,7 +100,7 @@ def test_it_lists_recent_deliveries(admin_client, environment, make_token):
 
 @pytest.mark.parametrize("role", [Membership.Role.VIEWER, Membership.Role.APPROVER])
 def test_only_admins_see_or_change_webhooks(environment, role):
-    endpoint, _ = webhooks.webhook_endpoint_create(
+    endpoint, _ = webhook_endpoints.webhook_endpoint_create(
         environment=environment, url="https://a.example/"
     )
     client = client_for(member(environment, "someone", role))
@@ -113,7 +114,7 @@ def test_only_admins_see_or_change_webhooks(environment, role):
 
 
 def test_other_projects_endpoints_are_not_found(admin_client, other_environment):
-    endpoint, _ = webhooks.webhook_endpoint_create(
+    endpoint, _ = webhook_endpoints.webhook_endpoint_create(
         environment=other_environment, url="https://a.example/"
     )
     assert admin_client.get("/projects/bob/dev/webhooks").status_code == 404
@@ -123,7 +124,7 @@ def test_other_projects_endpoints_are_not_found(admin_client, other_environment)
 
 
 def test_actions_need_post_and_csrf(admin_client, environment):
-    endpoint, _ = webhooks.webhook_endpoint_create(
+    endpoint, _ = webhook_endpoints.webhook_endpoint_create(
         environment=environment, url="https://a.example/"
     )
     assert admin_client.get(f"{PAGE}/{endpoint.friendly_id}/delete").status_code == 405

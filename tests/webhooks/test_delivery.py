@@ -12,20 +12,24 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from tests.webhooks.receiver import receiving, verify_independently
-from tokens.delivery import outbox, webhooks
-from tokens.domain import services
+from tokens.delivery import outbox
+from tokens.delivery.webhooks import endpoints as webhook_endpoints
+from tokens.delivery.webhooks import events as webhook_events
+from tokens.delivery.webhooks import handler as webhook_handler
+from tokens.delivery.webhooks import signing as webhook_signing
+from tokens.domain import actors, lifecycle
 from tokens.models import OutboxMessage, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
 
 def endpoint_for(environment, url, **kwargs):
-    return webhooks.webhook_endpoint_create(environment=environment, url=url, **kwargs)
+    return webhook_endpoints.webhook_endpoint_create(environment=environment, url=url, **kwargs)
 
 
 def completed(make_token, **output):
     token = make_token()
-    services.token_complete(token=token, actor=services.Actor.system(), data=output or {"ok": 1})
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data=output or {"ok": 1})
     token.refresh_from_db()
     return token
 
@@ -51,16 +55,16 @@ def test_every_resolution_path_enqueues_one_message_per_subscribed_enabled_endpo
     only_cancel, _ = endpoint_for(environment, "https://b.example/", events=["waitpoint.cancelled"])
     endpoint_for(environment, "https://c.example/", enabled=False)
     endpoint_for(other_environment, "https://d.example/")
-    system = services.Actor.system()
+    system = actors.Actor.system()
     token = completed(make_token)
     cancelled = make_token()
-    services.token_cancel(token=cancelled, actor=system, reason="no")
+    lifecycle.token_cancel(token=cancelled, actor=system, reason="no")
     forced = make_token()
-    services.token_force_timeout(token=forced, actor=system)
+    lifecycle.token_force_timeout(token=forced, actor=system)
     swept = make_token(timeout="1s")
-    services.token_expire_due(now=timezone.now() + timezone.timedelta(seconds=5))
+    lifecycle.token_expire_due(now=timezone.now() + timezone.timedelta(seconds=5))
     waiting = make_token()
-    services.token_complete(token=token, actor=system, data={"again": True})  # ignored
+    lifecycle.token_complete(token=token, actor=system, data={"again": True})  # ignored
 
     sent = {(m.payload["endpoint"], m.token_id, m.payload["type"]) for m in webhook_messages()}
     assert sent == {
@@ -73,14 +77,14 @@ def test_every_resolution_path_enqueues_one_message_per_subscribed_enabled_endpo
     assert len(webhook_messages()) == 5  # the ignored second completion added nothing
     assert len({m.payload["webhookId"] for m in webhook_messages()}) == 5
     assert webhook_messages(waiting) == []
-    assert webhooks.enqueue_for_resolution(token_ids=[waiting.pk], status="WAITING") == []
+    assert webhook_events.enqueue_for_resolution(token_ids=[waiting.pk], status="WAITING") == []
 
 
 def test_events_are_written_in_the_resolving_transaction(environment, make_token):
     endpoint_for(environment, "https://a.example/")
     token = make_token()
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.token_complete(token=token, actor=services.Actor.system(), data={"x": 1})
+        lifecycle.token_complete(token=token, actor=actors.Actor.system(), data={"x": 1})
         assert len(webhook_messages(token)) == 1
         raise RuntimeError("roll the resolution back")
     token.refresh_from_db()
@@ -93,7 +97,7 @@ def test_the_event_carries_the_token_exactly_as_retrieve_renders_it(
 ):
     endpoint_for(environment, "https://a.example/")
     token = make_token(timeout="1h", tags=["order:42"], idempotency_key="k")
-    services.token_complete(token=token, actor=services.Actor.system(), data={"approved": True})
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data={"approved": True})
     [message] = enqueue(token)
 
     event = json.loads(message.payload["body"])
@@ -109,7 +113,7 @@ def test_the_event_carries_the_token_exactly_as_retrieve_renders_it(
 def test_timed_out_tokens_raise_timed_out_events(environment, make_token):
     endpoint_for(environment, "https://a.example/", events=["waitpoint.timed_out"])
     token = make_token(timeout="1s")
-    services.token_expire_due(now=timezone.now() + timezone.timedelta(seconds=5))
+    lifecycle.token_expire_due(now=timezone.now() + timezone.timedelta(seconds=5))
     [message] = enqueue(token)
     event = json.loads(message.payload["body"])
     assert event["type"] == "waitpoint.timed_out"
@@ -121,7 +125,7 @@ def test_it_delivers_a_signed_event_to_a_real_receiver(environment, make_token):
     with receiving() as receiver:
         endpoint, secret = endpoint_for(environment, receiver.url)
         [message] = enqueue(completed(make_token))
-        webhooks.deliver_webhook(message)
+        webhook_handler.deliver_webhook(message)
         [request] = receiver.wait_for(1)
         delivery = delivery_of(message)
 
@@ -132,7 +136,9 @@ def test_it_delivers_a_signed_event_to_a_real_receiver(environment, make_token):
     assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 300
     assert request.headers["webhook-signature"].startswith("v1,")
     assert verify_independently(secret, request.headers, request.body)
-    assert not verify_independently(webhooks.generate_secret(), request.headers, request.body)
+    assert not verify_independently(
+        webhook_signing.generate_secret(), request.headers, request.body
+    )
     assert not verify_independently(secret, request.headers, request.body + b" ")
     # And the reference implementation agrees.
     assert Webhook(secret).verify(request.body, request.headers)["type"] == "waitpoint.completed"
@@ -150,9 +156,9 @@ def test_it_retries_after_500s_with_the_same_webhook_id_and_body(environment, ma
         endpoint, secret = endpoint_for(environment, receiver.url)
         [message] = enqueue(completed(make_token))
         for _ in range(2):
-            with pytest.raises(webhooks.WebhookDeliveryFailed, match="HTTP 5"):
-                webhooks.deliver_webhook(message)
-        webhooks.deliver_webhook(message)
+            with pytest.raises(webhook_handler.WebhookDeliveryFailed, match="HTTP 5"):
+                webhook_handler.deliver_webhook(message)
+        webhook_handler.deliver_webhook(message)
         requests = receiver.wait_for(3)
 
     assert len({r.headers["webhook-id"] for r in requests}) == 1
@@ -173,8 +179,8 @@ def test_it_does_not_follow_redirects(environment, make_token):
         receiver.default = ("redirect", elsewhere.url)
         endpoint_for(environment, receiver.url)
         [message] = enqueue(completed(make_token))
-        with pytest.raises(webhooks.WebhookDeliveryFailed, match="Redirect"):
-            webhooks.deliver_webhook(message)
+        with pytest.raises(webhook_handler.WebhookDeliveryFailed, match="Redirect"):
+            webhook_handler.deliver_webhook(message)
         receiver.wait_for(1)
     assert elsewhere.received == []
     attempt = WebhookDelivery.objects.get()
@@ -187,8 +193,8 @@ def test_a_hanging_receiver_times_out_within_the_total_limit(environment, make_t
         endpoint_for(environment, receiver.url)
         [message] = enqueue(completed(make_token))
         started = time.monotonic()
-        with pytest.raises(webhooks.WebhookDeliveryFailed, match="Timed out"):
-            webhooks.deliver_webhook(message)
+        with pytest.raises(webhook_handler.WebhookDeliveryFailed, match="Timed out"):
+            webhook_handler.deliver_webhook(message)
         elapsed = time.monotonic() - started
     assert elapsed < 10  # generous: the limit is 1 s, the receiver would hold it for 60
     attempt = WebhookDelivery.objects.get()
@@ -209,8 +215,8 @@ def test_it_refuses_private_targets_at_delivery_time(
             return real("127.0.0.1" if host == "rebind.example" else host, *args, **kwargs)
 
         monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-        with pytest.raises(webhooks.WebhookDeliveryFailed, match="Refused"):
-            webhooks.deliver_webhook(message)
+        with pytest.raises(webhook_handler.WebhookDeliveryFailed, match="Refused"):
+            webhook_handler.deliver_webhook(message)
         assert receiver.received == []
     attempt = WebhookDelivery.objects.get()
     assert "private address" in attempt.error and attempt.status_code is None
@@ -232,7 +238,7 @@ def test_it_connects_to_the_address_it_checked(environment, make_token, monkeypa
         endpoint_for(environment, f"http://pinned.example:{receiver.port}/hook")
         [message] = enqueue(completed(make_token))
         monkeypatch.setattr(socket, "getaddrinfo", counting)
-        webhooks.deliver_webhook(message)
+        webhook_handler.deliver_webhook(message)
         [request] = receiver.wait_for(1)
     assert request.headers["host"] == f"pinned.example:{receiver.port}"
     assert answers == ["pinned.example"]
@@ -246,12 +252,12 @@ def test_it_skips_deleted_and_disabled_endpoints(environment, make_token):
         messages = enqueue(token)
         to_gone = next(m for m in messages if m.payload["endpoint"] == gone.pk)
         to_kept = next(m for m in messages if m.payload["endpoint"] == kept.pk)
-        webhooks.webhook_endpoint_delete(endpoint=gone)
-        webhooks.webhook_endpoint_update(endpoint=kept, enabled=False)
+        webhook_endpoints.webhook_endpoint_delete(endpoint=gone)
+        webhook_endpoints.webhook_endpoint_update(endpoint=kept, enabled=False)
         with pytest.raises(outbox.Skip, match="deleted"):
-            webhooks.deliver_webhook(to_gone)
+            webhook_handler.deliver_webhook(to_gone)
         with pytest.raises(outbox.Skip, match="disabled"):
-            webhooks.deliver_webhook(to_kept)
+            webhook_handler.deliver_webhook(to_kept)
         assert receiver.received == []
     assert delivery_of(to_kept).error == "Not sent: endpoint disabled"
     assert not OutboxMessage.objects.filter(pk=to_gone.pk).exists()  # dropped with its endpoint

@@ -13,8 +13,10 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.webhooks.receiver import receiving, verify_independently
-from tokens.delivery import outbox, webhooks
-from tokens.domain import services
+from tokens.delivery import outbox
+from tokens.delivery.webhooks import endpoints as webhook_endpoints
+from tokens.delivery.webhooks import handler as webhook_handler
+from tokens.domain import actors, lifecycle
 from tokens.models import OutboxMessage, Token, WebhookDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,13 +31,13 @@ def deliver_then_disconnect() -> None:
 
 def complete(make_token, **data):
     token = make_token()
-    services.token_complete(token=token, actor=services.Actor.system(), data=data or {"ok": 1})
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data=data or {"ok": 1})
     return token
 
 
 def test_it_retries_after_500s_with_backoff_and_the_same_webhook_id(environment, make_token):
     with receiving(statuses=[500, 502]) as receiver:
-        _endpoint, secret = webhooks.webhook_endpoint_create(
+        _endpoint, secret = webhook_endpoints.webhook_endpoint_create(
             environment=environment, url=receiver.url
         )
         complete(make_token)
@@ -45,18 +47,18 @@ def test_it_retries_after_500s_with_backoff_and_the_same_webhook_id(environment,
         assert outbox.deliver_due(now=t0) == 0
         message.refresh_from_db()
         assert message.attempts == 1 and message.delivered_at is None
-        assert message.next_attempt_at == t0 + webhooks.RETRY_DELAYS[0]
+        assert message.next_attempt_at == t0 + webhook_handler.RETRY_DELAYS[0]
         assert "HTTP 500" in message.last_error
 
         assert outbox.deliver_due(now=t0 + timedelta(seconds=1)) == 0  # not due yet
         assert len(receiver.received) == 1
 
-        t1 = t0 + webhooks.RETRY_DELAYS[0]
+        t1 = t0 + webhook_handler.RETRY_DELAYS[0]
         assert outbox.deliver_due(now=t1) == 0  # 502
         message.refresh_from_db()
-        assert message.next_attempt_at == t1 + webhooks.RETRY_DELAYS[1]  # exponential-ish
+        assert message.next_attempt_at == t1 + webhook_handler.RETRY_DELAYS[1]  # exponential-ish
 
-        assert outbox.deliver_due(now=t1 + webhooks.RETRY_DELAYS[1]) == 1
+        assert outbox.deliver_due(now=t1 + webhook_handler.RETRY_DELAYS[1]) == 1
         requests = receiver.wait_for(3)
 
     message.refresh_from_db()
@@ -73,30 +75,32 @@ def test_it_retries_after_500s_with_backoff_and_the_same_webhook_id(environment,
 
 
 def test_it_gives_up_after_about_a_day_and_support_can_retry_now(environment, make_token):
-    total = sum(webhooks.RETRY_DELAYS, timedelta())
+    total = sum(webhook_handler.RETRY_DELAYS, timedelta())
     assert timedelta(hours=20) < total < timedelta(hours=36)  # "about a day"
     with receiving(default=503) as receiver:
-        endpoint, _ = webhooks.webhook_endpoint_create(environment=environment, url=receiver.url)
+        endpoint, _ = webhook_endpoints.webhook_endpoint_create(
+            environment=environment, url=receiver.url
+        )
         complete(make_token)
         [message] = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.WEBHOOK)
         moment = timezone.now()
-        for _ in range(webhooks.MAX_ATTEMPTS + 2):
+        for _ in range(webhook_handler.MAX_ATTEMPTS + 2):
             outbox.deliver_due(now=moment)
             message.refresh_from_db()
             moment = message.next_attempt_at
         assert message.failed_at is not None
-        assert message.attempts == webhooks.MAX_ATTEMPTS
-        assert len(receiver.received) == webhooks.MAX_ATTEMPTS
+        assert message.attempts == webhook_handler.MAX_ATTEMPTS
+        assert len(receiver.received) == webhook_handler.MAX_ATTEMPTS
         assert message.failed_at - message.created_at >= total
 
         receiver.default = 200
-        assert webhooks.webhook_endpoint_retry_undelivered(endpoint=endpoint) == 1
+        assert webhook_endpoints.webhook_endpoint_retry_undelivered(endpoint=endpoint) == 1
         assert outbox.deliver_due() == 1
-        receiver.wait_for(webhooks.MAX_ATTEMPTS + 1)
+        receiver.wait_for(webhook_handler.MAX_ATTEMPTS + 1)
     message.refresh_from_db()
     assert message.delivered_at is not None
     last = WebhookDelivery.objects.filter(message=message).order_by("-attempt").first()
-    assert last.succeeded and last.attempt == webhooks.MAX_ATTEMPTS + 1
+    assert last.succeeded and last.attempt == webhook_handler.MAX_ATTEMPTS + 1
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
 
 
@@ -105,8 +109,8 @@ def test_a_hanging_receiver_delays_neither_other_endpoints_nor_token_operations(
 ):
     settings.WEBHOOKS_TOTAL_TIMEOUT = 60  # the hang ends when the test releases it
     with receiving(default="hang") as stuck, receiving() as healthy:
-        webhooks.webhook_endpoint_create(environment=environment, url=stuck.url)
-        webhooks.webhook_endpoint_create(environment=environment, url=healthy.url)
+        webhook_endpoints.webhook_endpoint_create(environment=environment, url=stuck.url)
+        webhook_endpoints.webhook_endpoint_create(environment=environment, url=healthy.url)
         complete(make_token)
         assert OutboxMessage.objects.filter(kind=OutboxMessage.Kind.WEBHOOK).count() == 2
 
@@ -145,8 +149,10 @@ def test_each_message_is_settled_when_its_own_send_ends(
 
     monkeypatch.setattr(outbox, "_settle", recording_settle)
     with receiving(default="hang") as stuck, receiving() as healthy:
-        slow_endpoint, _ = webhooks.webhook_endpoint_create(environment=environment, url=stuck.url)
-        fast_endpoint, _ = webhooks.webhook_endpoint_create(
+        slow_endpoint, _ = webhook_endpoints.webhook_endpoint_create(
+            environment=environment, url=stuck.url
+        )
+        fast_endpoint, _ = webhook_endpoints.webhook_endpoint_create(
             environment=environment, url=healthy.url
         )
         complete(make_token)

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.smoke.processes import free_port, port_is_closed
-from tokens.delivery import outbox, webhooks
-from tokens.domain import services
+from tokens.delivery import outbox
+from tokens.delivery.webhooks import endpoints as webhook_endpoints
+from tokens.delivery.webhooks import handler as webhook_handler
+from tokens.domain import actors, lifecycle
 from tokens.models import OutboxMessage, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
@@ -31,11 +33,11 @@ def test_the_readme_receiver_verifies_a_real_delivery(tmp_path, environment, mak
     port = free_port()
     script = tmp_path / "receiver.py"
     script.write_text(readme_receiver(port))
-    endpoint, secret = webhooks.webhook_endpoint_create(
+    endpoint, secret = webhook_endpoints.webhook_endpoint_create(
         environment=environment, url=f"http://127.0.0.1:{port}/"
     )
     token = make_token()
-    services.token_complete(token=token, actor=services.Actor.system(), data={"approved": True})
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data={"approved": True})
     [message] = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.WEBHOOK)
 
     receiver = subprocess.Popen(
@@ -50,11 +52,13 @@ def test_the_readme_receiver_verifies_a_real_delivery(tmp_path, environment, mak
         while port_is_closed(port):
             assert receiver.poll() is None and time.monotonic() < deadline, "receiver did not start"
             time.sleep(0.05)
-        webhooks.deliver_webhook(message)  # signed with the endpoint's secret: accepted
-        webhooks.deliver_webhook(message)  # a retry: same webhook-id, handled once
-        webhooks.webhook_endpoint_rotate_secret(endpoint=endpoint)  # the receiver has the old one
-        with pytest.raises(webhooks.WebhookDeliveryFailed, match="HTTP 400"):
-            webhooks.deliver_webhook(message)
+        webhook_handler.deliver_webhook(message)  # signed with the endpoint's secret: accepted
+        webhook_handler.deliver_webhook(message)  # a retry: same webhook-id, handled once
+        webhook_endpoints.webhook_endpoint_rotate_secret(
+            endpoint=endpoint
+        )  # the receiver has the old one
+        with pytest.raises(webhook_handler.WebhookDeliveryFailed, match="HTTP 400"):
+            webhook_handler.deliver_webhook(message)
     finally:
         receiver.terminate()
         output, _ = receiver.communicate(timeout=10)
@@ -64,4 +68,4 @@ def test_the_readme_receiver_verifies_a_real_delivery(tmp_path, environment, mak
     assert statuses == [204, 204, 400]
     printed = [line for line in output.splitlines() if line.startswith("waitpoint.")]
     assert printed == [f'waitpoint.completed {token.friendly_id} {{"json":{{"approved":true}}}}']
-    assert outbox.HANDLERS[OutboxMessage.Kind.WEBHOOK].send is webhooks.deliver_webhook
+    assert outbox.HANDLERS[OutboxMessage.Kind.WEBHOOK].send is webhook_handler.deliver_webhook

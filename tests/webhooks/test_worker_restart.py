@@ -14,8 +14,8 @@ from django.utils import timezone
 from tests.smoke.processes import BIN, running, tail, wait_until
 from tests.test_worker import _env
 from tests.webhooks.receiver import receiving, verify_independently
-from tokens.delivery import webhooks
-from tokens.domain import services
+from tokens.delivery.webhooks import endpoints as webhook_endpoints
+from tokens.domain import actors, lifecycle
 from tokens.models import OutboxMessage
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.django_db(transaction=True)]
@@ -29,25 +29,29 @@ def worker_args() -> list[str]:
 def test_nothing_is_lost_across_a_worker_restart(
     tmp_path, environment, other_environment, make_token
 ):
-    system = services.Actor.system()
+    system = actors.Actor.system()
     with (
         receiving() as everything,
         receiving() as cancellations,
         receiving() as never,
     ):
-        _e, secret = webhooks.webhook_endpoint_create(environment=environment, url=everything.url)
-        _c, cancel_secret = webhooks.webhook_endpoint_create(
+        _e, secret = webhook_endpoints.webhook_endpoint_create(
+            environment=environment, url=everything.url
+        )
+        _c, cancel_secret = webhook_endpoints.webhook_endpoint_create(
             environment=environment, url=cancellations.url, events=["waitpoint.cancelled"]
         )
-        webhooks.webhook_endpoint_create(environment=environment, url=never.url, enabled=False)
-        webhooks.webhook_endpoint_create(environment=other_environment, url=never.url)
+        webhook_endpoints.webhook_endpoint_create(
+            environment=environment, url=never.url, enabled=False
+        )
+        webhook_endpoints.webhook_endpoint_create(environment=other_environment, url=never.url)
 
         # No worker is running: resolve through every path.
         completed, cancelled, forced, swept = (make_token(timeout="1h") for _ in range(4))
-        services.token_complete(token=completed, actor=system, data={"approved": True})
-        services.token_cancel(token=cancelled, actor=system, reason="withdrawn")
-        services.token_force_timeout(token=forced, actor=system)
-        services.token_expire_due(now=timezone.now() + timedelta(hours=2))
+        lifecycle.token_complete(token=completed, actor=system, data={"approved": True})
+        lifecycle.token_cancel(token=cancelled, actor=system, reason="withdrawn")
+        lifecycle.token_force_timeout(token=forced, actor=system)
+        lifecycle.token_expire_due(now=timezone.now() + timedelta(hours=2))
         pending = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.WEBHOOK)
         assert pending.filter(delivered_at__isnull=True).count() == 5
 
@@ -64,8 +68,8 @@ def test_nothing_is_lost_across_a_worker_restart(
 
         # Stopped again: two more resolutions wait in the outbox.
         later_completed, later_cancelled = make_token(), make_token()
-        services.token_complete(token=later_completed, actor=system, data="yes")
-        services.token_cancel(token=later_cancelled, actor=system)
+        lifecycle.token_complete(token=later_completed, actor=system, data="yes")
+        lifecycle.token_cancel(token=later_cancelled, actor=system)
         assert pending.filter(delivered_at__isnull=True).count() == 3
         assert len(everything.received) == 4
 

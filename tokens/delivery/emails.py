@@ -15,8 +15,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from tokens.delivery import outbox
-from tokens.domain import audit, decisions, services
-from tokens.domain.audit import Actor
+from tokens.domain import approvals, audit, deadline, decisions
+from tokens.domain.actors import Actor
 from tokens.domain.links import callback_url, dashboard_url, personal_url, public_base_url
 from tokens.models import OutboxMessage, Recipient, Token, TokenEvent
 
@@ -88,7 +88,7 @@ def send_approval_email(message: OutboxMessage) -> None:
     Runs with no transaction open. EMAIL_TIMEOUT (settings) bounds the SMTP connect and every
     socket operation, so a server that accepts and never answers costs one attempt, not a stuck
     worker."""
-    if message.token.effective(timezone.now()).status != Token.Status.WAITING:
+    if deadline.effective(message.token, timezone.now()).status != Token.Status.WAITING:
         # Decided (or timed out) before we got to it: asking now would only confuse.
         raise outbox.Skip("the token was already resolved.")
     recipient_id = message.payload.get("recipient")
@@ -101,7 +101,7 @@ def send_approval_email(message: OutboxMessage) -> None:
 
 
 def _follow_up_due(message: OutboxMessage) -> None:
-    if message.token.effective(timezone.now()).status != Token.Status.WAITING:
+    if deadline.effective(message.token, timezone.now()).status != Token.Status.WAITING:
         raise outbox.Skip("the token was already resolved.")
 
 
@@ -109,11 +109,11 @@ def _follow_up_due(message: OutboxMessage) -> None:
 def send_reminders(message: OutboxMessage) -> None:
     """At ``remindAfter``: queue one reminder e-mail per approver who has not decided."""
     _follow_up_due(message)
-    services.token_remind(token=message.token)
+    approvals.token_remind(token=message.token)
 
 
 @outbox.handler(OutboxMessage.Kind.ESCALATION, max_attempts=8, backoff=outbox.exponential(60))
 def escalate(message: OutboxMessage) -> None:
     """At ``escalateAfter``: ask the ``escalateTo`` people too."""
     _follow_up_due(message)
-    services.token_escalate(token=message.token, addresses=list(message.payload.get("to", [])))
+    approvals.token_escalate(token=message.token, addresses=list(message.payload.get("to", [])))

@@ -252,7 +252,9 @@ def _kick_forever() -> None:
 
 def publish_delivery() -> bool:
     """One bounded attempt to queue ``deliver_outbox``; False (and a warning) if it failed."""
-    from waitpoints_site.celery import app  # by name: the core imports no task module
+    # The site's app (waitpoints_site sets it as current), by name: the core imports no task
+    # module and nothing of the site.
+    from celery import current_app as app
 
     bounded = {"max_retries": 0, "socket_connect_timeout": 1, "socket_timeout": 2}
     try:

@@ -1,36 +1,13 @@
-"""Who acts (``Actor``) and the audit trail's one writer. Core: knows nothing of HTTP."""
+"""The audit trail's one writer: every transition and every refused attempt, in the caller's
+transaction, naming who acted (``tokens.domain.actors.Actor``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
-from tokens.models import ApiKey, Token, TokenEvent
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts, through which channel and with which credential; recorded on every event.
-
-    Adapters build it from their request (``tokens.surfaces.common.http.actor_from_request``); the worker and
-    the sweep act as ``Actor.system()``.
-    """
-
-    channel: str
-    credential: str = ""
-    api_key: ApiKey | None = None
-    user: AbstractBaseUser | AnonymousUser | None = None
-    ip: str | None = None
-    user_agent: str = ""
-    # Who decided through a personal link (the address it was signed for).
-    email: str = ""
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(channel=TokenEvent.Channel.SYSTEM, credential=TokenEvent.Credential.SYSTEM)
+from tokens.domain.actors import Actor
+from tokens.models import Token, TokenEvent
 
 
 def record(token: Token, kind: str, actor: Actor, now: datetime, **detail: Any) -> TokenEvent:

@@ -1,6 +1,6 @@
 """Approve / Reject: the output a person's decision stores, and how a stored output reads back.
 
-Shared by the confirmation page behind callback URLs (``tokens.surfaces.links.views``) and the dashboard, so
+Shared by every surface where people decide (``tokens.domain.decide`` validates with it), so
 both write the same shape and both recognise it.
 """
 
@@ -16,7 +16,6 @@ from typing import Any
 from tokens.domain.exceptions import InvalidInput
 
 DECISIONS = ("approved", "rejected")
-MAX_COMMENT_LENGTH = 2000
 
 
 def decision_output(
@@ -220,16 +219,25 @@ def has_required_fields(spec: dict[str, Any] | None) -> bool:
     return any(field.required for field in field_specs(spec))
 
 
+def form_values(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The input fields of an HTML form (inputs named ``field_<name>``), by field name."""
+    return {
+        name.removeprefix(FORM_PREFIX): value
+        for name, value in form.items()
+        if name.startswith(FORM_PREFIX)
+    }
+
+
 def clean_field_values(
-    spec: dict[str, Any] | None, form: Mapping[str, Any], *, decision: str
+    spec: dict[str, Any] | None, given: Mapping[str, Any], *, decision: str
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The values an approver entered (form inputs ``field_<name>``, all strings) as typed JSON,
-    and the errors by field name. ``required`` applies to approving; a rejection may leave
-    fields empty (what is given is still checked and kept)."""
+    """The values an approver entered, by field name (strings from a form, or JSON values), as
+    typed JSON, and the errors by field name. ``required`` applies to approving; a rejection
+    may leave fields empty (what is given is still checked and kept)."""
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for field in field_specs(spec):
-        raw = form.get(field.input_name, "")
+        raw = given.get(field.name, "")
         raw = raw.strip() if isinstance(raw, str) else raw
         if field.type == "boolean":
             values[field.name] = raw in ("on", "true", "1", True)

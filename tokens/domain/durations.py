@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from django.utils.dateparse import parse_datetime
 
 from tokens.domain.exceptions import InvalidInput
+from tokens.domain.limits import MAX_DURATION
 
-MAX_DURATION = timedelta(days=365)
 # Upstream's grammar: one or more <number><unit> with units w, d, hr, h, m, s ("1h30m").
 _DURATION = re.compile(r"^(?:\d+(?:w|d|hr|h|m|s))+$")
 _PART = re.compile(r"(\d+)(w|d|hr|h|m|s)")

@@ -45,10 +45,30 @@ class LengthRequired(TokenError):
         super().__init__("Content-Length header is required")
 
 
+class DecisionInvalid(InvalidInput):
+    """A person's decision is not acceptable as given (``tokens.domain.decide``): ``problem``
+    is ``decision`` (not approve or reject), ``comment``, ``comment_nul``,
+    ``comment_too_long`` or ``fields`` (then ``field_errors`` names each field's problem)."""
+
+    def __init__(
+        self, message: str, *, problem: str, field_errors: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.field_errors = field_errors or {}
+
+
 class DecisionRefused(TokenError):
-    """A person may not decide this way (their own request, a second vote, no identity)."""
+    """This person may not decide this way (``tokens.domain.decide``): ``problem`` is ``role``,
+    ``not_approver``, ``anonymous``, ``own_request`` or ``voted_twice``; ``audit_action`` is
+    what the audit trail records as denied."""
 
     http_status = 403
+
+    def __init__(self, message: str, *, problem: str = "", audit_action: str = "") -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.audit_action = audit_action
 
 
 class NotWaiting(TokenError):

@@ -1,6 +1,6 @@
 """What a request shows an approver: its title, its Markdown description and its context.
 
-Core: validation (used by ``services.token_create``) and rendering (used by every human
+Core: validation (used by ``lifecycle.token_create``) and rendering (used by every human
 surface through the ``waitpoints`` template filters). The description is Markdown rendered by
 markdown-it-py (CommonMark, raw HTML disabled) and then sanitised by nh3 (Ammonia) with a short
 allow-list, so neither raw HTML nor ``javascript:`` links nor images (tracking pixels) survive,
@@ -18,10 +18,7 @@ from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 
 from tokens.domain.exceptions import InvalidInput
-
-MAX_TITLE_LENGTH = 200
-MAX_DESCRIPTION_LENGTH = 10_000
-MAX_CONTEXT_BYTES = 64 * 1024
+from tokens.domain.limits import MAX_CONTEXT_BYTES, MAX_DESCRIPTION_LENGTH, MAX_TITLE_LENGTH
 
 # CommonMark with tables and strikethrough; "html": False renders raw HTML as text.
 _MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])

@@ -1,11 +1,15 @@
-"""How a token reads in the v1 API (retrieve, list, webhooks): camelCase, optional fields
-omitted (never null), ISO dates. Core: the API and webhook deliveries both render through it."""
+"""The Trigger.dev wire shape of a token: how it reads in the v1 API (retrieve, list, the answer
+of complete and cancel), on the callback URL and in webhook bodies. camelCase, optional fields
+omitted (never null), ISO dates. Three surfaces speak this one contract, so its status mapping
+(a cancelled token reads as TIMED_OUT, the only terminal statuses the SDK knows) lives here
+once; the dashboard, admin and AAP render statuses their own way."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from tokens.domain import deadline
 from tokens.domain.links import callback_urls
 from tokens.models import Token, iso
 
@@ -15,9 +19,19 @@ def v1_status(status: str) -> str:
     return Token.Status.TIMED_OUT.value if status == Token.Status.CANCELLED else status
 
 
+def v1_filter_statuses() -> dict[str, list[str]]:
+    """The stored statuses each name of the v1 list's ``filter[status]`` selects: a status by
+    the name the v1 API shows it under (TIMED_OUT: timed out and cancelled), and CANCELLED by
+    its own name too."""
+    selects: dict[str, list[str]] = {"CANCELLED": [Token.Status.CANCELLED]}
+    for status in Token.Status.values:
+        selects.setdefault(v1_status(status), []).append(status)
+    return selects
+
+
 def transition_body(token: Token, *, applied: bool, now: datetime) -> dict[str, Any]:
     """The answer of complete, callback and cancel: upstream's ``{"success": true}`` plus ours."""
-    status = token.effective(now).status
+    status = deadline.effective(token, now).status
     return {
         "success": True,
         "applied": applied,
@@ -34,7 +48,7 @@ class TokenOutputSerializer:
         self.callback_url = callback_urls(base=base)
 
     def to_representation(self, token: Token) -> dict[str, Any]:
-        state = token.effective(self.now)
+        state = deadline.effective(token, self.now)
         cancelled = state.status == Token.Status.CANCELLED
         data: dict[str, Any] = {
             "id": token.friendly_id,

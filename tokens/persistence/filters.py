@@ -1,7 +1,16 @@
-"""django-filter FilterSets: the API list (``filter[...]`` parameters) and the dashboard."""
+"""The token list's one filter: a plain ``TokenFilter`` that every surface parses its parameters
+into (the API's ``filter[...]`` through ``ApiTokenFilterSet``, the dashboard's GET form through
+its own form), applied to a queryset by ``TokenFilter.apply`` alone.
+
+Statuses are what a reader sees (``deadline.reads_as_q``: an overdue WAITING token is already
+TIMED_OUT); how a surface names them (the v1 API's TIMED_OUT also covers cancelled tokens) is
+the surface's business, resolved before the filter is built.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import django_filters
@@ -9,12 +18,56 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
-from tokens.domain import keys
+from tokens.domain import deadline, keys
 from tokens.domain.durations import parse_period
+from tokens.domain.limits import MAX_FILTER_TAGS, MAX_TAG_LENGTH
 from tokens.models import Token
-from tokens.persistence.selectors import status_q, tagged_q
+from tokens.persistence.selectors import tagged_q
 
 API_STATUSES = ("WAITING", "COMPLETED", "TIMED_OUT", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class TokenFilter:
+    """Which tokens of a list to show; empty parts do not filter."""
+
+    statuses: tuple[str, ...] = ()  # any of these, as readers see them
+    tags: tuple[str, ...] = ()  # any of these
+    idempotency_key: str = ""  # the key the caller gave (rotated tokens match too)
+    token_id: str = ""  # internal id
+    created_from: datetime | None = None  # inclusive
+    created_to: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+
+    def apply(self, queryset: QuerySet[Token], *, now: datetime | None = None) -> QuerySet[Token]:
+        if self.statuses:
+            q = Q()
+            for status in dict.fromkeys(self.statuses):
+                q |= deadline.reads_as_q(status, now)
+            queryset = queryset.filter(q)
+        if self.tags:
+            queryset = queryset.filter(tagged_q(list(self.tags)))
+        if self.idempotency_key:
+            digest = keys.idempotency_digest(self.idempotency_key)
+            queryset = queryset.filter(idempotency_key_digest=digest)
+        if self.token_id:
+            queryset = queryset.filter(pk=self.token_id)
+        if self.created_from is not None:
+            queryset = queryset.filter(created_at__gte=self.created_from)
+        if self.created_to is not None:
+            queryset = queryset.filter(created_at__lte=self.created_to)
+        if self.created_before is not None:
+            queryset = queryset.filter(created_at__lt=self.created_before)
+        return queryset
+
+    @property
+    def is_empty(self) -> bool:
+        return self == TokenFilter()
+
+
+# ------------------------------------------------------------------------------------------------
+# Parsing parameters: the pieces both surfaces use
+# ------------------------------------------------------------------------------------------------
 
 
 def parse_instant(value: str) -> datetime | None:
@@ -41,6 +94,19 @@ def refuse_nul(text: str) -> None:
         raise forms.ValidationError("Null characters (\\u0000) are not allowed.")
 
 
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """The tags of one filter, each checked; the same rules on every surface."""
+    names = list(dict.fromkeys(tags))
+    if len(names) > MAX_FILTER_TAGS:
+        raise forms.ValidationError(f"Filter by at most {MAX_FILTER_TAGS} tags at once.")
+    for name in names:
+        if "\x00" in name:
+            raise forms.ValidationError("Tags cannot contain null characters (\\u0000).")
+        if len(name) > MAX_TAG_LENGTH:
+            raise forms.ValidationError(f"Tags are at most {MAX_TAG_LENGTH} characters long.")
+    return names
+
+
 # These fields read text (CharField's cleaning) into other types; the stubs type CharField's
 # to_python as returning text, hence the override ignores.
 class CommaListField(forms.CharField):
@@ -61,8 +127,7 @@ class StatusListField(CommaListField):
 
 class TagListField(CommaListField):
     def validate(self, value: list[str]) -> None:
-        if len(value) > 100:
-            raise forms.ValidationError("At most 100 tags can be given in one filter.")
+        check_tags(value)
 
 
 class InstantField(forms.CharField):
@@ -91,68 +156,43 @@ class PeriodField(forms.CharField):
         return period
 
 
-class StatusFilter(django_filters.Filter):
-    field_class = StatusListField
+def _filter(field: type[forms.Field]) -> type[django_filters.Filter]:
+    """A django-filter Filter parsing with ``field`` (the FilterSet only parses, see below)."""
+    return type(f"{field.__name__}Filter", (django_filters.Filter,), {"field_class": field})
 
 
-class TagFilter(django_filters.Filter):
-    field_class = TagListField
+class ApiTokenFilterSet(django_filters.FilterSet):
+    """The API's ``filter[...]`` parameters (the view maps ``filter[x]`` to ``x``), parsed
+    into a ``TokenFilter``; ``statuses_for`` says which stored statuses a named one covers."""
 
-
-class PeriodFilter(django_filters.Filter):
-    field_class = PeriodField
-
-
-class InstantFilter(django_filters.Filter):
-    field_class = InstantField
-
-
-class ApiTokenFilter(django_filters.FilterSet):
-    """Filters of ``GET /api/v1/waitpoints/tokens`` (the view maps ``filter[x]`` to ``x``)."""
-
-    status = StatusFilter(method="filter_status")
-    tags = TagFilter(method="filter_tags")
-    idempotencyKey = django_filters.CharFilter(method="filter_idempotency_key")  # noqa: N815
-    period = PeriodFilter(method="filter_period")
-    createdFrom = InstantFilter(  # noqa: N815
-        field_name="created_at", lookup_expr="gte"
-    )
-    createdTo = InstantFilter(  # noqa: N815
-        field_name="created_at", lookup_expr="lte"
-    )
+    status = _filter(StatusListField)()
+    tags = _filter(TagListField)()
+    idempotencyKey = django_filters.CharFilter()  # noqa: N815
+    period = _filter(PeriodField)()
+    createdFrom = _filter(InstantField)()  # noqa: N815
+    createdTo = _filter(InstantField)()  # noqa: N815
 
     class Meta:
         model = Token
         fields: list[str] = []
 
-    def __init__(self, *args: object, now: datetime, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.now = now
-
-    def filter_status(self, queryset: QuerySet[Token], name: str, value: list[str]) -> QuerySet:
-        if not value:
-            return queryset
-        q = Q()
-        for status in dict.fromkeys(value):
-            q |= status_q(status, now=self.now, cancelled_as_timed_out=True)
-        return queryset.filter(q)
-
-    def filter_tags(self, queryset: QuerySet[Token], name: str, value: list[str]) -> QuerySet:
-        if not value:
-            return queryset
-        return queryset.filter(tagged_q(value))
-
-    def filter_idempotency_key(self, queryset: QuerySet[Token], name: str, value: str) -> QuerySet:
-        # Matches the original key, so a rotated token and its replacement both show.
-        if not value:
-            return queryset
-        return queryset.filter(idempotency_key_digest=keys.idempotency_digest(value))
-
-    def filter_period(self, queryset: QuerySet[Token], name: str, value: object) -> QuerySet:
-        if value is None:
-            return queryset
-        try:
-            since = self.now - value  # type: ignore[operator]
-        except OverflowError:
-            return queryset
-        return queryset.filter(created_at__gte=since)
+    def token_filter(self, *, now: datetime, statuses_for: dict[str, list[str]]) -> TokenFilter:
+        """The parsed filter (call after ``is_valid()``)."""
+        data = self.form.cleaned_data
+        statuses = [s for name in data.get("status") or [] for s in statuses_for[name]]
+        created_from = data.get("createdFrom")
+        period = data.get("period")
+        if period is not None:
+            try:
+                since = now - period
+            except OverflowError:
+                since = None
+            if since is not None and (created_from is None or since > created_from):
+                created_from = since
+        return TokenFilter(
+            statuses=tuple(statuses),
+            tags=tuple(data.get("tags") or ()),
+            idempotency_key=data.get("idempotencyKey") or "",
+            created_from=created_from,
+            created_to=data.get("createdTo"),
+        )

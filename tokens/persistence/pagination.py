@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from tokens.domain import keys
+from tokens.domain.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tokens.models import Token
-
-DEFAULT_PAGE_SIZE = 25
-MAX_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)

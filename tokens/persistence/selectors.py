@@ -2,43 +2,31 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Now
 
-from tokens.domain import keys
+from tokens.domain import deadline, keys, tenancy
 from tokens.domain.exceptions import NotFound
 from tokens.models import (
+    WEBHOOK_PREFIX,
     ApiKey,
     Environment,
     Membership,
+    OutboxMessage,
     Project,
     Recipient,
     Token,
     TokenEvent,
     TokenTag,
     Vote,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
-from tokens.persistence import sql
-
-
-def status_q(status: str, *, now: datetime, cancelled_as_timed_out: bool) -> Q:
-    """The rows a reader sees in ``status``; overdue WAITING rows already count as TIMED_OUT.
-
-    The v1 API shows cancelled tokens as TIMED_OUT (the SDK knows no other terminal status), so
-    its TIMED_OUT filter includes them; human surfaces show CANCELLED on its own.
-    """
-    overdue = Q(status=Token.Status.WAITING, timeout_at__lte=now)
-    if status == Token.Status.WAITING:
-        return Q(status=Token.Status.WAITING) & ~Q(timeout_at__lte=now)
-    if status == Token.Status.TIMED_OUT:
-        q = Q(status=Token.Status.TIMED_OUT) | overdue
-        return q | Q(status=Token.Status.CANCELLED) if cancelled_as_timed_out else q
-    return Q(status=status)
+from tokens.persistence import fast_paths
 
 
 def tagged_q(tags: list[str]) -> Exists:
@@ -56,44 +44,9 @@ def tagged_q(tags: list[str]) -> Exists:
     )
 
 
-# The two reads every API request makes (its key; the token it names) are written in SQL on
-# PostgreSQL: profiling showed Django compiling each of these queries costing several times
-# what PostgreSQL takes to answer it (docs/benchmarks/profile.md). They return the same model
-# instances as the ORM queries beside them, which SQLite (the embedded default) still runs and
-# tests/test_sql_paths.py compares field by field.
-
-
-@functools.cache
-def _api_key_sql() -> str:
-    return (
-        f"SELECT {sql.select_columns(ApiKey, 'k')}, {sql.select_columns(Environment, 'e')}, "  # noqa: S608 - names are ours
-        f"{sql.select_columns(Project, 'p')} "
-        f"FROM {ApiKey._meta.db_table} k JOIN {Environment._meta.db_table} e "
-        f"ON e.id = k.environment_id JOIN {Project._meta.db_table} p ON p.id = e.project_id "
-        "WHERE k.digest = %s AND k.revoked_at IS NULL LIMIT 1"
-    )
-
-
 def api_key_get_by_secret(*, secret: str) -> ApiKey | None:
     """The active key with this secret, its environment and project loaded; None otherwise."""
-    digest = keys.key_digest(secret)
-    if connection.vendor != "postgresql":
-        return (
-            ApiKey.objects.select_related("environment__project")
-            .filter(digest=digest, revoked_at__isnull=True)
-            .first()
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(_api_key_sql(), [digest])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    # No field of these three models needs a converter on PostgreSQL (no JSON, no decimals).
-    api_key, rest = sql.from_row(ApiKey, row)
-    environment, rest = sql.from_row(Environment, rest)
-    environment.project, _ = sql.from_row(Project, rest)
-    api_key.environment = environment
-    return api_key
+    return fast_paths.api_key_by_digest(keys.key_digest(secret))
 
 
 def api_keys_active_for_environment(*, environment: Environment) -> QuerySet[ApiKey]:
@@ -106,7 +59,7 @@ def environment_get_by_public_id(*, public_id: str) -> Environment | None:
 
 def _read(tokens: QuerySet[Token]) -> QuerySet[Token]:
     """Tokens as readers see them: each carries ``db_now``, the database's clock when read, so
-    that ``Token.effective`` decides "timed out" on the same clock as the writers do."""
+    that ``deadline.effective`` decides "timed out" on the same clock as the writers do."""
     return tokens.annotate(db_now=Now())
 
 
@@ -124,30 +77,18 @@ def _one_token(tokens: QuerySet[Token], token_id: str) -> Token:
     return token
 
 
-@functools.cache
-def _token_in_environment_sql() -> str:
-    # STATEMENT_TIMESTAMP() is what Now() compiles to on PostgreSQL (see _read).
-    return (
-        f"SELECT {sql.select_columns(Token, 't')}, STATEMENT_TIMESTAMP() AS db_now "  # noqa: S608
-        f"FROM {Token._meta.db_table} t WHERE t.id = %s AND t.environment_id = %s"
-    )
-
-
 def token_get_for_environment(*, environment: Environment, token_id: str) -> Token:
     """The token with this id in this environment (the API's scope)."""
-    if connection.vendor != "postgresql":
-        token = _one_token(Token.objects.filter(environment=environment), token_id)
-    else:
-        internal = keys.parse_token_id(token_id)
-        # A raw query still applies each field's converter (the JSON fields need theirs).
-        found = (
-            list(Token.objects.raw(_token_in_environment_sql(), [internal, environment.pk]))
-            if internal
-            else []
+    internal = keys.parse_token_id(token_id)
+    token = (
+        fast_paths.token_in_environment(
+            _read(Token.objects.all()), environment=environment, pk=internal
         )
-        if not found:
-            raise NotFound()
-        token = found[0]
+        if internal
+        else None
+    )
+    if token is None:
+        raise NotFound()
     token.environment = environment  # the caller's own: no second query to read it
     return token
 
@@ -177,30 +118,6 @@ def recipient_list_for_token(*, token: Token) -> list[Recipient]:
 # Dashboard: reads scoped to the projects a user is a member of
 # ------------------------------------------------------------------------------------------------
 
-# What each dashboard action needs; a role allows everything a lower one does.
-ROLE_RANK: dict[str, int] = {
-    Membership.Role.VIEWER: 1,
-    Membership.Role.APPROVER: 2,
-    Membership.Role.ADMIN: 3,
-}
-ACTION_ROLES = {
-    "view": Membership.Role.VIEWER,
-    "approve": Membership.Role.APPROVER,
-    "reject": Membership.Role.APPROVER,
-    "complete_json": Membership.Role.ADMIN,
-    "force_timeout": Membership.Role.ADMIN,
-    "cancel": Membership.Role.ADMIN,
-    "extend": Membership.Role.ADMIN,
-}
-
-
-def role_allows(role: str | None, action: str) -> bool:
-    """Whether a membership role may perform a dashboard action (unknown actions: never)."""
-    needed = ACTION_ROLES.get(action)
-    if role is None or needed is None:
-        return False
-    return ROLE_RANK.get(role, 0) >= ROLE_RANK[needed]
-
 
 def membership_role_for_user(*, user: Any, project: Project) -> str | None:
     if not user.is_authenticated:
@@ -208,10 +125,6 @@ def membership_role_for_user(*, user: Any, project: Project) -> str | None:
     return (
         Membership.objects.filter(user=user, project=project).values_list("role", flat=True).first()
     )
-
-
-def project_list_for_user(*, user: Any) -> QuerySet[Project]:
-    return Project.objects.filter(memberships__user=user).distinct()
 
 
 # The home page counts waiting tokens up to here and shows "1000+" beyond: counting every one of
@@ -226,13 +139,13 @@ class _CappedCount(Subquery):
     output_field = IntegerField()
 
 
-def environment_list_for_user(*, user: Any, now: datetime) -> QuerySet[Environment]:
+def environment_list_for_user(*, user: Any, now: datetime | None = None) -> QuerySet[Environment]:
     """The user's environments, each annotated with ``role`` and ``waiting``: its waiting
     tokens, counted up to ``WAITING_COUNT_CAP + 1`` (more than the cap reads as "cap+")."""
     role = Membership.objects.filter(user=user, project=OuterRef("project")).values("role")[:1]
     waiting = (
         Token.objects.filter(environment=OuterRef("pk"))
-        .filter(status_q(Token.Status.WAITING, now=now, cancelled_as_timed_out=False))
+        .filter(deadline.waiting_q(now))
         .order_by()
         .values("pk")[: WAITING_COUNT_CAP + 1]
     )
@@ -280,14 +193,14 @@ def token_map_for_user(*, user: Any, token_ids: list[str]) -> dict[str, Token]:
     return {token.pk: token for token in _read(tokens)}
 
 
-def token_list_waiting_for_user(*, user: Any, now: datetime) -> QuerySet[Token]:
-    """WAITING tokens the user can decide (approver or admin), in every project; callers order."""
+def token_list_waiting_for_user(*, user: Any, now: datetime | None = None) -> QuerySet[Token]:
+    """WAITING tokens the user can decide, in every project; callers order."""
     deciding = Membership.objects.filter(
-        user=user, role__in=[Membership.Role.APPROVER, Membership.Role.ADMIN]
+        user=user, role__in=tenancy.roles_allowing("approve")
     ).values("project")
     return _read(
         Token.objects.filter(environment__project__in=deciding)
-        .filter(status_q(Token.Status.WAITING, now=now, cancelled_as_timed_out=False))
+        .filter(deadline.waiting_q(now))
         .select_related("environment__project")
     )
 
@@ -391,8 +304,48 @@ def tokens_by_ids(*, token_ids: list[str]) -> dict[str, Token]:
 def token_oldest_overdue_timeout(*, now: datetime) -> datetime | None:
     """The ``timeout_at`` of the oldest WAITING token already past it (how late the sweep is)."""
     return (
-        Token.objects.filter(status=Token.Status.WAITING, timeout_at__lte=now)
+        Token.objects.filter(deadline.due_q(now))
         .order_by("timeout_at")
         .values_list("timeout_at", flat=True)
         .first()
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Webhook endpoints, scoped to an environment
+# ------------------------------------------------------------------------------------------------
+
+
+def parse_endpoint_id(value: str) -> str | None:
+    return keys.parse_token_id(value.removeprefix(WEBHOOK_PREFIX))
+
+
+def webhook_endpoint_list(*, environment: Environment) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.filter(environment=environment).order_by("-id")
+
+
+def webhook_endpoint_get_for_environment(
+    *, environment: Environment, endpoint_id: str
+) -> WebhookEndpoint:
+    """The endpoint with this id in this environment; NotFound for others, as for unknown ids."""
+    internal = parse_endpoint_id(endpoint_id)
+    endpoint = (
+        WebhookEndpoint.objects.filter(environment=environment, pk=internal).first()
+        if internal
+        else None
+    )
+    if endpoint is None:
+        raise NotFound("Webhook endpoint not found")
+    return endpoint
+
+
+def webhook_delivery_list_recent(
+    *, endpoint: WebhookEndpoint, limit: int = 25
+) -> list[WebhookDelivery]:
+    return list(endpoint.deliveries.order_by("-created_at", "-id")[:limit])
+
+
+def webhook_messages_undelivered(*, endpoint: WebhookEndpoint) -> QuerySet[OutboxMessage]:
+    return OutboxMessage.objects.filter(
+        kind=OutboxMessage.Kind.WEBHOOK, payload__endpoint=endpoint.pk, delivered_at__isnull=True
     )

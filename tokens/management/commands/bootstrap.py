@@ -25,7 +25,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 
-from tokens.domain import keys, services
+from tokens.domain import keys, tenancy
 from tokens.models import ApiKey, Environment, Membership
 
 DEMO_PROJECT = "demo"
@@ -83,7 +83,7 @@ class Command(BaseCommand):
         # This database's own entry, else a flat (older) file's, only ever used after checking.
         saved = own if isinstance(mine, dict) else _strings(stored)
         with transaction.atomic():
-            environment = services.environment_get_or_create(
+            environment = tenancy.environment_get_or_create(
                 project_slug=DEMO_PROJECT, slug=DEMO_ENVIRONMENT, project_name="Demo"
             )
             secret, key_note = self._api_key(environment, saved.get("api_key"))
@@ -123,7 +123,7 @@ class Command(BaseCommand):
         if stored and active.filter(digest=keys.key_digest(stored)).exists():
             return stored, "saved"
         if not active.exists():
-            _api_key, secret = services.api_key_create(environment=environment, name="bootstrap")
+            _api_key, secret = tenancy.api_key_create(environment=environment, name="bootstrap")
             return secret, "created"
         prefixes = ", ".join(f"{key.prefix}…" for key in active[:3])
         return None, (

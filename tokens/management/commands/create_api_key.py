@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tokens.domain import services
+from tokens.domain import tenancy
 from tokens.domain.exceptions import InvalidInput
 from tokens.models import Environment
 
@@ -20,11 +20,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: str) -> None:
         try:
-            environment = services.environment_get_or_create(
+            environment = tenancy.environment_get_or_create(
                 project_slug=options["project"], slug=options["env"]
             )
         except InvalidInput as error:
             raise CommandError(error.message) from None
-        api_key, secret = services.api_key_create(environment=environment, name=options["name"])
+        api_key, secret = tenancy.api_key_create(environment=environment, name=options["name"])
         self.stderr.write(f"Created API key {api_key.prefix}… for {environment}; shown only once:")
         self.stdout.write(secret)

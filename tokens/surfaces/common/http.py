@@ -19,7 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
 
 from tokens.domain import links
-from tokens.domain.audit import Actor
+from tokens.domain.actors import Actor
 from tokens.models import ApiKey
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

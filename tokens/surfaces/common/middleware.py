@@ -1,4 +1,4 @@
-"""API paths answer JSON even where Django would render HTML (unknown URLs, crashes); a
+"""API routes answer JSON even where Django would render HTML (unknown URLs, crashes); a
 database outage answers as one: 503 "try again shortly", JSON on the API, a page elsewhere;
 security headers on every response."""
 
@@ -14,6 +14,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from tokens.surfaces.common import negotiation
+
 logger = logging.getLogger("tokens.surfaces.triggerdev_v1")
 outage_logger = logging.getLogger("tokens.outage")
 
@@ -22,17 +24,6 @@ OUTAGE_RETRY_AFTER_SECONDS = 5
 _OUTAGE_LOG_INTERVAL = 60.0
 _outage_lock = threading.Lock()
 _outage_logged_at = -_OUTAGE_LOG_INTERVAL
-
-
-def is_confirmation_page(request: HttpRequest) -> bool:
-    """A callback URL opened or submitted by a person (tokens.surfaces.links.views): HTML on purpose,
-    including a refused form (e.g. a failed CSRF check), which must read as a page."""
-    if "/callback/" not in request.path and "/decide/" not in request.path:
-        return False
-    return request.method in ("GET", "HEAD") or request.content_type in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    )
 
 
 def is_outage(exception: BaseException | None) -> bool:
@@ -61,7 +52,7 @@ def outage_response(request: HttpRequest, exception: BaseException | None) -> Ht
         return None
     _log_outage(exception)
     response: HttpResponse
-    if request.path.startswith("/api/") and not is_confirmation_page(request):
+    if negotiation.wants_json(request):
         response = JsonResponse({"error": OUTAGE_MESSAGE}, status=503)
     else:
         # No request context: the page must render without the database (no session, no user).
@@ -79,10 +70,9 @@ class ApiJsonErrorsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if (
-            request.path.startswith("/api/")
-            and response.status_code >= 400
+            response.status_code >= 400
             and not response.get("Content-Type", "").startswith("application/json")
-            and not is_confirmation_page(request)
+            and negotiation.wants_json(request)
         ):
             messages = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
             message = messages.get(response.status_code, response.reason_phrase or "Error")
@@ -93,7 +83,7 @@ class ApiJsonErrorsMiddleware:
         outage = outage_response(request, exception)
         if outage is not None:
             return outage
-        if not request.path.startswith("/api/"):
+        if not negotiation.wants_json(request):
             return None
         logger.exception("unhandled error on %s", request.path, exc_info=exception)
         return JsonResponse({"error": "Internal Server Error"}, status=500)

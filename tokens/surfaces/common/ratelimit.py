@@ -49,7 +49,7 @@ _RETRY_STORE_AFTER = 10.0
 
 
 def client_ip(request: HttpRequest) -> str:
-    """Who the limiter counts: the address the audit trail records (tokens.surfaces.common.http.client_ip)."""
+    """Who the limiter counts: the address the audit trail records (``http.client_ip``)."""
     from tokens.surfaces.common import http
 
     return http.client_ip(request) or "unknown"

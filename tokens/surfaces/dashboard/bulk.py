@@ -4,7 +4,7 @@ The bulk bar's POST (and a one-click approval in a production environment, when 
 not already asked) renders a review page that lists what would be decided: each token, its
 project and environment (production flagged), its deadline, and the tokens left out with the
 reason. Nothing is decided there. Only the review's Confirm button (``confirm=yes``) decides,
-one token at a time through ``services.token_decide``, each checked and audited on its own, and
+one token at a time through ``tokens.domain.decide``, each checked and audited on its own, and
 the outcome is reported per token. Works without JavaScript.
 """
 
@@ -23,20 +23,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from tokens.domain import decisions, keys, services
+from tokens.domain import deadline, decide, decisions, keys
 from tokens.domain.decisions import decision_of
-from tokens.domain.exceptions import DecisionRefused, NotFound
+from tokens.domain.exceptions import DecisionInvalid, DecisionRefused, NotFound
 from tokens.models import Environment, Membership, Token
 from tokens.persistence import selectors
-from tokens.surfaces.dashboard import forms
-from tokens.surfaces.dashboard.views import _actor, _next_or, _voter
+from tokens.surfaces.dashboard import access, forms
 
 CONFIRMED = "yes"  # the review's Confirm button: confirm=yes
 TITLE_IN_MESSAGES = 60  # a title is up to 200 characters; messages name many tokens
-
-
-def _action(decision: str) -> str:
-    return "approve" if decision == "approved" else "reject"
 
 
 @dataclass
@@ -57,7 +52,7 @@ def _name(token: Token) -> str:
 
 def _status_text(token: Token, now: datetime) -> str:
     """ "approved", "timed out at 09:12 UTC", "cancelled": what a token became meanwhile."""
-    state = token.effective(now)
+    state = deadline.effective(token, now)
     if state.status == Token.Status.COMPLETED:
         decided = decision_of(state.output, state.output_type).get("status")
         return str(decided) if decided in decisions.DECISIONS else "completed"
@@ -71,7 +66,7 @@ class _Access:
 
     def __init__(self, request: HttpRequest) -> None:
         self.request = request
-        self.voter = _voter(request)
+        self.voter = access.voter(request)
         self.roles: dict[int, str | None] = {}
 
     def role(self, token: Token) -> str | None:
@@ -84,28 +79,36 @@ class _Access:
 
 
 def _review_row(
-    access: _Access, token_id: str, token: Token | None, decision: str, now: datetime
+    access_: _Access, token_id: str, token: Token | None, decision: str, now: datetime
 ) -> Row:
-    """Whether this token can be decided now, and if not, why (said as the review shows it)."""
+    """Whether this token can be decided now, and if not, why (said as the review shows it);
+    ``decide.check`` answers, so the review and the decision never disagree."""
     if token is None:
         return Row(token_id, reason="Not found in your projects.")
-    role = access.role(token)
-    if not selectors.role_allows(role, _action(decision)):
+    role = access_.role(token)
+    problem = decide.check(
+        token=token,
+        authority=decide.Authority.member(role),
+        voter=access_.voter,
+        decision=decision,
+    )
+    if problem is not None and problem.problem == "role":
         label = Membership.Role(role).label.lower() if role else "not a member"
         return Row(
             token_id, token, f"Your role in {token.environment.project} ({label}) cannot decide."
         )
-    if token.effective(now).status != Token.Status.WAITING:
+    if not deadline.is_waiting(token, now):
         return Row(token_id, token, f"Already {_status_text(token, now)}.")
-    if decision == "approved" and decisions.has_required_fields(token.decision_spec):
-        return Row(token_id, token, "Approving it asks for input: open it to decide.")
-    if decision == "approved" and token.requested_by.lower() in access.voter.aliases:
-        return Row(token_id, token, "You requested it: another approver must approve it.")
-    if token.required_approvals > 1 and any(
-        vote.voter == access.voter.key for vote in selectors.votes_for_token(token=token)
-    ):
-        return Row(token_id, token, "You already decided it.")
+    if problem is not None:
+        return Row(token_id, token, REVIEW_REASONS.get(problem.problem, problem.message))
     return Row(token_id, token)
+
+
+REVIEW_REASONS = {
+    "fields": "Approving it asks for input: open it to decide.",
+    "own_request": "You requested it: another approver must approve it.",
+    "voted_twice": "You already decided it.",
+}
 
 
 def review(
@@ -113,10 +116,12 @@ def review(
 ) -> HttpResponse:
     """The review page: nothing is decided here."""
     now = timezone.now()
-    access = _Access(request)
+    access_ = _Access(request)
     found = selectors.token_map_for_user(user=request.user, token_ids=token_ids)
     rows = [
-        _review_row(access, token_id, found.get(keys.parse_token_id(token_id) or ""), decision, now)
+        _review_row(
+            access_, token_id, found.get(keys.parse_token_id(token_id) or ""), decision, now
+        )
         for token_id in token_ids
     ]
     included = [row for row in rows if not row.reason]
@@ -141,7 +146,7 @@ def review(
 @require_POST
 def token_bulk(request: HttpRequest) -> HttpResponse:
     """The bulk bar posts here: without ``confirm=yes`` the review page, with it the decisions."""
-    back = _next_or(request, reverse("dashboard:home"))
+    back = access.next_or(request, reverse("dashboard:home"))
     form = forms.BulkDecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, str(next(iter(form.errors.values()))[0]))
@@ -155,36 +160,38 @@ def token_bulk(request: HttpRequest) -> HttpResponse:
     )
     if request.POST.get("confirm") != CONFIRMED:
         return review(request, decision=decision, token_ids=token_ids, comment=comment, back=back)
-    access = _Access(request)
+    access_ = _Access(request)
     outcomes: dict[str, list[str]] = {}
     for token_id in token_ids:
-        outcome, text = _decide_one(access, token_id, decision, comment)
+        outcome, text = _decide_one(access_, token_id, decision, comment)
         outcomes.setdefault(outcome, []).append(text)
     _report(request, decision, outcomes)
     return redirect(back)
 
 
-def _decide_one(access: _Access, token_id: str, decision: str, comment: str) -> tuple[str, str]:
+def _decide_one(access_: _Access, token_id: str, decision: str, comment: str) -> tuple[str, str]:
     """(outcome, how the report names the token): each token checked and audited on its own,
     so whatever changed since the review (resolved, timed out, a role removed) is refused."""
-    request = access.request
+    request = access_.request
     try:
         token = selectors.token_get_for_user(user=request.user, token_id=token_id)
     except NotFound:
         return "missing", token_id
-    action = _action(decision)
-    if not selectors.role_allows(access.role(token), action):
-        services.token_action_denied(token=token, actor=_actor(request), action=action)
-        return "denied", _name(token)
-    if decision == "approved" and decisions.has_required_fields(token.decision_spec):
-        return "needs_input", _name(token)  # approving it asks for input: only on its own page
     try:
-        result = services.token_decide(
-            token=token, actor=_actor(request), voter=access.voter, decision=decision,
+        result = decide.decide(
+            token=token,
+            actor=access.actor(request),
+            authority=decide.Authority.member(access_.role(token)),
+            voter=access_.voter,
+            decision=decision,
             comment=comment,
-        )  # fmt: skip
-    except DecisionRefused:
-        return "refused", _name(token)  # their own request, or a second vote (audited)
+        )
+    except DecisionInvalid as invalid:
+        # Approving it asks for input: only on its own page.
+        return ("needs_input" if invalid.problem == "fields" else "invalid"), _name(token)
+    except DecisionRefused as refused:
+        # Their role, their own request, or a second vote (audited).
+        return ("denied" if refused.problem == "role" else "refused"), _name(token)
     if result.applied and not result.resolved:
         return "voted", f"{_name(token)}, {result.approvals} of {result.required}"
     if result.applied:
@@ -212,6 +219,7 @@ REPORTS: list[tuple[str, Callable[..., None], str]] = [
         messages.error,
         "Not approved, approving asks for input (open each one): {names}.",
     ),
+    ("invalid", messages.error, "Not decided, the comment is not accepted: {names}."),
     ("missing", messages.error, "Not found: {names}."),
 ]
 

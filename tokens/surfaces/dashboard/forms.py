@@ -1,5 +1,5 @@
 """Dashboard forms: the token list's FilterSet (a GET form, so filters live in the URL) and the
-action forms. Forms only validate; the views hand the cleaned values to ``tokens.domain.services``."""
+action forms. Forms only validate; the views hand the cleaned values to ``tokens.domain``."""
 
 from __future__ import annotations
 
@@ -7,20 +7,14 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import django_filters
 from django import forms
-from django.db.models import Q, QuerySet
 
 from tokens.domain import keys
-from tokens.domain.decisions import MAX_COMMENT_LENGTH
 from tokens.domain.exceptions import InvalidInput
-from tokens.domain.services import MAX_REASON_LENGTH
+from tokens.domain.limits import MAX_BULK, MAX_COMMENT_LENGTH, MAX_REASON_LENGTH
 from tokens.models import Token
-from tokens.persistence.selectors import status_q, tagged_q
+from tokens.persistence.filters import TokenFilter, check_tags
 from tokens.surfaces.common.body import loads_strict
-
-MAX_FILTER_TAGS = 20
-MAX_BULK = 100
 
 PERIODS = {
     "1h": ("Last hour", timedelta(hours=1)),
@@ -48,12 +42,7 @@ class TagListField(forms.Field):
         return list(dict.fromkeys(names))
 
     def validate(self, value: list[str]) -> None:
-        if len(value) > MAX_FILTER_TAGS:
-            raise forms.ValidationError(f"Filter by at most {MAX_FILTER_TAGS} tags at once.")
-        if any(len(name) > 128 for name in value):
-            raise forms.ValidationError("Tags are at most 128 characters long.")
-        if any("\x00" in name for name in value):
-            raise forms.ValidationError("Tags cannot contain null characters (\\u0000).")
+        check_tags(value)
 
 
 class TokenIdField(forms.CharField):
@@ -67,85 +56,63 @@ class TokenIdField(forms.CharField):
         return internal
 
 
-class TagsFilter(django_filters.Filter):
-    field_class = TagListField
+class TokenListForm(forms.Form):
+    """The dashboard list's filters, a GET form (bookmarkable). Unlike the API, CANCELLED is
+    its own status here."""
 
-
-class TokenIdFilter(django_filters.Filter):
-    field_class = TokenIdField
-
-
-class DashboardTokenFilter(django_filters.FilterSet):
-    """The dashboard list's filters. Unlike the API, CANCELLED is its own status here."""
-
-    status = django_filters.MultipleChoiceFilter(
+    status = forms.MultipleChoiceField(
         choices=Token.Status.choices,
-        method="filter_status",
         widget=forms.CheckboxSelectMultiple,
         label="Status",
+        required=False,
     )
-    tag = TagsFilter(method="filter_tags", label="Tags (any of)")
-    id = TokenIdFilter(method="filter_id", label="Token id")
-    key = django_filters.CharFilter(method="filter_key", label="Idempotency key", max_length=2048)
-    period = django_filters.ChoiceFilter(
-        choices=[(value, label) for value, (label, _delta) in PERIODS.items()],
-        method="filter_period",
+    tag = TagListField(label="Tags (any of)", required=False)
+    id = TokenIdField(label="Token id", required=False)
+    key = forms.CharField(label="Idempotency key", max_length=2048, required=False)
+    period = forms.ChoiceField(
+        choices=[("", "Any time"), *((value, label) for value, (label, _d) in PERIODS.items())],
         label="Created",
-        empty_label="Any time",
+        required=False,
     )
-    created_from = django_filters.DateFilter(
-        method="filter_created_from",
-        label="Created from",
-        widget=forms.DateInput(attrs={"type": "date"}),
+    created_from = forms.DateField(
+        label="Created from", widget=forms.DateInput(attrs={"type": "date"}), required=False
     )
-    created_to = django_filters.DateFilter(
-        method="filter_created_to",
-        label="Created to",
-        widget=forms.DateInput(attrs={"type": "date"}),
+    created_to = forms.DateField(
+        label="Created to", widget=forms.DateInput(attrs={"type": "date"}), required=False
     )
 
-    class Meta:
-        model = Token
-        fields: list[str] = []
 
-    def __init__(self, *args: Any, now: datetime, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.now = now
+class TokenListFilter:
+    """The list page's filter: the form to show, and what it asks for as a ``TokenFilter``."""
 
-    def filter_status(self, queryset: QuerySet[Token], name: str, value: list[str]) -> QuerySet:
-        if not value:
-            return queryset
-        q = Q()
-        for status in value:
-            q |= status_q(status, now=self.now, cancelled_as_timed_out=False)
-        return queryset.filter(q)
+    def __init__(self, data: Any) -> None:
+        self.form = TokenListForm(data)
 
-    def filter_tags(self, queryset: QuerySet[Token], name: str, value: list[str]) -> QuerySet:
-        if not value:
-            return queryset
-        return queryset.filter(tagged_q(value))
+    def is_valid(self) -> bool:
+        return self.form.is_valid()
 
-    def filter_id(self, queryset: QuerySet[Token], name: str, value: str | None) -> QuerySet:
-        return queryset.filter(pk=value) if value else queryset
-
-    def filter_key(self, queryset: QuerySet[Token], name: str, value: str) -> QuerySet:
-        if not value:
-            return queryset
-        return queryset.filter(idempotency_key_digest=keys.idempotency_digest(value))
-
-    def filter_period(self, queryset: QuerySet[Token], name: str, value: str) -> QuerySet:
-        if value not in PERIODS:
-            return queryset
-        return queryset.filter(created_at__gte=self.now - PERIODS[value][1])
-
-    def filter_created_from(self, queryset: QuerySet[Token], name: str, value: Any) -> QuerySet:
-        return queryset.filter(created_at__gte=datetime.combine(value, time.min, tzinfo=UTC))
-
-    def filter_created_to(self, queryset: QuerySet[Token], name: str, value: Any) -> QuerySet:
-        if value == date.max:  # the day after 31 Dec 9999 does not exist: nothing is later
-            return queryset
-        end = datetime.combine(value, time.min, tzinfo=UTC) + timedelta(days=1)
-        return queryset.filter(created_at__lt=end)
+    def token_filter(self, *, now: datetime) -> TokenFilter:
+        data = self.form.cleaned_data
+        created_from = None
+        if data.get("created_from"):
+            created_from = datetime.combine(data["created_from"], time.min, tzinfo=UTC)
+        if data.get("period") in PERIODS:
+            since = now - PERIODS[data["period"]][1]
+            created_from = max(created_from, since) if created_from else since
+        created_before = None
+        # The day after 31 Dec 9999 does not exist: nothing is later.
+        if data.get("created_to") and data["created_to"] != date.max:
+            created_before = datetime.combine(data["created_to"], time.min, tzinfo=UTC) + timedelta(
+                days=1
+            )
+        return TokenFilter(
+            statuses=tuple(data.get("status") or ()),
+            tags=tuple(data.get("tag") or ()),
+            idempotency_key=data.get("key") or "",
+            token_id=data.get("id") or "",
+            created_from=created_from,
+            created_before=created_before,
+        )
 
     @property
     def selected_tags(self) -> list[str]:
@@ -154,12 +121,6 @@ class DashboardTokenFilter(django_filters.FilterSet):
     @property
     def is_filtered(self) -> bool:
         return bool(self.form.is_valid() and any(self.form.cleaned_data.values()))
-
-
-class DecisionForm(forms.Form):
-    comment = forms.CharField(
-        required=False, max_length=MAX_COMMENT_LENGTH, widget=forms.Textarea(attrs={"rows": 2})
-    )
 
 
 class CompleteJsonForm(forms.Form):

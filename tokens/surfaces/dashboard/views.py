@@ -1,4 +1,4 @@
-"""The approvers' dashboard: thin adapters over ``tokens.persistence.selectors`` and ``tokens.domain.services``.
+"""The approvers' dashboard: thin adapters over the selectors and the domain.
 
 Every action is a login-required POST that asks the access helper first (404 for tokens outside
 the user's projects; a message and an audit event when the role does not allow the action),
@@ -16,97 +16,29 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryD
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from tokens.domain import decisions, keys, services
+from tokens.domain import (
+    approvals,
+    deadline,
+    decide,
+    decisions,
+    keys,
+    lifecycle,
+    tenancy,
+)
 from tokens.domain.decisions import DECISIONS, decision_of
-from tokens.domain.exceptions import DecisionRefused, NotFound, TokenError
+from tokens.domain.exceptions import DecisionInvalid, DecisionRefused, TokenError
+from tokens.domain.limits import MAX_COMMENT_LENGTH, MAX_REASON_LENGTH
 from tokens.domain.links import callback_url
-from tokens.models import Environment, Membership, Token, TokenEvent
+from tokens.models import Environment, Token, TokenEvent
 from tokens.persistence import selectors
 from tokens.persistence.pagination import PageRequest, paginate
-from tokens.surfaces.common.http import actor_from_request, base_url
-from tokens.surfaces.dashboard import forms
+from tokens.surfaces.common.http import base_url
+from tokens.surfaces.dashboard import access, bulk, forms
 
 PAGE_SIZE = 25
 NUL_ERROR = "null_characters_not_allowed"  # Django's CharField refuses NUL with this code
-ACTION_LABELS = {
-    "approve": "approve",
-    "reject": "reject",
-    "complete_json": "complete with JSON",
-    "force_timeout": "force a timeout on",
-    "cancel": "cancel",
-    "extend": "extend the deadline of",
-    "revoke_link": "revoke personal links of",
-}
-# Revoking a recipient's personal link needs the role cancelling does (admin).
-REVOKE_LINK_AS = "cancel"
-
-
-# ------------------------------------------------------------------------------------------------
-# Access helpers
-# ------------------------------------------------------------------------------------------------
-
-
-def _actor(request: HttpRequest) -> services.Actor:
-    return actor_from_request(
-        request,
-        TokenEvent.Channel.DASHBOARD,
-        credential=TokenEvent.Credential.SESSION,
-        user=request.user,
-    )
-
-
-def _token_for_user(request: HttpRequest, token_id: str) -> tuple[Token, str | None]:
-    """The token and the user's role in its project; 404 (as for an unknown id) otherwise."""
-    try:
-        token = selectors.token_get_for_user(user=request.user, token_id=token_id)
-    except NotFound:
-        raise Http404("Waitpoint not found") from None
-    project = token.environment.project
-    return token, selectors.membership_role_for_user(user=request.user, project=project)
-
-
-def _token_for_action(request: HttpRequest, token_id: str, action: str) -> Token | None:
-    """The access helper of every action: None (refused, audited, with a message) when the
-    user's role does not allow ``action``; a viewer's forged POST ends here."""
-    token, role = _token_for_user(request, token_id)
-    if selectors.role_allows(role, action):
-        return token
-    services.token_action_denied(token=token, actor=_actor(request), action=action)
-    messages.error(request, _denied_message(role, action, token))
-    return None
-
-
-def _denied_message(role: str | None, action: str, token: Token) -> str:
-    label = Membership.Role(role).label.lower() if role else "no"
-    return (
-        f"Not allowed: as {label} in {token.environment.project} you cannot "
-        f"{ACTION_LABELS.get(action, action)} tokens. Nothing was changed."
-    )
-
-
-def _environment_for_user(request: HttpRequest, project_slug: str, slug: str) -> Environment:
-    try:
-        return selectors.environment_get_for_user(
-            user=request.user, project_slug=project_slug, slug=slug
-        )
-    except NotFound:
-        raise Http404("Environment not found") from None
-
-
-def _next_or(request: HttpRequest, default: str) -> str:
-    """Where to go after an action: the page it was started from, if it is ours."""
-    target = request.POST.get("next", "")
-    safe = url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    )
-    return target if target and safe else default
-
-
-def _detail_url(token: Token) -> str:
-    return reverse("dashboard:token_detail", args=[token.friendly_id])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -125,7 +57,7 @@ def resolved_message(token: Token, resolution: TokenEvent | None) -> str:
     return text + "."
 
 
-def _report(request: HttpRequest, result: services.TransitionResult, done: str) -> None:
+def _report(request: HttpRequest, result: lifecycle.TransitionResult, done: str) -> None:
     if result.applied:
         messages.success(request, f"{done} {result.token.friendly_id}.")
     else:
@@ -205,21 +137,23 @@ def _without(request: HttpRequest, name: str) -> str:
 @require_GET
 def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -> HttpResponse:
     """One environment's tokens, newest first, filtered by the GET form (bookmarkable)."""
-    environment = _environment_for_user(request, project_slug, environment_slug)
+    environment = access.environment_for_user(request, project_slug, environment_slug)
     now = timezone.now()
-    filterset = forms.DashboardTokenFilter(
-        request.GET, queryset=selectors.token_list(environment=environment), now=now
-    )
+    filterset = forms.TokenListFilter(request.GET)
     page = PageRequest(
         size=PAGE_SIZE,
         after=keys.parse_token_id(request.GET.get("after", "")),
         before=keys.parse_token_id(request.GET.get("before", "")),
     )
-    queryset = filterset.qs if filterset.is_valid() else Token.objects.none()
+    queryset = (
+        filterset.token_filter(now=now).apply(selectors.token_list(environment=environment))
+        if filterset.is_valid()
+        else Token.objects.none()
+    )
     rows, pagination = paginate(queryset, page)
     for token in rows:
         token.environment = environment  # known, with its project: no query per row
-        token.state = state = token.effective(now)  # type: ignore[attr-defined]
+        token.state = state = deadline.effective(token, now)  # type: ignore[attr-defined]
         token.decision = decision_of(state.output, state.output_type).get("status")  # type: ignore[attr-defined]
     role = selectors.membership_role_for_user(user=request.user, project=environment.project)
     context = {
@@ -228,7 +162,7 @@ def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -
         "tokens": rows,
         "now": now,
         "role": role,
-        "can_decide": selectors.role_allows(role, "approve"),
+        "can_decide": tenancy.role_allows(role, "approve"),
         "next_url": _query_url(request, after=pagination.get("next")),
         "previous_url": _query_url(request, before=pagination.get("previous")),
         "known_tags": selectors.tag_names_for_environment(environment=environment, limit=200),
@@ -252,7 +186,7 @@ def _query_url(request: HttpRequest, **cursor: str | None) -> str:
 @require_GET
 def tag_list(request: HttpRequest, project_slug: str, environment_slug: str) -> JsonResponse:
     """Tag names for the filter's typeahead: ``{"tags": [...]}``, by prefix."""
-    environment = _environment_for_user(request, project_slug, environment_slug)
+    environment = access.environment_for_user(request, project_slug, environment_slug)
     prefix = request.GET.get("q", "")[:128]
     if "\x00" in prefix:
         return JsonResponse({"error": "q cannot contain null characters (\\u0000)."}, status=400)
@@ -263,7 +197,7 @@ def tag_list(request: HttpRequest, project_slug: str, environment_slug: str) -> 
 @login_required
 @require_GET
 def token_detail(request: HttpRequest, token_id: str) -> HttpResponse:
-    token, role = _token_for_user(request, token_id)
+    token, role = access.token_for_user(request, token_id)
     return _render_detail(request, token, role)
 
 
@@ -277,7 +211,7 @@ def _render_detail(
     status: int = 200,
 ) -> HttpResponse:
     now = timezone.now()
-    state = token.effective(now)
+    state = deadline.effective(token, now)
     events = list(selectors.token_events_for_token(token=token))
     decided = decision_of(state.output, state.output_type)
     votes = selectors.votes_for_token(token=token) if token.required_approvals > 1 else []
@@ -286,13 +220,13 @@ def _render_detail(
         "state": state,
         "now": now,
         "role": role,
-        "can_decide": selectors.role_allows(role, "approve"),
-        "can_admin": selectors.role_allows(role, "cancel"),
+        "can_decide": tenancy.role_allows(role, "approve"),
+        "can_admin": tenancy.role_allows(role, "cancel"),
         # The callback URL is a credential (whoever holds it completes the token): only roles
         # that may complete with any output see it; a viewer's page never carries it.
         "callback_url": (
             callback_url(token, base=base_url(request))
-            if selectors.role_allows(role, "complete_json")
+            if tenancy.role_allows(role, "complete_json")
             else ""
         ),
         "output": pretty_output(state.output, state.output_type),
@@ -307,7 +241,7 @@ def _render_detail(
         "field_errors": field_errors or {},
         "votes": votes,
         "recipients": selectors.recipient_list_for_token(token=token) if token.approvers else [],
-        "can_revoke_links": selectors.role_allows(role, REVOKE_LINK_AS),
+        "can_revoke_links": tenancy.role_allows(role, "revoke_link"),
         "approvals": sum(vote.decision == "approved" for vote in votes),
         "in_queue": request.GET.get("queue") == "1" or request.POST.get("queue") == "1",
         "decided_fields": decided.get("fields") if isinstance(decided.get("fields"), dict) else {},
@@ -335,45 +269,69 @@ def pretty_output(output: str | None, output_type: str) -> str | None:
 
 
 def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
-    action = "approve" if decision == "approved" else "reject"
-    token = _token_for_action(request, token_id, action)
-    if token is not None and _asks_once_more(request, token, decision):
-        from tokens.surfaces.dashboard import bulk  # bulk builds on this module's helpers
-
+    token, role = access.token_for_user(request, token_id)
+    if _asks_once_more(request, token, decision) and tenancy.role_allows(role, "approve"):
         return bulk.review(
             request,
             decision=decision,
             token_ids=[token.friendly_id],
-            comment=request.POST.get("comment", "").strip()[: forms.MAX_COMMENT_LENGTH],
-            back=_next_or(request, reverse("dashboard:home")),
+            comment=request.POST.get("comment", "").strip()[:MAX_COMMENT_LENGTH],
+            back=access.next_or(request, reverse("dashboard:home")),
         )
-    if token is not None:
-        form = forms.DecisionForm(request.POST)
-        values, field_errors = decisions.clean_field_values(
-            token.decision_spec, request.POST, decision=decision
+    try:
+        result = decide.decide(
+            token=token,
+            actor=access.actor(request),
+            authority=decide.Authority.member(role),
+            voter=access.voter(request),
+            decision=decision,
+            comment=request.POST.get("comment", ""),
+            fields=decisions.form_values(request.POST),
         )
-        if not form.is_valid():
-            messages.error(
-                request,
-                "Comments cannot contain null characters (\\u0000)."
-                if form.has_error("comment", code=NUL_ERROR)
-                else f"Comments are at most {forms.MAX_COMMENT_LENGTH} characters.",
-            )
-        elif field_errors:
-            if request.POST.get("next"):  # a quick decision from a list: ask on the token's page
-                messages.error(request, f"{token.friendly_id} needs your input first.")
-                return redirect(_detail_url(token))
-            role = selectors.membership_role_for_user(
-                user=request.user, project=token.environment.project
-            )
-            messages.error(request, "Check the highlighted fields; nothing was decided.")
-            return _render_detail(request, token, role, field_errors=field_errors, status=400)
+    except DecisionInvalid as invalid:
+        if invalid.problem != "fields":
+            messages.error(request, DECISION_PROBLEMS.get(invalid.problem, invalid.message))
+        elif request.POST.get("next"):  # a quick decision from a list: ask on the token's page
+            messages.error(request, f"{token.friendly_id} needs your input first.")
+            return redirect(access.detail_url(token))
         else:
-            _decide_one(request, token, decision, form.cleaned_data["comment"].strip(), values)
-            if request.POST.get("queue") == "1":  # opened from "Waiting for me": open the next
-                return redirect(_next_in_queue(request, token))
-    fallback = _detail_url(token) if token else reverse("dashboard:token_detail", args=[token_id])
-    return redirect(_next_or(request, fallback))
+            messages.error(request, "Check the highlighted fields; nothing was decided.")
+            return _render_detail(
+                request, token, role, field_errors=invalid.field_errors, status=400
+            )
+    except DecisionRefused as refusal:
+        text = refusal.message if refusal.problem == "role" else f"Not recorded: {refusal.message}"
+        messages.error(request, text)
+    else:
+        _report_decision(request, result, decision)
+        if request.POST.get("queue") == "1":  # opened from "Waiting for me": open the next
+            return redirect(_next_in_queue(request, token))
+    return redirect(access.next_or(request, access.detail_url(token)))
+
+
+# How the dashboard words a decision refused as given (tokens.domain.decide).
+DECISION_PROBLEMS = {
+    "comment_nul": "Comments cannot contain null characters (\\u0000).",
+    "comment_too_long": f"Comments are at most {MAX_COMMENT_LENGTH} characters.",
+}
+
+
+def _report_decision(request: HttpRequest, result: decide.DecideResult, decision: str) -> None:
+    if result.applied and not result.resolved:
+        messages.success(
+            request,
+            f"Your approval of {result.token.friendly_id} is recorded: {result.approvals} of "
+            f"{result.required} approvals.",
+        )
+        return
+    verb = "Approved" if decision == "approved" else "Rejected"
+    _report(
+        request,
+        lifecycle.TransitionResult(
+            token=result.token, applied=result.applied, resolution=result.resolution
+        ),
+        verb,
+    )
 
 
 def _asks_once_more(request: HttpRequest, token: Token, decision: str) -> bool:
@@ -392,53 +350,14 @@ def _next_in_queue(request: HttpRequest, decided: Token) -> str:
     queue = (
         selectors.token_list_waiting_for_user(user=request.user, now=timezone.now())
         .exclude(pk=decided.pk)
-        .exclude(votes__voter=_voter(request).key)  # not yet decided by me
+        .exclude(votes__voter=access.voter(request).key)  # not yet decided by me
     )
     email = getattr(request.user, "email", "") or ""
     following = next(iter(selectors.token_triage_page(queue, email=email, offset=0, limit=1)), None)
     if following is None:
         messages.info(request, "Nothing else is waiting for you.")
         return reverse("dashboard:home")
-    return f"{_detail_url(following)}?queue=1"
-
-
-def _voter(request: HttpRequest) -> services.Voter:
-    user = request.user
-    return services.Voter.for_user(
-        username=user.get_username(), email=getattr(user, "email", "") or ""
-    )
-
-
-def _decide_one(
-    request: HttpRequest, token: Token, decision: str, comment: str, values: dict[str, object]
-) -> None:
-    try:
-        result = services.token_decide(
-            token=token,
-            actor=_actor(request),
-            voter=_voter(request),
-            decision=decision,
-            comment=comment,
-            fields=values,
-        )
-    except DecisionRefused as refusal:
-        messages.error(request, f"Not recorded: {refusal.message}")
-        return
-    if result.applied and not result.resolved:
-        messages.success(
-            request,
-            f"Your approval of {token.friendly_id} is recorded: {result.approvals} of "
-            f"{result.required} approvals.",
-        )
-        return
-    verb = "Approved" if decision == "approved" else "Rejected"
-    _report(
-        request,
-        services.TransitionResult(
-            token=result.token, applied=result.applied, resolution=result.resolution
-        ),
-        verb,
-    )
+    return f"{access.detail_url(following)}?queue=1"
 
 
 @login_required
@@ -457,7 +376,7 @@ def token_reject(request: HttpRequest, token_id: str) -> HttpResponse:
 @require_POST
 def token_complete(request: HttpRequest, token_id: str) -> HttpResponse:
     """Admins: complete with any JSON output; invalid JSON re-renders the page with the error."""
-    token = _token_for_action(request, token_id, "complete_json")
+    token = access.token_for_action(request, token_id, "complete_json")
     if token is None:
         return redirect("dashboard:token_detail", token_id)
     form = forms.CompleteJsonForm(request.POST)
@@ -466,19 +385,19 @@ def token_complete(request: HttpRequest, token_id: str) -> HttpResponse:
             user=request.user, project=token.environment.project
         )
         return _render_detail(request, token, role, json_form=form, status=400)
-    result = services.token_complete(
-        token=token, actor=_actor(request), data=form.cleaned_data["data"]
+    result = lifecycle.token_complete(
+        token=token, actor=access.actor(request), data=form.cleaned_data["data"]
     )
     _report(request, result, "Completed")
-    return redirect(_detail_url(token))
+    return redirect(access.detail_url(token))
 
 
 @login_required
 @require_POST
 def token_force_timeout(request: HttpRequest, token_id: str) -> HttpResponse:
-    token = _token_for_action(request, token_id, "force_timeout")
+    token = access.token_for_action(request, token_id, "force_timeout")
     if token is not None:
-        result = services.token_force_timeout(token=token, actor=_actor(request))
+        result = lifecycle.token_force_timeout(token=token, actor=access.actor(request))
         _report(request, result, "Timed out")
     return redirect("dashboard:token_detail", token_id)
 
@@ -486,19 +405,19 @@ def token_force_timeout(request: HttpRequest, token_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def token_cancel(request: HttpRequest, token_id: str) -> HttpResponse:
-    token = _token_for_action(request, token_id, "cancel")
+    token = access.token_for_action(request, token_id, "cancel")
     if token is not None:
         form = forms.CancelForm(request.POST)
         if form.is_valid():
             reason = form.cleaned_data["reason"]
-            result = services.token_cancel(token=token, actor=_actor(request), reason=reason)
+            result = lifecycle.token_cancel(token=token, actor=access.actor(request), reason=reason)
             _report(request, result, "Cancelled")
         else:
             messages.error(
                 request,
                 "The reason cannot contain null characters (\\u0000)."
                 if form.has_error("reason", code=NUL_ERROR)
-                else f"The reason is at most {forms.MAX_REASON_LENGTH} characters.",
+                else f"The reason is at most {MAX_REASON_LENGTH} characters.",
             )
     return redirect("dashboard:token_detail", token_id)
 
@@ -507,11 +426,13 @@ def token_cancel(request: HttpRequest, token_id: str) -> HttpResponse:
 @require_POST
 def token_extend(request: HttpRequest, token_id: str) -> HttpResponse:
     """Admins: move a waiting token's deadline ("2h", "1d" or an ISO date-time)."""
-    token = _token_for_action(request, token_id, "extend")
+    token = access.token_for_action(request, token_id, "extend")
     if token is not None:
         try:
-            token = services.token_extend(
-                token=token, actor=_actor(request), timeout=request.POST.get("timeout", "").strip()
+            token = lifecycle.token_extend(
+                token=token,
+                actor=access.actor(request),
+                timeout=request.POST.get("timeout", "").strip(),
             )
         except TokenError as error:
             messages.error(request, f"Not extended: {error.message}")
@@ -529,15 +450,17 @@ def token_extend(request: HttpRequest, token_id: str) -> HttpResponse:
 def recipient_revoke(request: HttpRequest, token_id: str, recipient_id: int) -> HttpResponse:
     """Admins: revoke one recipient's personal link; the other recipients' links and the plain
     callback URL keep working."""
-    token, role = _token_for_user(request, token_id)
-    if not selectors.role_allows(role, REVOKE_LINK_AS):
-        services.token_action_denied(token=token, actor=_actor(request), action="revoke_link")
-        messages.error(request, _denied_message(role, "revoke_link", token))
-        return redirect(_detail_url(token))
+    token, role = access.token_for_user(request, token_id)
+    if not tenancy.role_allows(role, "revoke_link"):
+        lifecycle.token_action_denied(
+            token=token, actor=access.actor(request), action="revoke_link"
+        )
+        messages.error(request, access.denied_message(role, "revoke_link", token))
+        return redirect(access.detail_url(token))
     recipient = selectors.recipient_get(token=token, recipient_id=recipient_id)
     if recipient is None:
         raise Http404("Recipient not found")
-    if services.recipient_revoke(recipient=recipient, actor=_actor(request)):
+    if approvals.recipient_revoke(recipient=recipient, actor=access.actor(request)):
         messages.success(
             request,
             f"Revoked the personal link of {recipient.email}. The other links and the "
@@ -545,4 +468,4 @@ def recipient_revoke(request: HttpRequest, token_id: str, recipient_id: int) -> 
         )
     else:
         messages.info(request, f"The personal link of {recipient.email} was already revoked.")
-    return redirect(_detail_url(token))
+    return redirect(access.detail_url(token))

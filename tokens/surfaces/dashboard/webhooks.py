@@ -1,8 +1,8 @@
 """Dashboard pages for webhook endpoints, one page per environment (admin role).
 
-Thin adapters over ``tokens.delivery.webhooks``: reads through its scoped selectors, writes through its
-services, POST-only actions with CSRF, then a redirect with a message. The signing secret is
-rendered once, in the response to the create or rotate POST, and stored nowhere else.
+Thin adapters over ``tokens.delivery.webhooks``: reads through the scoped selectors, writes
+through its services, POST-only actions with CSRF, then a redirect with a message. The signing
+secret is rendered once, in the response to the create or rotate POST, and stored nowhere else.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from tokens.delivery import webhooks
+from tokens.delivery.webhooks import endpoints as webhook_endpoints
+from tokens.delivery.webhooks import events as webhook_events
+from tokens.domain import limits
 from tokens.domain.exceptions import InvalidInput, NotFound
 from tokens.models import Environment, Membership, WebhookEndpoint
 from tokens.persistence import selectors
@@ -27,14 +29,14 @@ RECENT = 25
 
 
 class EndpointForm(forms.Form):
-    url = forms.CharField(label="URL", max_length=webhooks.MAX_URL_LENGTH)
+    url = forms.CharField(label="URL", max_length=limits.MAX_URL_LENGTH)
     events = forms.MultipleChoiceField(
         choices=WebhookEndpoint.Event.choices,
         widget=forms.CheckboxSelectMultiple,
-        initial=webhooks.ALL_EVENTS,
+        initial=webhook_events.ALL_EVENTS,
         error_messages={"required": "Choose at least one event."},
     )
-    description = forms.CharField(max_length=webhooks.MAX_DESCRIPTION_LENGTH, required=False)
+    description = forms.CharField(max_length=limits.MAX_WEBHOOK_DESCRIPTION_LENGTH, required=False)
 
 
 def _environment_for_admin(request: HttpRequest, project_slug: str, slug: str) -> Environment:
@@ -54,7 +56,7 @@ def _environment_for_admin(request: HttpRequest, project_slug: str, slug: str) -
 
 def _endpoint(environment: Environment, endpoint_id: str) -> WebhookEndpoint:
     try:
-        return webhooks.webhook_endpoint_get_for_environment(
+        return selectors.webhook_endpoint_get_for_environment(
             environment=environment, endpoint_id=endpoint_id
         )
     except NotFound:
@@ -74,11 +76,11 @@ def _render_list(
     secret_for: WebhookEndpoint | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    endpoints = list(webhooks.webhook_endpoint_list(environment=environment))
+    endpoints = list(selectors.webhook_endpoint_list(environment=environment))
     context: dict[str, Any] = {
         "environment": environment,
         "endpoints": [
-            (endpoint, webhooks.webhook_delivery_list_recent(endpoint=endpoint, limit=1))
+            (endpoint, selectors.webhook_delivery_list_recent(endpoint=endpoint, limit=1))
             for endpoint in endpoints
         ],
         "form": form or EndpointForm(),
@@ -107,7 +109,7 @@ def webhook_create(request: HttpRequest, project_slug: str, environment_slug: st
     if not form.is_valid():
         return _render_list(request, environment, form=form, status=400)
     try:
-        endpoint, secret = webhooks.webhook_endpoint_create(
+        endpoint, secret = webhook_endpoints.webhook_endpoint_create(
             environment=environment,
             url=form.cleaned_data["url"],
             events=list(form.cleaned_data["events"]),
@@ -130,8 +132,8 @@ def webhook_detail(
     context = {
         "environment": environment,
         "endpoint": endpoint,
-        "deliveries": webhooks.webhook_delivery_list_recent(endpoint=endpoint, limit=RECENT),
-        "undelivered": webhooks.webhook_messages_undelivered(endpoint=endpoint).count(),
+        "deliveries": selectors.webhook_delivery_list_recent(endpoint=endpoint, limit=RECENT),
+        "undelivered": selectors.webhook_messages_undelivered(endpoint=endpoint).count(),
     }
     return render(request, "dashboard/webhook_detail.html", context)
 
@@ -144,14 +146,14 @@ def webhook_action(
     environment = _environment_for_admin(request, project_slug, environment_slug)
     endpoint = _endpoint(environment, endpoint_id)
     if action == "rotate":
-        secret = webhooks.webhook_endpoint_rotate_secret(endpoint=endpoint)
+        secret = webhook_endpoints.webhook_endpoint_rotate_secret(endpoint=endpoint)
         messages.success(request, f"New signing secret for {endpoint.url}.")
         return _render_list(request, environment, secret=secret, secret_for=endpoint)
     if action in ("enable", "disable"):
-        webhooks.webhook_endpoint_update(endpoint=endpoint, enabled=action == "enable")
+        webhook_endpoints.webhook_endpoint_update(endpoint=endpoint, enabled=action == "enable")
         messages.success(request, f"Webhook endpoint {endpoint.url} {action}d.")
     elif action == "delete":
-        webhooks.webhook_endpoint_delete(endpoint=endpoint)
+        webhook_endpoints.webhook_endpoint_delete(endpoint=endpoint)
         messages.success(request, f"Webhook endpoint {endpoint.url} deleted.")
     else:
         raise Http404("Unknown action")

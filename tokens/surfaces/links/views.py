@@ -18,13 +18,14 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
-from tokens.domain import decisions, keys, services
-from tokens.domain.decisions import DECISIONS, MAX_COMMENT_LENGTH, decision_of
-from tokens.domain.exceptions import DecisionRefused, NotFound, TokenError
+from tokens.domain import actors, deadline, decide, decisions, keys, lifecycle
+from tokens.domain.decisions import DECISIONS, decision_of
+from tokens.domain.exceptions import DecisionInvalid, DecisionRefused, NotFound, TokenError
+from tokens.domain.limits import MAX_COMMENT_LENGTH
 from tokens.domain.representation import transition_body
 from tokens.models import Recipient, Token, TokenEvent
 from tokens.persistence import selectors
-from tokens.surfaces.common import ratelimit
+from tokens.surfaces.common import negotiation, ratelimit
 from tokens.surfaces.common.body import (
     COMPLETE_BODY_LIMIT,
     EMPTY,
@@ -33,10 +34,8 @@ from tokens.surfaces.common.body import (
     read_body,
 )
 from tokens.surfaces.common.http import actor_from_request
-from tokens.surfaces.triggerdev_v1.schema import (
-    CALLBACK_PARAMETERS,
+from tokens.surfaces.common.openapi import (
     EXTENSION,
-    PERSONAL_PARAMETERS,
     RATE_LIMIT_HEADERS,
     TOKENS_TAG,
     ErrorSerializer,
@@ -44,6 +43,7 @@ from tokens.surfaces.triggerdev_v1.schema import (
     described,
     errors,
 )
+from tokens.surfaces.links.schema import CALLBACK_PARAMETERS, PERSONAL_PARAMETERS
 
 
 def _prefers_json(request: HttpRequest) -> bool:
@@ -66,7 +66,7 @@ def _private(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _actor(request: HttpRequest, recipient: Recipient | None = None) -> services.Actor:
+def _actor(request: HttpRequest, recipient: Recipient | None = None) -> actors.Actor:
     if recipient is not None:  # a personal link: the decision is this address's
         actor = actor_from_request(
             request, TokenEvent.Channel.CALLBACK, credential=TokenEvent.Credential.PERSONAL_LINK
@@ -125,7 +125,7 @@ def _authorised(request: HttpRequest, link: Link) -> tuple[Token, Recipient | No
         )
     if not valid:
         ratelimit.hit(ratelimit.CALLBACK_FAILURES, address)
-        services.token_credential_refused(
+        lifecycle.token_credential_refused(
             token=token, actor=_actor(request), credential="callback_hash"
         )
         raise InvalidHash("Invalid URL, hash doesn't match")
@@ -184,6 +184,7 @@ def _authorised(request: HttpRequest, link: Link) -> tuple[Token, Recipient | No
     ),
 )
 @csrf_exempt
+@negotiation.answers(negotiation.people_or_json)
 def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResponse:
     return _callback(request, Link(token_id=token_id, digest=digest))
 
@@ -234,6 +235,7 @@ def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResp
     ),
 )
 @csrf_exempt
+@negotiation.answers(negotiation.people_or_json)
 def token_personal(
     request: HttpRequest, token_id: str, recipient_id: str, digest: str
 ) -> HttpResponse:
@@ -270,7 +272,7 @@ def _callback(request: HttpRequest, link: Link) -> HttpResponse:
     except TokenError:
         data = {}
     # Upstream: the whole body is the output; an empty or invalid (not JSON at all) body means {}.
-    result = services.token_complete(
+    result = lifecycle.token_complete(
         token=token, actor=_actor(request, recipient), data={} if data is EMPTY else data
     )
     body = transition_body(result.token, applied=result.applied, now=timezone.now())
@@ -289,39 +291,23 @@ def _decide_from_form(
     refusal = CsrfViewMiddleware(_no_view).process_view(request, _no_view, (), {})
     if refusal is not None:
         return _private(refusal)
-    decision = request.POST.get("decision", "")
-    comment = request.POST.get("comment", "").strip()
-    if decision not in DECISIONS or len(comment) > MAX_COMMENT_LENGTH:
-        error = (
-            "Choose Approve or Reject."
-            if decision not in DECISIONS
-            else f"The comment is too long (at most {MAX_COMMENT_LENGTH} characters)."
-        )
-        # 200, as Django re-renders an invalid form (a 4xx HTML page on /api/ becomes JSON).
-        return confirmation_page(request, link, error=error, comment=comment)
-    values, field_errors = decisions.clean_field_values(
-        token.decision_spec, request.POST, decision=decision
-    )
-    if field_errors:
-        return confirmation_page(
-            request,
-            link,
-            error="Check the highlighted fields.",
-            comment=comment,
-            field_errors=field_errors,
-        )
-    voter = services.Voter.for_email(recipient.email) if recipient else None
+    comment = request.POST.get("comment", "")
     try:
-        result = services.token_decide(
+        result = decide.decide(
             token=token,
             actor=_actor(request, recipient),
-            voter=voter,
-            decision=decision,
+            authority=decide.Authority.recipient() if recipient else decide.Authority.link(),
+            voter=decide.Voter.for_email(recipient.email) if recipient else None,
+            decision=request.POST.get("decision", ""),
             comment=comment,
-            fields=values,
+            fields=decisions.form_values(request.POST),
         )
-    except DecisionRefused as refused:
-        return confirmation_page(request, link, error=refused.message, comment=comment)
+    except (DecisionInvalid, DecisionRefused) as refused:
+        # 200, as Django re-renders an invalid form (a 4xx HTML page on /api/ becomes JSON).
+        field_errors = refused.field_errors if isinstance(refused, DecisionInvalid) else None
+        return confirmation_page(
+            request, link, error=refused.message, comment=comment, field_errors=field_errors
+        )
     # Post/redirect/get: the page then shows the outcome, and a reload cannot post again.
     if result.applied and not result.resolved:
         return _private(redirect(f"{request.path}?voted=1"))
@@ -350,7 +336,7 @@ def confirmation_page(
         response = render(request, "callback/invalid.html", status=404)
         return _private(response)
     now = timezone.now()
-    state = token.effective(now)
+    state = deadline.effective(token, now)
     votes = selectors.votes_for_token(token=token) if token.required_approvals > 1 else []
     decision = request.GET.get("decision", "")
     context = {

@@ -10,7 +10,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
 
-from tokens.domain import keys, services
+from tokens.domain import keys, tenancy
 from tokens.models import ApiKey, Environment, TokenEvent
 from tokens.persistence import selectors
 from tokens.surfaces.common import ratelimit
@@ -133,7 +133,7 @@ def authenticate_bearer(header: str, *, allow_public_access_token: bool) -> ApiP
     api_key = selectors.api_key_get_by_secret(secret=credential)
     if api_key is None:
         raise AuthenticationFailed("Invalid API key")
-    services.api_key_touch(api_key=api_key)
+    tenancy.api_key_touch(api_key=api_key)
     return ApiPrincipal(environment=api_key.environment, api_key=api_key)
 
 

@@ -13,7 +13,7 @@ urlpatterns = [
         views.TokenCompleteView.as_view(),
         name="token-complete",
     ),
-    # Served by tokens.surfaces.triggerdev_v1.wait.asgi_wait under ASGI; this route is for WSGI and tests.
+    # Served by wait.asgi_wait under ASGI; this route is for WSGI and tests.
     path("waitpoints/tokens/<str:token_id>/wait", wait.wait_view, name="token-wait"),
     path("auth/jwt/claims", views.JwtClaimsView.as_view(), name="jwt-claims"),
     *router.urls,

@@ -15,14 +15,24 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tokens.domain import services
+from tokens.domain import actors, lifecycle
 from tokens.domain.exceptions import PermissionDenied, TokenError
-from tokens.models import TokenEvent
+from tokens.domain.representation import TokenOutputSerializer, transition_body, v1_filter_statuses
+from tokens.models import Token, TokenEvent
 from tokens.persistence import selectors
-from tokens.persistence.filters import ApiTokenFilter
+from tokens.persistence.filters import ApiTokenFilterSet
 from tokens.persistence.pagination import paginate, parse_page_request
 from tokens.surfaces.common.body import COMPLETE_BODY_LIMIT, CREATE_BODY_LIMIT, read_json_object
 from tokens.surfaces.common.http import actor_from_request, base_url
+from tokens.surfaces.common.openapi import (
+    COMMON_ERRORS,
+    EXTENSION,
+    RATE_LIMIT_HEADERS,
+    TOKENS_TAG,
+    TransitionResponseSerializer,
+    errors,
+    token_id_parameter,
+)
 from tokens.surfaces.triggerdev_v1.authentication import (
     ApiPrincipal,
     issue_public_access_token,
@@ -31,12 +41,8 @@ from tokens.surfaces.triggerdev_v1.authentication import (
 )
 from tokens.surfaces.triggerdev_v1.schema import (
     AUTH_TAG,
-    COMMON_ERRORS,
     CREATE_RESPONSE_HEADERS,
-    EXTENSION,
     LIST_PARAMETERS,
-    RATE_LIMIT_HEADERS,
-    TOKENS_TAG,
     CancelTokenRequestSerializer,
     CompleteTokenRequestSerializer,
     CreateTokenRequestSerializer,
@@ -44,12 +50,8 @@ from tokens.surfaces.triggerdev_v1.schema import (
     ExtendTokenRequestSerializer,
     JwtClaimsSerializer,
     TokenListSerializer,
-    TransitionResponseSerializer,
     WaitpointTokenDetailSerializer,
-    errors,
-    token_id_parameter,
 )
-from tokens.surfaces.triggerdev_v1.serializers import TokenOutputSerializer, transition_body
 
 FILTER_PARAMS = {
     "filter[status]": "status",
@@ -63,7 +65,7 @@ FILTER_PARAMS = {
 
 def api_actor(
     request: Request | HttpRequest, channel: str = TokenEvent.Channel.API
-) -> services.Actor:
+) -> actors.Actor:
     """The key, or the public access token (and the key that signed it, if one did)."""
     principal = getattr(request, "user", None)
     if not isinstance(principal, ApiPrincipal):
@@ -90,7 +92,7 @@ class TokenViewSet(viewsets.ViewSet):
     def create(self, request: Request) -> Response:
         body = read_json_object(request, limit=CREATE_BODY_LIMIT)
         environment = principal(request).environment
-        result = services.token_create(
+        result = lifecycle.token_create(
             environment=environment,
             actor=api_actor(request),
             timeout=body.get("timeout"),
@@ -139,9 +141,7 @@ class TokenViewSet(viewsets.ViewSet):
         page, issues = parse_page_request(params)
         data = {FILTER_PARAMS[k]: v for k, v in params.items() if k in FILTER_PARAMS}
         environment = principal(request).environment
-        filterset = ApiTokenFilter(
-            data, queryset=selectors.token_list(environment=environment), now=now
-        )
+        filterset = ApiTokenFilterSet(data, queryset=Token.objects.none())
         if not filterset.is_valid():
             reverse_names = {v: k for k, v in FILTER_PARAMS.items()}
             for name, messages in filterset.errors.items():
@@ -150,7 +150,10 @@ class TokenViewSet(viewsets.ViewSet):
                 ]
         if issues or page is None:
             raise TokenError("Query Error", details=issues)
-        rows, pagination = paginate(filterset.qs, page)
+        wanted = filterset.token_filter(now=now, statuses_for=v1_filter_statuses())
+        rows, pagination = paginate(
+            wanted.apply(selectors.token_list(environment=environment)), page
+        )
         for token in rows:
             token.environment = environment  # known: no join, no Environment per row
         output = TokenOutputSerializer(now=now, base=base_url(request), detail=False)
@@ -195,7 +198,7 @@ class TokenViewSet(viewsets.ViewSet):
         )
         body = read_json_object(request, limit=CREATE_BODY_LIMIT)
         reason = body.get("reason")  # null means absent; any other non-string is a 400
-        result = services.token_cancel(
+        result = lifecycle.token_cancel(
             token=token, actor=api_actor(request), reason="" if reason is None else reason
         )
         return transition_response(result)
@@ -223,14 +226,14 @@ class TokenViewSet(viewsets.ViewSet):
             environment=principal(request).environment, token_id=pk
         )
         body = read_json_object(request, limit=CREATE_BODY_LIMIT)
-        token = services.token_extend(
+        token = lifecycle.token_extend(
             token=token, actor=api_actor(request), timeout=body.get("timeout")
         )
         output = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=True)
         return Response(output.to_representation(token))
 
 
-def transition_response(result: services.TransitionResult) -> Response:
+def transition_response(result: lifecycle.TransitionResult) -> Response:
     return Response(transition_body(result.token, applied=result.applied, now=timezone.now()))
 
 
@@ -301,8 +304,8 @@ class TokenCompleteView(CorsMixin, APIView):  # type: ignore[misc]
         elif "output" in body:
             data = body["output"]
         else:
-            data = services.NO_OUTPUT
-        result = services.token_complete(token=token, actor=api_actor(request), data=data)
+            data = lifecycle.NO_OUTPUT
+        result = lifecycle.token_complete(token=token, actor=api_actor(request), data=data)
         return transition_response(result)
 
 

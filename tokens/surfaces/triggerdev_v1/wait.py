@@ -11,7 +11,8 @@ Under ASGI (the ``web`` role) ``waitpoints_site.asgi`` routes this path straight
 ``asgi_wait`` instead of through Django's handler: Django runs the synchronous middleware and
 signal receivers of every request on a thread of its own that it keeps until the request ends,
 so a thousand waiters would pin a thousand threads. Here a waiter is a coroutine awaiting a
-future (``tokens.delivery.waiting``); its few short database reads share a small pool of threads. The
+future (``tokens.delivery.waiting``); its few short database reads share a small pool of threads.
+The
 Django view ``wait_view`` serves the same answer under WSGI and the test client.
 """
 
@@ -42,19 +43,25 @@ from tokens.domain.exceptions import PermissionDenied, TokenError
 from tokens.domain.representation import TokenOutputSerializer
 from tokens.models import Token
 from tokens.persistence import selectors
-from tokens.surfaces.common import ratelimit
+from tokens.surfaces.common import negotiation, ratelimit
 from tokens.surfaces.common.http import base_url
-from tokens.surfaces.triggerdev_v1.authentication import RateLimited, authenticate_within_limits
-from tokens.surfaces.triggerdev_v1.schema import (
+from tokens.surfaces.common.openapi import (
     COMMON_ERRORS,
     EXTENSION,
     RATE_LIMIT_HEADERS,
     TOKENS_TAG,
-    WAIT_TIMEOUT_PARAMETER,
-    WaitpointTokenDetailSerializer,
     described,
     errors,
     token_id_parameter,
+)
+from tokens.surfaces.triggerdev_v1.authentication import (
+    ApiKeyAuthentication,
+    RateLimited,
+    authenticate_within_limits,
+)
+from tokens.surfaces.triggerdev_v1.schema import (
+    WAIT_TIMEOUT_PARAMETER,
+    WaitpointTokenDetailSerializer,
 )
 
 logger = logging.getLogger(__name__)
@@ -250,7 +257,7 @@ async def asgi_wait(scope: dict[str, Any], receive: Receive, send: Send, token_i
 
 
 @described(
-    bearer=True,
+    authentication_classes=[ApiKeyAuthentication],
     public_access_token=True,
     get=extend_schema(
         operation_id="waitForWaitpointToken",
@@ -268,6 +275,7 @@ async def asgi_wait(scope: dict[str, Any], receive: Receive, send: Send, token_i
         extensions={EXTENSION: True},
     ),
 )
+@negotiation.answers(negotiation.JSON)
 def wait_view(request: HttpRequest, token_id: str) -> JsonResponse:
     """The same endpoint through Django (WSGI, the test client); it holds a thread per waiter."""
     if request.method not in ("GET", "HEAD"):

@@ -10,21 +10,24 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tokens.delivery import webhooks
+from tokens.delivery.webhooks import endpoints as webhook_endpoints
 from tokens.models import Environment, WebhookEndpoint, iso
+from tokens.persistence import selectors
 from tokens.surfaces.common.body import read_json_object
-from tokens.surfaces.triggerdev_v1.authentication import ApiPrincipal
-from tokens.surfaces.triggerdev_v1.schema import (
+from tokens.surfaces.common.openapi import (
     COMMON_ERRORS,
     EXTENSION,
     RATE_LIMIT_HEADERS,
+    errors,
+)
+from tokens.surfaces.triggerdev_v1.authentication import ApiPrincipal
+from tokens.surfaces.triggerdev_v1.schema import (
     WEBHOOKS_TAG,
     WebhookEndpointCreateSerializer,
     WebhookEndpointDeletedSerializer,
     WebhookEndpointListSerializer,
     WebhookEndpointSerializer,
     WebhookEndpointUpdateSerializer,
-    errors,
     webhook_id_parameter,
 )
 
@@ -123,7 +126,7 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
     lookup_value_regex = "[^/]+"
 
     def _endpoint(self, request: Request, pk: str) -> WebhookEndpoint:
-        return webhooks.webhook_endpoint_get_for_environment(
+        return selectors.webhook_endpoint_get_for_environment(
             environment=_environment(request), endpoint_id=pk
         )
 
@@ -132,13 +135,13 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         given = {name: body[key] for key, name in FIELDS.items() if key in body}
         if "url" not in given:
             given["url"] = None  # the service says what is expected
-        endpoint, secret = webhooks.webhook_endpoint_create(
+        endpoint, secret = webhook_endpoints.webhook_endpoint_create(
             environment=_environment(request), **given
         )
         return _render(endpoint, secret=secret)
 
     def list(self, request: Request) -> Response:
-        endpoints = webhooks.webhook_endpoint_list(environment=_environment(request))
+        endpoints = selectors.webhook_endpoint_list(environment=_environment(request))
         output = WebhookEndpointOutputSerializer.to_representation
         return Response({"data": [output(endpoint) for endpoint in endpoints]})
 
@@ -149,16 +152,16 @@ class WebhookEndpointViewSet(viewsets.ViewSet):
         endpoint = self._endpoint(request, pk)
         body = read_json_object(request, limit=BODY_LIMIT)
         given = {name: body[key] for key, name in FIELDS.items() if key in body}
-        return _render(webhooks.webhook_endpoint_update(endpoint=endpoint, **given))
+        return _render(webhook_endpoints.webhook_endpoint_update(endpoint=endpoint, **given))
 
     def destroy(self, request: Request, pk: str) -> Response:
         endpoint = self._endpoint(request, pk)
         friendly_id = endpoint.friendly_id
-        webhooks.webhook_endpoint_delete(endpoint=endpoint)
+        webhook_endpoints.webhook_endpoint_delete(endpoint=endpoint)
         return Response({"id": friendly_id, "deleted": True})
 
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str) -> Response:
         endpoint = self._endpoint(request, pk)
-        secret = webhooks.webhook_endpoint_rotate_secret(endpoint=endpoint)
+        secret = webhook_endpoints.webhook_endpoint_rotate_secret(endpoint=endpoint)
         return _render(endpoint, secret=secret)

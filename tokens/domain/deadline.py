@@ -1,0 +1,118 @@
+"""The one spelling of "past its deadline".
+
+A token is past its deadline once its ``timeout_at`` is at or before *now*, where now is the
+**database's** clock: writers decide in SQL (``waiting_q`` guards every transition, vote and
+extension; ``due_q`` picks what the sweep times out), readers compare with ``db_now``, the
+database's clock at the moment of their read (``effective``). A caller may inject ``now``
+(tests do) and then every check uses it instead. At COMMIT a deferred constraint trigger
+(PostgreSQL, migration 0002) refuses a completion or cancellation that commits at or after the
+deadline, because readers may already have reported TIMED_OUT; ``is_deadline_refusal`` tells
+that failure apart.
+
+A waiting token past its deadline reads as TIMED_OUT everywhere before the sweep persists it;
+its output is derived from ``timeout_at`` (``timeout_output``), so reads before and after the
+sweep agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError
+from django.db.models import Q
+from django.db.models.functions import Now
+
+from tokens.models import Token, iso
+
+TIMEOUT_CODE = "TRIGGER_WAITPOINT_TIMEOUT"
+DEADLINE_CONSTRAINT = "token_resolved_before_deadline"  # the trigger of migration 0002
+
+
+def clock(now: datetime | None = None) -> Any:
+    """What "now" is in a query: the injected moment, or the database's own clock."""
+    return now if now is not None else Now()
+
+
+def waiting_q(now: datetime | None = None) -> Q:
+    """Rows still WAITING and before their deadline: the guard of every change to a token."""
+    return Q(status=Token.Status.WAITING) & (
+        Q(timeout_at__isnull=True) | Q(timeout_at__gt=clock(now))
+    )
+
+
+def due_q(now: datetime | None = None) -> Q:
+    """Rows stored WAITING whose deadline has passed: they read TIMED_OUT, the sweep stores it."""
+    return Q(status=Token.Status.WAITING, timeout_at__lte=clock(now))
+
+
+def reads_as_q(status: str, now: datetime | None = None) -> Q:
+    """The rows a reader sees in ``status``: overdue WAITING rows already count as TIMED_OUT."""
+    if status == Token.Status.WAITING:
+        return waiting_q(now)
+    if status == Token.Status.TIMED_OUT:
+        return Q(status=Token.Status.TIMED_OUT) | due_q(now)
+    return Q(status=status)
+
+
+def is_past(timeout_at: datetime | None, at: datetime) -> bool:
+    """Whether a deadline has passed at ``at`` (no deadline never passes)."""
+    return timeout_at is not None and timeout_at <= at
+
+
+def timeout_output(timeout_at: datetime) -> str:
+    """The output a timed-out token reads with (upstream's)."""
+    message = f"Waitpoint timed out at {iso(timeout_at)}"
+    return json.dumps({"code": TIMEOUT_CODE, "message": message}, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class EffectiveState:
+    """A token as a reader sees it at one moment."""
+
+    status: str
+    completed_at: datetime | None
+    output: str | None
+    output_type: str
+    output_is_error: bool
+
+
+def effective(token: Token, now: datetime) -> EffectiveState:
+    """The state a reader sees: a waiting token past its timeout already reads TIMED_OUT.
+
+    Tokens read through the selectors carry ``db_now``, the database's clock at the moment of
+    the read; it wins over ``now`` so that readers and writers agree on when a token timed out.
+    """
+    at = getattr(token, "db_now", None) or now
+    if token.status == Token.Status.WAITING and is_past(token.timeout_at, at):
+        assert token.timeout_at is not None
+        return EffectiveState(
+            status=Token.Status.TIMED_OUT,
+            completed_at=token.timeout_at,
+            output=timeout_output(token.timeout_at),
+            output_type="application/json",
+            output_is_error=True,
+        )
+    output = token.output
+    if token.status == Token.Status.TIMED_OUT and output is None and token.completed_at:
+        # The sweep stores no output: it is derived from when the token timed out.
+        output = timeout_output(token.completed_at)
+    return EffectiveState(
+        status=Token.Status(token.status),
+        completed_at=token.completed_at,
+        output=output,
+        output_type=token.output_type,
+        output_is_error=token.output_is_error,
+    )
+
+
+def is_waiting(token: Token, now: datetime) -> bool:
+    return effective(token, now).status == Token.Status.WAITING
+
+
+def is_deadline_refusal(error: IntegrityError) -> bool:
+    """Whether a commit failed because the deadline passed before it (the deferred trigger)."""
+    diag = getattr(error.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == DEADLINE_CONSTRAINT

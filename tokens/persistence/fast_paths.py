@@ -1,0 +1,319 @@
+"""The hot statements, each next to its ORM twin.
+
+On PostgreSQL a key lookup, the API's token read, a creation (token + tags + audit event), a
+resolution (UPDATE + event + NOTIFY + webhook-endpoint check) and a sweep batch are one
+statement each: profiling showed Django compiling the equivalent ORM queries costing several
+times what PostgreSQL takes to answer them (docs/benchmarks/profile.md). SQLite (the embedded
+default) runs the ORM twin; ``tests/persistence/test_fast_paths.py`` checks that both write
+and read the same rows. The statements are built from the models' own field definitions (and
+the domain's querysets, compiled), so a new column or rule cannot be forgotten. This module is
+the only place that asks which database it runs on for these paths.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from django.db import connection
+from django.db.models import F, Model, QuerySet
+from django.db.models.sql import UpdateQuery
+
+from tokens.models import ApiKey, Environment, Project, Token, TokenEvent, TokenTag, WebhookEndpoint
+
+M = TypeVar("M", bound=Model)
+
+# The channel resolutions are announced on (delivery.waiting listens to it).
+NOTIFY_CHANNEL = "waitpoint_resolved"
+NOTIFY_PAYLOAD_LIMIT = 7900  # PostgreSQL's NOTIFY payload must stay under 8000 bytes
+
+
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# ------------------------------------------------------------------------------------------------
+# Building statements from the models
+# ------------------------------------------------------------------------------------------------
+
+
+def select_columns(model: type[Model], alias: str) -> str:
+    """Every concrete column of ``model``, in field order (what ``from_row`` reads back)."""
+    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
+
+
+def from_row(model: type[M], row: Sequence[Any]) -> tuple[M, Sequence[Any]]:
+    """An instance of ``model`` from the start of ``row`` (as ``select_columns`` lists them),
+    and the rest of the row. Only for models none of whose fields needs a converter."""
+    names = [f.attname for f in model._meta.concrete_fields]
+    return model.from_db(connection.alias, names, row[: len(names)]), row[len(names) :]
+
+
+def insert_parts(instance: Model) -> tuple[str, str, list[Any]]:
+    """``(columns, placeholders, params)`` to insert ``instance`` (not its auto primary key),
+    with its values prepared as ``save()`` would. Each placeholder is cast to its column's
+    type: in ``INSERT … SELECT`` PostgreSQL does not take an untyped literal's type from the
+    target column as it does in ``INSERT … VALUES``."""
+    fields = [
+        f
+        for f in instance._meta.concrete_fields
+        if not (f.primary_key and getattr(instance, f.attname) is None)
+    ]
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    placeholders = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
+    params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    return columns, placeholders, params
+
+
+def saved(instance: M, pk: Any = None) -> M:
+    """Mark ``instance`` as loaded from the database (after an insert done in SQL)."""
+    if pk is not None:
+        instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+def _compiled(queryset: QuerySet[Any]) -> tuple[str, list[Any]]:
+    sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+    return sql, list(params)
+
+
+# ------------------------------------------------------------------------------------------------
+# Reads every API request makes: its key, the token it names
+# ------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _api_key_sql() -> str:
+    return (
+        f"SELECT {select_columns(ApiKey, 'k')}, {select_columns(Environment, 'e')}, "  # noqa: S608 - names are ours
+        f"{select_columns(Project, 'p')} "
+        f"FROM {ApiKey._meta.db_table} k JOIN {Environment._meta.db_table} e "
+        f"ON e.id = k.environment_id JOIN {Project._meta.db_table} p ON p.id = e.project_id "
+        "WHERE k.digest = %s AND k.revoked_at IS NULL LIMIT 1"
+    )
+
+
+def api_key_by_digest(digest: str) -> ApiKey | None:
+    """The active key with this digest, its environment and project loaded; None otherwise."""
+    if not _postgresql():
+        return (
+            ApiKey.objects.select_related("environment__project")
+            .filter(digest=digest, revoked_at__isnull=True)
+            .first()
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_api_key_sql(), [digest])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    # No field of these three models needs a converter on PostgreSQL (no JSON, no decimals).
+    api_key, rest = from_row(ApiKey, row)
+    environment, rest = from_row(Environment, rest)
+    environment.project, _ = from_row(Project, rest)
+    api_key.environment = environment
+    return api_key
+
+
+@functools.cache
+def _token_in_environment_sql() -> str:
+    # STATEMENT_TIMESTAMP() is what Now() compiles to on PostgreSQL (selectors read with it).
+    return (
+        f"SELECT {select_columns(Token, 't')}, STATEMENT_TIMESTAMP() AS db_now "  # noqa: S608
+        f"FROM {Token._meta.db_table} t WHERE t.id = %s AND t.environment_id = %s"
+    )
+
+
+def token_in_environment(
+    read: QuerySet[Token], *, environment: Environment, pk: str
+) -> Token | None:
+    """The token ``pk`` of ``environment``, read as ``read`` (the selectors' reading queryset,
+    which carries ``db_now``) reads it; None when there is none."""
+    if not _postgresql():
+        return read.filter(environment=environment, pk=pk).first()
+    # A raw query still applies each field's converter (the JSON fields need theirs).
+    found = list(Token.objects.raw(_token_in_environment_sql(), [pk, environment.pk]))
+    return found[0] if found else None
+
+
+# ------------------------------------------------------------------------------------------------
+# Writes: a creation, a resolution, a sweep batch, the announcement
+# ------------------------------------------------------------------------------------------------
+
+
+def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
+    """The token, its tag rows and its audit event. On PostgreSQL in one statement: three
+    round trips and three passes through the ORM's insert machinery were most of a create."""
+    if not _postgresql():
+        token.save(force_insert=True)
+        TokenTag.objects.bulk_create(
+            [TokenTag(token=token, environment_id=token.environment_id, name=tag) for tag in tags]
+        )
+        event.save()
+        return
+    token_columns, token_values, token_params = insert_parts(token)
+    event_columns, event_values, event_params = insert_parts(event)
+    statement = (
+        f"WITH token AS (INSERT INTO {Token._meta.db_table} ({token_columns}) "  # noqa: S608 - names are ours
+        f"VALUES ({token_values}) RETURNING id, environment_id), "
+        f"tags AS (INSERT INTO {TokenTag._meta.db_table} (token_id, environment_id, name) "
+        f"SELECT token.id, token.environment_id, tag FROM token, unnest(%s::text[]) AS tag), "
+        f"event AS (INSERT INTO {TokenEvent._meta.db_table} ({event_columns}) "
+        f"SELECT {event_values} FROM token RETURNING id) "
+        f"SELECT id FROM event"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*token_params, tags, *event_params])
+        (event_id,) = cursor.fetchone()
+    saved(token)
+    saved(event, event_id)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a resolving write reports: ``notified`` when it sent the NOTIFY itself, and
+    ``listened`` False when it found no enabled webhook endpoint that may want the event."""
+
+    notified: bool
+    listened: bool
+
+
+def resolve(
+    token: Token, still_waiting: QuerySet[Token], fields: dict[str, Any], event: TokenEvent
+) -> Resolved | None:
+    """Apply ``fields`` to ``token`` if it is among ``still_waiting`` (the domain's guard) and
+    write ``event``; None if no row matched (then nothing was written).
+
+    On PostgreSQL the conditional UPDATE, its audit event, the NOTIFY and a look for webhook
+    endpoints are one statement: a completion otherwise took five round trips, and the values
+    the database's clock wrote come back with it."""
+    if not _postgresql():
+        if not still_waiting.update(**fields):
+            return None
+        token.refresh_from_db()
+        event.save()
+        return Resolved(notified=False, listened=True)
+    query = cast(UpdateQuery, still_waiting.query.chain(UpdateQuery))
+    query.add_update_values(fields)
+    update_sql, update_params = query.get_compiler(still_waiting.db).as_sql()
+    event_columns, event_values, event_params = insert_parts(event)
+    events = TokenEvent._meta.db_table
+    endpoints = WebhookEndpoint._meta.db_table
+    statement = (
+        f"WITH resolved AS ({update_sql} RETURNING id, environment_id, completed_at, "  # noqa: S608 - names are ours
+        f"cancelled_at), "
+        f"event AS (INSERT INTO {events} ({event_columns}) "
+        f"SELECT {event_values} FROM resolved RETURNING id) "
+        f"SELECT r.completed_at, r.cancelled_at, (SELECT id FROM event), pg_notify(%s, r.id), "
+        f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.enabled AND "
+        f"w.environment_id = r.environment_id) FROM resolved r"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*update_params, *event_params, NOTIFY_CHANNEL])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    for name, value in fields.items():
+        if not hasattr(value, "resolve_expression"):
+            setattr(token, name, value)
+    token.completed_at, token.cancelled_at, event_id, _notified, listened = row
+    saved(event, event_id)
+    return Resolved(notified=True, listened=bool(listened))
+
+
+def expire(
+    due: QuerySet[Token], *, skip_locked: bool, fields: dict[str, Any], event: TokenEvent
+) -> tuple[list[str], bool]:
+    """Apply ``fields`` to the rows ``due`` selects (the domain's sliced, ordered queryset of
+    overdue ids), locking them (``skip_locked``: the sweep's way, so several sweepers split
+    the work), in one statement; the ids, and whether the events were written too (on
+    PostgreSQL one copy of ``event`` per row, in the same statement). The outer
+    ``status = 'WAITING'`` keeps a completion that won a row from being overwritten."""
+    if connection.features.has_select_for_update:
+        skip = skip_locked and connection.features.has_select_for_update_skip_locked
+        due = due.select_for_update(skip_locked=skip)
+    due_sql, due_params = _compiled(due.values("id"))
+    table = Token._meta.db_table
+    # Each value is a constant, or F("column") for another column of the same row.
+    by_name = {f.name: f for f in Token._meta.concrete_fields}
+    assignments = ", ".join(
+        f'"{by_name[name].column}" = '
+        + (f'"{by_name[value.name].column}"' if isinstance(value, F) else "%s")  # type: ignore[attr-defined]
+        for name, value in fields.items()
+    )
+    values = [
+        by_name[name].get_db_prep_save(value, connection)
+        for name, value in fields.items()
+        if not isinstance(value, F)
+    ]
+    # MATERIALIZED: as a plain IN (subquery), PostgreSQL may run the LIMIT more than once and
+    # update more rows than the batch (seen in tests); a materialized CTE runs it once.
+    update = (
+        f"UPDATE {table} SET {assignments} "  # noqa: S608 - names are ours
+        f"WHERE status = %s AND id IN (SELECT id FROM due) RETURNING id"
+    )
+    params: list[Any] = [*due_params, *values, Token.Status.WAITING.value]
+    statement = f"WITH due AS MATERIALIZED ({due_sql}) "
+    if _postgresql():
+        # The audit rows in the same statement: one round trip per batch, no Python objects.
+        columns, placeholders, event_params = _event_columns(event)
+        statement += (
+            f", expired AS ({update}) INSERT INTO {TokenEvent._meta.db_table} "  # noqa: S608
+            f"(token_id, {columns}) SELECT id, {placeholders} FROM expired RETURNING token_id"
+        )
+        params += event_params
+    else:
+        statement += update
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return [row[0] for row in cursor.fetchall()], _postgresql()
+
+
+def _event_columns(event: TokenEvent) -> tuple[str, str, list[Any]]:
+    """``insert_parts`` of ``event`` without its token (each expired row names its own)."""
+    fields = [
+        f for f in TokenEvent._meta.concrete_fields if not f.primary_key and f.attname != "token_id"
+    ]
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    placeholders = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
+    params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
+    return columns, placeholders, params
+
+
+def notify(token_ids: list[str]) -> None:
+    """``NOTIFY waitpoint_resolved, 'id,id,…'``, chunked; PostgreSQL delivers it on commit.
+    Nothing on SQLite, which has no NOTIFY (its waiters poll)."""
+    if not _postgresql() or not token_ids:
+        return
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for token_id in token_ids:
+        if current and size + len(token_id) + 1 > NOTIFY_PAYLOAD_LIMIT:
+            chunks.append(",".join(current))
+            current, size = [], 0
+        current.append(token_id)
+        size += len(token_id) + 1
+    chunks.append(",".join(current))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_notify(%s, chunk) FROM unnest(%s::text[]) AS chunk",
+            [NOTIFY_CHANNEL, chunks],
+        )
+
+
+def relax_durability() -> None:
+    """For the sweep's transactions only: commit without waiting for the WAL flush.
+
+    Safe because a sweep is re-derivable: if PostgreSQL crashed and lost its last commits, those
+    tokens would be WAITING past their deadline again, which every reader already reports as
+    TIMED_OUT (``domain.deadline.effective``), and the next sweep persists them, with their
+    audit events and announcements, which were part of the same lost transactions. It saves a
+    disk flush per batch when a burst of tokens falls due.
+    """
+    if _postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
