@@ -1,6 +1,6 @@
 """The error pages in headless Chromium, used as people would: each offers a way back that works
 (at desktop width and on a 390 px phone). tests/browser/test_a11y.py checks their accessibility;
-tests/test_error_pages.py their statuses and the JSON on API paths."""
+tests/surfaces/common/test_error_pages.py their statuses and the JSON on API paths."""
 
 from __future__ import annotations
 

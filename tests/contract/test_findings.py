@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.helpers import assert_error, url_of
+from tests.surfaces.triggerdev_v1.helpers import assert_error, url_of
 
 
 @pytest.mark.parametrize("reason", [{}, [], 0, False])

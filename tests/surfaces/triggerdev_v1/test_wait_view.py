@@ -1,0 +1,38 @@
+"""The wait endpoint through Django (WSGI, the test client): the same answers as the ASGI
+handler the web role uses (tested live in tests/surfaces/triggerdev_v1/live/)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokens.domain import actors, lifecycle
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def url(token, timeout: str = "0s") -> str:
+    return f"/api/v1/waitpoints/tokens/{token.friendly_id}/wait?timeout={timeout}"
+
+
+def test_a_resolved_token_answers_as_retrieve(api_client, make_token) -> None:
+    token = make_token()
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data="done")
+    waited = api_client.get(url(token, "10s"))
+    retrieved = api_client.get(f"/api/v1/waitpoints/tokens/{token.friendly_id}")
+    assert waited.status_code == 200
+    assert waited.json() == retrieved.json()
+
+
+def test_a_waiting_token_at_the_end_of_the_wait(api_client, make_token) -> None:
+    assert api_client.get(url(make_token())).json()["status"] == "WAITING"
+
+
+def test_errors(api_client, anonymous_client, other_api_client, make_token) -> None:
+    token = make_token()
+    assert api_client.get(url(token, "1h")).json() == {
+        "error": "Invalid timeout '1h': the longest wait is 60s."
+    }
+    assert anonymous_client.get(url(token)).status_code == 401
+    assert other_api_client.get(url(token)).status_code == 404
+    posted = api_client.post(url(token))
+    assert (posted.status_code, posted["Allow"]) == (405, "GET")
