@@ -1,6 +1,7 @@
 """The project's URLs and error handlers, plus views that fail on purpose
 (tests/surfaces/common/test_error_pages.py and tests/browser/test_a11y.py): nothing in the
-product raises PermissionDenied or crashes on demand, and the handlers must be tested as Django calls them."""
+product raises PermissionDenied or crashes on demand, and the handlers must be tested as Django
+calls them."""
 
 from __future__ import annotations
 
