@@ -157,6 +157,19 @@ class Token(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.TextField(blank=True, default="")
+    # A person's decision, once one resolved the token ("approved" or "rejected"; "" otherwise),
+    # and how long an approval may be acted on (tokens.domain.consumption): the window asked
+    # for on create, and the moment it ends, fixed when the approval is recorded.
+    decision = models.CharField(max_length=16, blank=True, default="", db_default="")
+    decision_valid_for = models.DurationField(null=True, blank=True)
+    decision_expires_at = models.DateTimeField(null=True, blank=True)
+    # Single use: the first consumption of an approval, and the outcome its consumer reported.
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    consumed_by = models.CharField(max_length=300, blank=True, default="", db_default="")
+    consume_key = models.CharField(max_length=300, blank=True, default="", db_default="")
+    outcome_status = models.CharField(max_length=16, blank=True, default="", db_default="")
+    outcome_note = models.TextField(blank=True, default="", db_default="")
+    outcome_reported_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -173,6 +186,10 @@ class Token(models.Model):
             models.CheckConstraint(
                 condition=Q(status="CANCELLED") | Q(cancelled_at__isnull=True),
                 name="token_cancelled_at_only_when_cancelled",
+            ),
+            models.CheckConstraint(
+                condition=Q(consumed_at__isnull=True) | Q(status="COMPLETED", decision="approved"),
+                name="token_consumed_only_when_approved",
             ),
         ]
         indexes = [
@@ -250,6 +267,9 @@ class TokenEvent(models.Model):
         ESCALATED = "escalated", "Escalated"
         EXTENDED = "extended", "Deadline extended"
         EXTEND_IGNORED = "extend_ignored", "Extension refused (already resolved)"
+        CONSUMED = "consumed", "Approval consumed"
+        CONSUME_REFUSED = "consume_refused", "Consumption refused"
+        OUTCOME_REPORTED = "outcome_reported", "Outcome reported"
         AUTH_FAILED = "auth_failed", "Refused credential"
 
     class Credential(models.TextChoices):

@@ -308,6 +308,7 @@ def _vote(
         event_kind=TokenEvent.Kind.COMPLETED,
         output=encoded,
         output_type=output_type,
+        decision=decision.value,
     )
     event = resolution.resolve_one(token=token, outcome=outcome, actor=actor, now=now)
     if event is None:

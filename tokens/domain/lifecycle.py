@@ -237,13 +237,18 @@ def refused(token: Token, kind: str, actor: Actor, now: datetime | None) -> Tran
 def token_complete(
     *, token: Token, actor: Actor, data: Any = NO_OUTPUT, now: datetime | None = None
 ) -> TransitionResult:
-    """WAITING → COMPLETED with this output; the first writer wins, later ones change nothing."""
+    """WAITING → COMPLETED with this output; the first writer wins, later ones change nothing.
+
+    An output shaped as a person's decision (``{"status": "approved"|"rejected", …}``, what the
+    dashboard and the confirmation page write) records that decision on the token."""
     output, output_type = encode_output(data)
+    said = data.get("status") if isinstance(data, dict) else None
     outcome = resolution.Outcome(
         status=Token.Status.COMPLETED,
         event_kind=TokenEvent.Kind.COMPLETED,
         output=output,
         output_type=output_type,
+        decision=said if said in decisions.DECISIONS else "",
     )
     return _transition(
         token=token, actor=actor, outcome=outcome, ignored=TokenEvent.Kind.COMPLETE_IGNORED, now=now

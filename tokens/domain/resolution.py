@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Value
 from django.utils import timezone
 
 from tokens.delivery.webhooks import events as webhook_events
@@ -41,6 +41,8 @@ class Outcome:
     output_type: str = "application/json"
     output_is_error: bool = False
     cancel_reason: str = ""
+    # A person's decision that resolves the token ("approved" or "rejected"), if it is one.
+    decision: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,6 +62,20 @@ def resolve_one(
     }
     if outcome.status == Token.Status.CANCELLED:
         fields.update(cancelled_at=clock, cancel_reason=outcome.cancel_reason)
+    if outcome.decision:
+        fields["decision"] = outcome.decision
+        if outcome.decision == "approved" and token.decision_valid_for is not None:
+            # The approval may be acted on for this long (domain.consumption), from the moment
+            # it is recorded, on the same clock.
+            window = token.decision_valid_for
+            fields["decision_expires_at"] = (
+                now + window
+                if now is not None
+                else ExpressionWrapper(
+                    clock + Value(window, output_field=DurationField()),
+                    output_field=DateTimeField(),
+                )
+            )
     still_waiting = Token.objects.filter(deadline.waiting_q(now), pk=token.pk)
     event = audit.build(
         token.pk, outcome.event_kind, actor, now or timezone.now(), **outcome.detail

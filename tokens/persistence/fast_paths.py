@@ -204,10 +204,11 @@ def resolve(
     endpoints = WebhookEndpoint._meta.db_table
     statement = (
         f"WITH resolved AS ({update_sql} RETURNING id, environment_id, completed_at, "  # noqa: S608 - names are ours
-        f"cancelled_at), "
+        f"cancelled_at, decision_expires_at), "
         f"event AS (INSERT INTO {events} ({event_columns}) "
         f"SELECT {event_values} FROM resolved RETURNING id) "
-        f"SELECT r.completed_at, r.cancelled_at, (SELECT id FROM event), pg_notify(%s, r.id), "
+        f"SELECT r.completed_at, r.cancelled_at, r.decision_expires_at, (SELECT id FROM event), "
+        f"pg_notify(%s, r.id), "
         f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.enabled AND "
         f"w.environment_id = r.environment_id) FROM resolved r"
     )
@@ -219,7 +220,8 @@ def resolve(
     for name, value in fields.items():
         if not hasattr(value, "resolve_expression"):
             setattr(token, name, value)
-    token.completed_at, token.cancelled_at, event_id, _notified, listened = row
+    token.completed_at, token.cancelled_at, token.decision_expires_at, event_id = row[:4]
+    listened = row[5]
     saved(event, event_id)
     return Resolved(notified=True, listened=bool(listened))
 

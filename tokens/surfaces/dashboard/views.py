@@ -154,7 +154,6 @@ def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -
     for token in rows:
         token.environment = environment  # known, with its project: no query per row
         token.state = state = deadline.effective(token, now)  # type: ignore[attr-defined]
-        token.decision = decision_of(state.output, state.output_type).get("status")  # type: ignore[attr-defined]
     role = selectors.membership_role_for_user(user=request.user, project=environment.project)
     context = {
         "environment": environment,
