@@ -153,7 +153,7 @@ def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -
     rows, pagination = paginate(queryset, page)
     for token in rows:
         token.environment = environment  # known, with its project: no query per row
-        token.state = state = deadline.effective(token, now)  # type: ignore[attr-defined]
+        token.state = deadline.effective(token, now)  # type: ignore[attr-defined]
     role = selectors.membership_role_for_user(user=request.user, project=environment.project)
     context = {
         "environment": environment,
