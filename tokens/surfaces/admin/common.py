@@ -9,19 +9,16 @@ from typing import Any, TypeVar
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
 
-from tokens.domain import actors
+from tokens.domain import actors, keys
 from tokens.models import OutboxMessage, TokenEvent
-from tokens.surfaces.common.http import actor_from_request
+from tokens.surfaces.common.http import session_actor
 
 
 def staff_actor(request: HttpRequest) -> actors.Actor:
-    return actor_from_request(
-        request,
-        TokenEvent.Channel.ADMIN,
-        credential=TokenEvent.Credential.SESSION,
-        user=request.user,
-    )
+    return session_actor(request, TokenEvent.Channel.ADMIN)
 
 
 def plural(count: int, word: str) -> str:
@@ -143,3 +140,21 @@ def outbox_state(message: OutboxMessage) -> str:
     if message.failed_at:
         return "failed"
     return "retrying" if message.attempts else "pending"
+
+
+def token_admin_link(token_id: str) -> str:
+    """A link to the token's admin page, named by its friendly id."""
+    url = reverse("admin:tokens_token_change", args=[token_id])
+    return format_html('<a href="{}">{}</a>', url, keys.friendly_id(token_id))
+
+
+class OutboxColumns:
+    """The columns an outbox row shows wherever it is listed (its admin, the token's inline)."""
+
+    @admin.display(description="to")
+    def recipient(self, message: OutboxMessage) -> str:
+        return str(message.payload.get("to", ""))
+
+    @admin.display(description="state")
+    def state(self, message: OutboxMessage) -> str:
+        return outbox_state(message)

@@ -7,21 +7,19 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from tokens.delivery import outbox
-from tokens.domain import keys
 from tokens.models import (
     OutboxMessage,
 )
 from tokens.surfaces.admin.common import (
     CheckedFilters,
     NoSaveButtons,
+    OutboxColumns,
     apply_each,
-    outbox_state,
     plural,
+    token_admin_link,
 )
 
 
@@ -54,7 +52,7 @@ class OutboxStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
+class OutboxMessageAdmin(OutboxColumns, CheckedFilters, NoSaveButtons, admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",
@@ -85,16 +83,7 @@ class OutboxMessageAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
 
     @admin.display(description="token")
     def token_link(self, message: OutboxMessage) -> str:
-        url = reverse("admin:tokens_token_change", args=[message.token_id])
-        return format_html('<a href="{}">{}</a>', url, keys.friendly_id(message.token_id))
-
-    @admin.display(description="to")
-    def recipient(self, message: OutboxMessage) -> str:
-        return str(message.payload.get("to", ""))
-
-    @admin.display(description="state")
-    def state(self, message: OutboxMessage) -> str:
-        return outbox_state(message)
+        return token_admin_link(message.token_id)
 
     @admin.display(description="last error")
     def short_error(self, message: OutboxMessage) -> str:

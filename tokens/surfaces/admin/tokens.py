@@ -31,9 +31,9 @@ from tokens.persistence import selectors
 from tokens.surfaces.admin.common import (
     CheckedFilters,
     NoSaveButtons,
+    OutboxColumns,
     ReadOnlyInline,
     apply_each,
-    outbox_state,
     plural,
     report,
     staff_actor,
@@ -60,7 +60,7 @@ class TokenEventInline(ReadOnlyInline):
         return json.dumps(event.detail, ensure_ascii=False) if event.detail else ""
 
 
-class OutboxMessageInline(ReadOnlyInline):
+class OutboxMessageInline(OutboxColumns, ReadOnlyInline):
     model = OutboxMessage
     verbose_name = "outgoing message"
     verbose_name_plural = "outgoing messages (approval e-mails)"
@@ -76,14 +76,6 @@ class OutboxMessageInline(ReadOnlyInline):
     )
     readonly_fields = fields
     show_change_link = True
-
-    @admin.display(description="to")
-    def recipient(self, message: OutboxMessage) -> str:
-        return str(message.payload.get("to", ""))
-
-    @admin.display(description="state")
-    def state(self, message: OutboxMessage) -> str:
-        return outbox_state(message)
 
 
 class RecipientInline(ReadOnlyInline):

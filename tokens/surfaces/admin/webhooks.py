@@ -26,6 +26,7 @@ from tokens.surfaces.admin.common import (
     NoSaveButtons,
     apply_each,
     plural,
+    token_admin_link,
 )
 
 # ------------------------------------------------------------------------------------------------
@@ -254,8 +255,7 @@ class WebhookDeliveryAdmin(NoSaveButtons, admin.ModelAdmin):
 
     @admin.display(description="token")
     def token(self, delivery: WebhookDelivery) -> str:
-        url = reverse("admin:tokens_token_change", args=[delivery.token_id])
-        return format_html('<a href="{}">{}</a>', url, keys.friendly_id(delivery.token_id))
+        return token_admin_link(delivery.token_id)
 
     @admin.display(description="error")
     def short_error(self, delivery: WebhookDelivery) -> str:

@@ -20,7 +20,7 @@ from django.http import HttpRequest
 
 from tokens.domain import links
 from tokens.domain.actors import Actor
-from tokens.models import ApiKey
+from tokens.models import ApiKey, TokenEvent
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -115,4 +115,11 @@ def actor_from_request(
         user=user,
         ip=client_ip(request),  # behind TRUSTED_PROXIES: the client, not the proxy
         user_agent=user_agent(request),
+    )
+
+
+def session_actor(request: HttpRequest, channel: str) -> Actor:
+    """The signed-in user acting on a page (the dashboard, admin)."""
+    return actor_from_request(
+        request, channel, credential=TokenEvent.Credential.SESSION, user=request.user
     )

@@ -1,14 +1,14 @@
 """JSON or a page? Decided once, here, from the route a request resolves to.
 
-* A DRF view, or a plain view marked ``@answers(JSON)``, answers JSON (errors included: 404,
-  405, 413, 500, an outage).
+* A DRF view, a view routed under the root where the APIs are mounted (``API_ROOT``), or a
+  plain view marked ``@answers(JSON)``, answers JSON (errors included: 404, 405, 413, 500, an
+  outage).
 * A view marked ``@answers(people_or_json)`` (the confirmation page behind callback URLs and
   personal links) is a page when a person opens or submits it (GET, HEAD, or a form post) and
   JSON otherwise (a program POSTing JSON to the callback URL).
 * Every other view (dashboard, admin, login) is a page.
-* A path that resolves to no view answers JSON under the root where the APIs are mounted
-  (``API_ROOT``), so that an unknown API URL gets ``{"error": "Not found"}``, and a page
-  elsewhere.
+* A path that resolves to no view answers JSON under ``API_ROOT``, so that an unknown API URL
+  gets ``{"error": "Not found"}``, and a page elsewhere.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.http import HttpRequest
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, ResolverMatch, resolve
 from rest_framework.views import APIView
 
 API_ROOT = "/api/"  # where waitpoints_site/urls.py mounts the API surfaces
@@ -46,21 +46,29 @@ def people_or_json(request: HttpRequest) -> str:
     return PAGE if form else JSON
 
 
-def kind(request: HttpRequest) -> str:
-    """``JSON`` or ``PAGE`` for this request (its errors included)."""
+def _match(request: HttpRequest) -> ResolverMatch | None:
+    """The route the request resolves to (None: no route matches)."""
     match = getattr(request, "resolver_match", None)
     if match is None:
         try:
             match = resolve(request.path_info)
         except Resolver404:
-            return JSON if request.path.startswith(API_ROOT) else PAGE
-    view = match.func
-    rule = getattr(view, "negotiation", None)
-    if rule is None:
-        view_class = getattr(view, "cls", None)
-        is_api = isinstance(view_class, type) and issubclass(view_class, APIView)
-        return JSON if is_api else PAGE
-    return rule(request) if callable(rule) else rule
+            return None
+    return match
+
+
+def kind(request: HttpRequest) -> str:
+    """``JSON`` or ``PAGE`` for this request (its errors included)."""
+    match = _match(request)
+    if match is None:
+        return JSON if request.path.startswith(API_ROOT) else PAGE
+    rule = getattr(match.func, "negotiation", None)
+    if rule is not None:
+        return rule(request) if callable(rule) else rule
+    view_class = getattr(match.func, "cls", None)
+    if isinstance(view_class, type) and issubclass(view_class, APIView):
+        return JSON
+    return JSON if f"/{match.route}".startswith(API_ROOT) else PAGE
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -69,10 +77,6 @@ def wants_json(request: HttpRequest) -> bool:
 
 def is_confirmation_page(request: HttpRequest) -> bool:
     """A person on a link's confirmation page (the way back after an error is the link)."""
-    match = getattr(request, "resolver_match", None)
-    if match is None:
-        try:
-            match = resolve(request.path_info)
-        except Resolver404:
-            return False
-    return getattr(match.func, "negotiation", None) is people_or_json and kind(request) == PAGE
+    match = _match(request)
+    rule = getattr(match.func, "negotiation", None) if match else None
+    return rule is people_or_json and kind(request) == PAGE

@@ -17,7 +17,7 @@ from tokens.domain import actors, decide, lifecycle, tenancy
 from tokens.domain.exceptions import NotFound
 from tokens.models import Environment, Membership, Token, TokenEvent
 from tokens.persistence import selectors
-from tokens.surfaces.common.http import actor_from_request
+from tokens.surfaces.common.http import session_actor
 
 ACTION_LABELS = {
     "complete_json": "complete with JSON",
@@ -29,12 +29,7 @@ ACTION_LABELS = {
 
 
 def actor(request: HttpRequest) -> actors.Actor:
-    return actor_from_request(
-        request,
-        TokenEvent.Channel.DASHBOARD,
-        credential=TokenEvent.Credential.SESSION,
-        user=request.user,
-    )
+    return session_actor(request, TokenEvent.Channel.DASHBOARD)
 
 
 def voter(request: HttpRequest) -> decide.Voter:
