@@ -73,5 +73,3 @@ def test_a_personal_link_decides_as_its_recipient(make_token):
     html = page_post(personal_url(token, recipient, base=""), {"decision": "maybe"})
     assert "Choose Approve or Reject." in html
     assert unchanged(token)
-
-
