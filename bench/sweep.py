@@ -76,7 +76,7 @@ def environment_id() -> int:
             "manage.py",
             "shell",
             "-c",
-            "from tokens import services;"
+            "from tokens.domain import tenancy;"
             "print(tenancy.environment_get_or_create(project_slug='bench', slug='dev').pk)",
         ],
         cwd=ROOT,

@@ -77,7 +77,7 @@ def test_waiters_wake_on_sqlite(tmp_path: Path) -> None:
         manage(
             "shell",
             "-c",
-            "from tokens import selectors, services; from tokens.models import Token; "
+            "from tokens.domain import actors, lifecycle; from tokens.models import Token; "
             f"t = Token.objects.get(pk='{token_id.removeprefix('waitpoint_')}'); "
             "lifecycle.token_complete(token=t, actor=actors.Actor.system(), data='cli')",
             env=env,
