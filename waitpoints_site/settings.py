@@ -446,8 +446,12 @@ WAITPOINTS_RATELIMIT_API_KEY_FAILURES = os.environ.get(
 WAITPOINTS_RATELIMIT_CALLBACK_FAILURES = os.environ.get(
     "WAITPOINTS_RATELIMIT_CALLBACK_FAILURES", "30/1m"
 )
-# Per API key (or per environment for public access tokens), every call.
+# Every call, per secret key; and per public access token (upstream's API_RATE_LIMIT_JWT_*:
+# 60 a minute), so browsers completing tokens never spend the backend key's budget.
 WAITPOINTS_RATELIMIT_API_CALLS = os.environ.get("WAITPOINTS_RATELIMIT_API_CALLS", "1200/1m")
+WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS = os.environ.get(
+    "WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS", "60/1m"
+)
 # Tests give each test its own namespace of counters.
 WAITPOINTS_RATELIMIT_NAMESPACE = os.environ.get("WAITPOINTS_RATELIMIT_NAMESPACE", "rl")
 

@@ -4,6 +4,7 @@ handler the web role uses (tested live in tests/surfaces/triggerdev_v1/live/).""
 from __future__ import annotations
 
 import pytest
+from rest_framework.test import APIClient
 
 from tokens.domain import actors, lifecycle
 
@@ -36,3 +37,20 @@ def test_errors(api_client, anonymous_client, other_api_client, make_token) -> N
     assert other_api_client.get(url(token)).status_code == 404
     posted = api_client.post(url(token))
     assert (posted.status_code, posted["Allow"]) == (405, "GET")
+
+
+def test_a_public_access_token_of_another_token_gets_the_403_of_complete(api_client, make_token) -> None:
+    created = api_client.post("/api/v1/waitpoints/tokens", {}, format="json")
+    other = make_token()
+    browser = APIClient()
+    browser.credentials(HTTP_AUTHORIZATION=f"Bearer {created['x-trigger-jwt']}")
+    response = browser.get(url(other))
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "Unauthorized",
+        "code": "unauthorized",
+        "param": "access_token",
+        "type": "authorization",
+    }
+    own = browser.get(f"/api/v1/waitpoints/tokens/{created.json()['id']}/wait?timeout=0s")
+    assert own.status_code == 200
