@@ -119,8 +119,10 @@ def test_a_public_access_token_has_a_call_budget_of_its_own(settings, api_client
     answers = [browser.post(url, {"data": 1}, format="json") for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[0]["x-ratelimit-limit"] == "2"
-    assert answers[2].json()["error"].startswith(
-        "Rate limit exceeded: too many requests for this public access token"
+    assert (
+        answers[2]
+        .json()["error"]
+        .startswith("Rate limit exceeded: too many requests for this public access token")
     )
     response = api_client.get(LIST)
     assert response.status_code == 200

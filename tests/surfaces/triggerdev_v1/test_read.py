@@ -76,7 +76,10 @@ def test_retrieve_always_says_type_and_whose_idempotency_key_it_is(api_client, m
 def test_retrieve_of_a_rotated_key_shows_it_as_inactive(api_client, environment):
     now = timezone.now()
     first = lifecycle.token_create(
-        environment=environment, actor=SYSTEM, idempotency_key="k", idempotency_key_ttl="1m",
+        environment=environment,
+        actor=SYSTEM,
+        idempotency_key="k",
+        idempotency_key_ttl="1m",
         now=now - timedelta(minutes=5),
     ).token
     second = lifecycle.token_create(environment=environment, actor=SYSTEM, idempotency_key="k")

@@ -39,7 +39,7 @@ def test_errors(api_client, anonymous_client, other_api_client, make_token) -> N
     assert (posted.status_code, posted["Allow"]) == (405, "GET")
 
 
-def test_a_public_access_token_of_another_token_gets_the_403_of_complete(api_client, make_token) -> None:
+def test_a_public_access_token_of_another_token_gets_a_403(api_client, make_token) -> None:
     created = api_client.post("/api/v1/waitpoints/tokens", {}, format="json")
     other = make_token()
     browser = APIClient()
