@@ -73,11 +73,13 @@ def test_it_completes_with_the_data(api_client, make_token, body, output, output
         assert retrieved["output"] == output
 
 
-def test_it_completes_with_an_empty_body(api_client, make_token):
+def test_it_refuses_an_empty_body_as_upstream(api_client, make_token):
+    # Upstream answers 400; completing on an empty body hid clients that forgot to send one.
     token = make_token()
-    response = post_raw(api_client, complete_url(token), b"")
-    assert response.json()["applied"] is True
-    assert stored(token).output is None
+    assert_error(post_raw(api_client, complete_url(token), b""), 400, "Request body is empty")
+    assert stored(token).status == Token.Status.WAITING
+    assert_error(post_raw(api_client, complete_url(token), b"null"), 400, "Invalid JSON")
+    assert stored(token).status == Token.Status.WAITING
 
 
 def test_it_records_the_api_key_ip_and_user_agent(api_client, make_token, environment):

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tokens.domain import actors, lifecycle
-from tokens.domain.exceptions import TokenError
+from tokens.domain.exceptions import InvalidInput, TokenError
 from tokens.domain.representation import TokenOutputSerializer, transition_body, v1_filter_statuses
 from tokens.models import Token, TokenEvent
 from tokens.persistence import selectors
@@ -64,6 +64,15 @@ FILTER_PARAMS = {
 }
 
 
+# Optional, but never null when present: upstream's schema refuses null for its four fields, and
+# ours follow suit (the published schema has none of them nullable).
+NOT_NULL_ON_CREATE = (
+    *("timeout", "idempotencyKey", "idempotencyKeyTTL", "tags"),
+    *("approvers", "title", "description", "context", "decision", "requiredApprovals"),
+    *("requestedBy", "remindAfter", "escalateAfter", "escalateTo"),
+)
+
+
 def api_actor(
     request: Request | HttpRequest, channel: str = TokenEvent.Channel.API
 ) -> actors.Actor:
@@ -91,7 +100,13 @@ class TokenViewSet(viewsets.ViewSet):
         },
     )
     def create(self, request: Request) -> Response:
-        body = read_json_object(request, limit=CREATE_BODY_LIMIT)
+        body = read_json_object(request, limit=CREATE_BODY_LIMIT, allow_empty=False)
+        for field in NOT_NULL_ON_CREATE:
+            if field in body and body[field] is None:
+                # Upstream's schema refuses these; taking null for "absent" hid client bugs.
+                raise InvalidInput(
+                    f"Invalid {field}: null is not accepted; omit the field instead."
+                )
         environment = principal(request).environment
         result = lifecycle.token_create(
             environment=environment,
@@ -296,7 +311,7 @@ class TokenCompleteView(CorsMixin, APIView):  # type: ignore[misc]
         token = selectors.token_get_for_environment(
             environment=caller.environment, token_id=token_id
         )
-        body = read_json_object(request, limit=COMPLETE_BODY_LIMIT)
+        body = read_json_object(request, limit=COMPLETE_BODY_LIMIT, allow_empty=False)
         # `data` as the SDK sends it; `output` (the docs' curl example) means the same.
         if "data" in body:
             data = body["data"]

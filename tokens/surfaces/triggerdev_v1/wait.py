@@ -164,9 +164,9 @@ async def wait_answer(
     except AuthenticationFailed as error:
         return _error(str(error.detail), 401, **{"WWW-Authenticate": 'Bearer realm="api"'})
     except TokenError as error:
-        answer = _error(error.message, error.http_status, **limits)
-        answer.body.update(getattr(error, "wire_fields", {}))
-        return answer
+        denied = _error(error.message, error.http_status, **limits)
+        denied.body.update(getattr(error, "wire_fields", {}))
+        return denied
     answer = await _wait(token, base, timeout, run_db=run_db, disconnected=disconnected)
     if answer is not None:
         answer.headers.update(limits)
