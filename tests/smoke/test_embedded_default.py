@@ -9,13 +9,17 @@ already reads an overdue token as TIMED_OUT, so the test looks at the SQLite fil
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.smoke.processes import (
+    ROOT,
     bootstrap,
     embedded_env,
     free_port,
@@ -160,3 +164,33 @@ def test_manage_py_by_hand_uses_the_key_bin_serve_generated(tmp_path: Path) -> N
         env=by_hand,
     )
     assert lookup.strip().endswith("True")
+
+
+def _check(env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_manage_py_by_hand_needs_no_public_base_url(tmp_path: Path) -> None:
+    """On the embedded default PUBLIC_BASE_URL defaults to what bin/serve uses, so a command
+    run by hand neither warns nor e-mails links to another origin than the one served."""
+    var = tmp_path / "var"
+    output = _check(embedded_env(var))
+    assert "PUBLIC_BASE_URL" not in output, output
+    origin = "from django.conf import settings; print(settings.PUBLIC_BASE_URL)"
+    printed = manage("shell", "-c", origin, env=embedded_env(var))
+    assert printed.splitlines()[-1] == "http://127.0.0.1:8000"
+    served = embedded_env(var, PORT="8123", BIND_HOST="0.0.0.0")  # noqa: S104 - as bin/serve
+    assert manage("shell", "-c", origin, env=served).splitlines()[-1] == "http://127.0.0.1:8123"
+    # With a production database nothing can be guessed: it still warns.
+    production = embedded_env(var, DATABASE_URL=os.environ["DATABASE_URL"])
+    assert "tokens.W001" in _check(production)
