@@ -289,7 +289,7 @@ for _proxy in TRUSTED_PROXIES:
 DATA_UPLOAD_MAX_MEMORY_SIZE = 3 * 1024 * 1024 + 64 * 1024
 
 # ------------------------------------------------------------------------------------------------
-# E-mail: console by default, SMTP when EMAIL_HOST is set
+# E-mail: files under var/mail/ (shown at /admin/sent-mail/) by default, SMTP with EMAIL_HOST
 # ------------------------------------------------------------------------------------------------
 
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
