@@ -283,10 +283,18 @@ def wait_view(request: HttpRequest, token_id: str) -> JsonResponse:
         response = JsonResponse({"error": "Method not allowed"}, status=405)
         response["Allow"] = "GET"
         return response
-    # Database reads on the request's own thread (and connection), as any sync view's.
-    answer = async_to_sync(wait_answer)(
-        request, token_id, run_db=lambda function: sync_to_async(function)()
-    )
+
+    # Database reads on the request's own thread (and connection), as any sync view's; the
+    # event loop is this request's only, so its hub (and LISTEN connection) ends with it.
+    async def answer_on_its_own_loop() -> Answer | None:
+        try:
+            return await wait_answer(
+                request, token_id, run_db=lambda function: sync_to_async(function)()
+            )
+        finally:
+            await waiting.close_hub()
+
+    answer = async_to_sync(answer_on_its_own_loop)()
     assert answer is not None  # noqa: S101 - no disconnect signal here
     response = JsonResponse(answer.body, status=answer.status)
     for name, value in answer.headers.items():
