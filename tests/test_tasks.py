@@ -144,84 +144,43 @@ def test_it_says_when_there_is_no_project_yet(db):
         call_command("create_api_key", "--project", "demo", "--env", "dev", stdout=StringIO())
 
 
+def add_member(*args: str, stdout=None) -> str:
+    """``manage.py add_member`` with these arguments; its output."""
+    out = stdout or StringIO()
+    call_command("add_member", *args, stdout=out)
+    return out.getvalue()
+
+
 def test_add_member_invites_by_email_for_scripts(environment, settings):
-    out = StringIO()
-    call_command(
-        "add_member",
-        "--project",
-        "alice",
-        "--email",
-        "ann@example.com",
-        "--role",
-        "approver",
-        stdout=out,
+    lines = add_member(
+        "--project", "alice", "--email", "ann@example.com", "--role", "approver"
+    ).splitlines()
+    assert (
+        lines[0] == "ann@example.com (new account, username ann@example.com) is approver in alice."
     )
-    assert out.getvalue().splitlines()[0] == (
-        "ann@example.com (new account, username ann@example.com) is approver in alice."
-    )
-    assert out.getvalue().splitlines()[1] == "E-mailed a link to choose a password (through " + (
-        f"{settings.EMAIL_BACKEND})."
-    )
+    assert lines[1] == f"E-mailed a link to choose a password (through {settings.EMAIL_BACKEND})."
     assert Membership.objects.get(user__email="ann@example.com").role == "approver"
     [message] = mail.outbox
     assert "/accounts/reset/" in message.body
     # Again with another role: the role changes, no second account.
-    call_command(
-        "add_member",
-        "--project",
-        "alice",
-        "--email",
-        "ANN@example.com",
-        "--role",
-        "admin",
-        "--no-email",
-        stdout=StringIO(),
-    )
+    add_member("--project", "alice", "--email", "ANN@example.com", "--role", "admin", "--no-email")
     assert Membership.objects.get(user__email="ann@example.com").role == "admin"
     assert len(mail.outbox) == 1
 
 
 def test_add_member_names_the_projects_there_are(environment):
     with pytest.raises(CommandError) as refused:
-        call_command(
-            "add_member",
-            "--project",
-            "alcie",
-            "--email",
-            "a@example.com",
-            "--role",
-            "viewer",
-            stdout=StringIO(),
-        )
+        add_member("--project", "alcie", "--email", "a@example.com", "--role", "viewer")
     assert str(refused.value) == "No project 'alcie'. Projects: alice."
     with pytest.raises(CommandError, match="is not an e-mail address"):
-        call_command(
-            "add_member",
-            "--project",
-            "alice",
-            "--email",
-            "nope",
-            "--role",
-            "viewer",
-            stdout=StringIO(),
-        )
+        add_member("--project", "alice", "--email", "nope", "--role", "viewer")
 
 
 def test_add_member_says_where_mail_lands_on_the_embedded_default(environment, settings, tmp_path):
     settings.EMAIL_BACKEND = "tokens.delivery.mailbox.EmailBackend"
     settings.WAITPOINTS_MAIL_DIR = tmp_path / "mail"
-    out = StringIO()
-    call_command(
-        "add_member",
-        "--project",
-        "alice",
-        "--email",
-        "ann@example.com",
-        "--role",
-        "viewer",
-        stdout=out,
-    )
-    assert f"a file in {tmp_path / 'mail'}" in out.getvalue()
-    assert "http://testserver/admin/sent-mail/" in out.getvalue()
+    out = add_member("--project", "alice", "--email", "ann@example.com", "--role", "viewer")
+    assert f"a file in {tmp_path / 'mail'}" in out
+    assert "http://testserver/admin/sent-mail/" in out
     [written] = (tmp_path / "mail").glob("*.eml")
     assert "You are invited to alice" in written.read_text()

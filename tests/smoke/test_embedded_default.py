@@ -12,14 +12,11 @@ import json
 import os
 import secrets
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.smoke.processes import (
-    ROOT,
     bootstrap,
     embedded_env,
     free_port,
@@ -27,6 +24,7 @@ from tests.smoke.processes import (
     manage,
     migrate_and_bootstrap,
     request,
+    run_manage,
     serving,
     sqlite_query,
     subprocess_env,
@@ -167,15 +165,7 @@ def test_manage_py_by_hand_uses_the_key_bin_serve_generated(tmp_path: Path) -> N
 
 
 def _check(env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_manage("check", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 

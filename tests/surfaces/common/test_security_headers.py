@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.test import Client
 
+from tests.smoke.processes import run_manage
 from tests.surfaces.dashboard.conftest import member
 from tokens.domain.links import callback_url
 from tokens.models import Membership
@@ -109,15 +108,7 @@ def _check_deploy(variables: dict[str, str], tmp_path: Path) -> str:
     for name in ("DATABASE_URL", "REDIS_URL"):
         if "…" in env.get(name, "…"):
             env[name] = os.environ[name]
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     return output
