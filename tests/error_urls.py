@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
+from tokens.surfaces.common import negotiation
 from waitpoints_site import urls as project
 
 # Django looks the handlers up on the ROOT_URLCONF module.
@@ -26,9 +27,14 @@ def crash(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("a bug")
 
 
+# Views under /api/ answer JSON because they say so (tokens.surfaces.common.negotiation: an
+# unmarked view is a page wherever it is mounted), as every API view of the product does.
+api_crash = negotiation.answers(negotiation.JSON)(lambda request: crash(request))
+
+
 urlpatterns = [
     path("test-errors/forbidden", forbidden),
     path("test-errors/crash", crash),
-    path("api/v1/test-errors/crash", crash),
+    path("api/v1/test-errors/crash", api_crash),
     *project.urlpatterns,
 ]

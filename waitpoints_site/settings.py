@@ -87,9 +87,28 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "t
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # A failed CSRF check answers a page in the product's look (JSON on API paths).
 CSRF_FAILURE_VIEW = "waitpoints_site.errors.csrf_failure"
-# Absolute origin used in callback URLs and e-mails ("https://waitpoints.example.com").
-# Without it, API responses use the request's own origin and the worker uses this default.
-PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
+# The embedded default: no DATABASE_URL and no REDIS_URL (SQLite and a filesystem broker).
+EMBEDDED = not os.environ.get("DATABASE_URL") and not os.environ.get("REDIS_URL")
+
+
+def _served_origin() -> str:
+    """The origin bin/serve serves and exports as PUBLIC_BASE_URL: http://BIND_HOST:PORT, with
+    a wildcard host shown as 127.0.0.1."""
+    host = os.environ.get("BIND_HOST", "") or "127.0.0.1"
+    if host in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - names the wildcard, binds nothing
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{os.environ.get('PORT', '') or '8000'}"
+
+
+# Absolute origin used in callback URLs and e-mails ("https://waitpoints.example.com"). On the
+# embedded default it defaults to what bin/serve uses, so `manage.py …` run by hand agrees with
+# the served site; elsewhere nothing can be guessed (tokens.W001 warns), API responses use the
+# request's own origin and the worker uses http://127.0.0.1:8000.
+PUBLIC_BASE_URL = (
+    os.environ.get("PUBLIC_BASE_URL", "") or (_served_origin() if EMBEDDED else "")
+).rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -270,7 +289,7 @@ for _proxy in TRUSTED_PROXIES:
 DATA_UPLOAD_MAX_MEMORY_SIZE = 3 * 1024 * 1024 + 64 * 1024
 
 # ------------------------------------------------------------------------------------------------
-# E-mail: console by default, SMTP when EMAIL_HOST is set
+# E-mail: files under var/mail/ (shown at /admin/sent-mail/) by default, SMTP with EMAIL_HOST
 # ------------------------------------------------------------------------------------------------
 
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
@@ -446,8 +465,12 @@ WAITPOINTS_RATELIMIT_API_KEY_FAILURES = os.environ.get(
 WAITPOINTS_RATELIMIT_CALLBACK_FAILURES = os.environ.get(
     "WAITPOINTS_RATELIMIT_CALLBACK_FAILURES", "30/1m"
 )
-# Per API key (or per environment for public access tokens), every call.
+# Every call, per secret key; and per public access token (upstream's API_RATE_LIMIT_JWT_*:
+# 60 a minute), so browsers completing tokens never spend the backend key's budget.
 WAITPOINTS_RATELIMIT_API_CALLS = os.environ.get("WAITPOINTS_RATELIMIT_API_CALLS", "1200/1m")
+WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS = os.environ.get(
+    "WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS", "60/1m"
+)
 # Tests give each test its own namespace of counters.
 WAITPOINTS_RATELIMIT_NAMESPACE = os.environ.get("WAITPOINTS_RATELIMIT_NAMESPACE", "rl")
 

@@ -214,6 +214,23 @@ def password_reset_confirm(valid: bool) -> Callable:
     return go
 
 
+def invitation_accept(driver, world: World) -> None:
+    """The one-time link of an invitation (an account that has no password yet)."""
+    invited = tenancy.member_invite(
+        project=world.environment.project, email="ann@example.com", role="approver"
+    ).membership.user
+    uid = urlsafe_base64_encode(force_bytes(invited.pk))
+    token = default_token_generator.make_token(invited)
+    driver.get(f"{world.url}/accounts/reset/{uid}/{token}/")
+    ready(driver, "#id_new_password1")
+    assert "Welcome" in driver.find_element(By.TAG_NAME, "h1").text
+
+
+def members(driver, world: World) -> None:
+    tenancy.member_invite(project=world.environment.project, email="ann@example.com", role="viewer")
+    visit("/projects/payments/members", as_admin=True, selector="#member-table")(driver, world)
+
+
 def token_detail(which: str) -> Callable:
     def go(driver, world: World) -> None:
         token = getattr(world, which)
@@ -313,6 +330,8 @@ PAGES: dict[str, Callable] = {
     "token-detail-request": token_detail("titled"),
     "token-detail-completed": token_detail("done"),
     "webhook-list": visit("/projects/payments/prod/webhooks", as_admin=True),
+    "members": members,
+    "invitation-accept": invitation_accept,
     "webhook-detail": webhook_detail,
     "callback-confirmation": confirmation,
     "callback-personal": personal_confirmation,

@@ -7,7 +7,9 @@ tests/smoke/test_no_secrets_in_logs.py.
 from __future__ import annotations
 
 import logging
+import re
 import stat
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -155,3 +157,18 @@ def test_staff_who_are_not_superusers_do_not(db, mailbox_with_one, settings):
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
     assert Client().get("/admin/sent-mail/").status_code == 302
+
+
+def test_the_docs_say_one_thing_about_where_e_mail_goes() -> None:
+    """Without EMAIL_HOST every e-mail is a file in var/mail/, read at /admin/sent-mail/; the
+    README's first steps once said approval e-mails went to the worker's log."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    first_steps = readme.split("\n## Use it\n", 1)[1].split("\n## ", 1)[0]
+    assert "var/mail/" in first_steps and "/admin/sent-mail/" in first_steps
+    wrong = re.compile(r"console backend[^.]*by default|by default[^.]*console|worker's log", re.I)
+    for path in ("README.md", ".env.example", "waitpoints_site/settings.py", "docs/security.md"):
+        found = wrong.findall((root / path).read_text())
+        assert not found, f"{path}: {found}"
+    for module in (root / "tokens").rglob("*.py"):
+        assert not wrong.findall(module.read_text()), module

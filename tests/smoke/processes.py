@@ -93,16 +93,24 @@ def port_is_closed(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def manage(*args: str, env: dict[str, str], timeout: float = 120, cwd: Path = ROOT) -> str:
-    """Run a management command; return its stdout, fail with its output if it fails."""
-    result = subprocess.run(
+def run_manage(
+    *args: str, env: dict[str, str], timeout: float = 120, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run a management command and return how it ended, whatever that was."""
+    return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 120, cwd: Path = ROOT) -> str:
+    """Run a management command; return its stdout, fail with its output if it fails."""
+    result = run_manage(*args, env=env, timeout=timeout, cwd=cwd)
     if result.returncode != 0:
         raise AssertionError(
             f"manage.py {' '.join(args)} failed ({result.returncode}):\n"

@@ -9,6 +9,7 @@ already reads an overdue token as TIMED_OUT, so the test looks at the SQLite fil
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import stat
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.smoke.processes import (
     manage,
     migrate_and_bootstrap,
     request,
+    run_manage,
     serving,
     sqlite_query,
     subprocess_env,
@@ -160,3 +162,25 @@ def test_manage_py_by_hand_uses_the_key_bin_serve_generated(tmp_path: Path) -> N
         env=by_hand,
     )
     assert lookup.strip().endswith("True")
+
+
+def _check(env: dict[str, str]) -> str:
+    result = run_manage("check", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_manage_py_by_hand_needs_no_public_base_url(tmp_path: Path) -> None:
+    """On the embedded default PUBLIC_BASE_URL defaults to what bin/serve uses, so a command
+    run by hand neither warns nor e-mails links to another origin than the one served."""
+    var = tmp_path / "var"
+    output = _check(embedded_env(var))
+    assert "PUBLIC_BASE_URL" not in output, output
+    origin = "from django.conf import settings; print(settings.PUBLIC_BASE_URL)"
+    printed = manage("shell", "-c", origin, env=embedded_env(var))
+    assert printed.splitlines()[-1] == "http://127.0.0.1:8000"
+    served = embedded_env(var, PORT="8123", BIND_HOST="0.0.0.0")  # noqa: S104 - as bin/serve
+    assert manage("shell", "-c", origin, env=served).splitlines()[-1] == "http://127.0.0.1:8123"
+    # With a production database nothing can be guessed: it still warns.
+    production = embedded_env(var, DATABASE_URL=os.environ["DATABASE_URL"])
+    assert "tokens.W001" in _check(production)

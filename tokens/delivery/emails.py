@@ -1,7 +1,8 @@
 """Approval e-mails: plain text and HTML, with Approve / Reject links to the confirmation page.
 
 Sent by the worker from the outbox (``tokens.delivery.outbox``), through Django's e-mail
-framework: the console backend by default, SMTP when ``EMAIL_HOST`` is set. The links open the
+framework: one file each under ``var/mail/`` by default (``tokens.delivery.mailbox``, read at
+``/admin/sent-mail/``), SMTP when ``EMAIL_HOST`` is set. The links open the
 confirmation page (GET never decides anything), so a mail scanner that follows them is harmless.
 """
 

@@ -21,7 +21,9 @@ the wait.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +81,10 @@ class WaitHub:
         self.waiters: dict[str, set[asyncio.Future[Token | None]]] = {}
         self.task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        # Set while no connection attempt is in flight: psycopg leaves a connection open when
+        # its connect is cancelled half-way, so ``aclose`` waits for this before cancelling.
+        self.connect_settled = asyncio.Event()
+        self.connect_settled.set()
         self.blocked = 0  # waiters that have read their token and now await a wake-up
 
     # -- waiters ------------------------------------------------------------------------------
@@ -141,9 +147,12 @@ class WaitHub:
         backoff = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    _conninfo(), autocommit=True
-                ) as conn:
+                self.connect_settled.clear()
+                try:
+                    connected = await psycopg.AsyncConnection.connect(_conninfo(), autocommit=True)
+                finally:
+                    self.connect_settled.set()
+                async with connected as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     backoff = 0.5
                     self.listening.set()
@@ -159,6 +168,16 @@ class WaitHub:
                 logger.warning("wait hub: LISTEN connection lost (%s); reconnecting", error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    async def aclose(self) -> None:
+        """Stop listening and close the connection (for an event loop that is about to end)."""
+        if self.task is None:
+            return
+        await self.connect_settled.wait()
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.task = None
 
     async def _recheck(self) -> None:
         from tokens.persistence.selectors import token_ids_resolved
@@ -192,7 +211,8 @@ def _conninfo() -> str:
         "password": db.get("PASSWORD") or None,
         "host": db.get("HOST") or None,
         "port": str(db["PORT"]) if db.get("PORT") else None,
-        "application_name": "waitpoints-wait-hub",
+        # Per process, so an operator (or a test) tells the web processes' listeners apart.
+        "application_name": f"waitpoints-wait-hub {os.getpid()}",
     }
     # libpq options such as sslmode; Django-only keys (pool, isolation_level, …) are not.
     for key, value in (db.get("OPTIONS") or {}).items():
@@ -214,6 +234,16 @@ def hub() -> WaitHub:
         if loop not in _hubs:
             _hubs[loop] = WaitHub(loop)
         return _hubs[loop]
+
+
+async def close_hub() -> None:
+    """Close the running loop's hub, if it has one: for a loop that ends after one wait (the
+    WSGI view's), so its LISTEN connection ends with it instead of outliving the loop."""
+    loop = asyncio.get_running_loop()
+    with _hubs_lock:
+        closing = _hubs.pop(loop, None)
+    if closing is not None:
+        await closing.aclose()
 
 
 def blocked_waiters() -> int:

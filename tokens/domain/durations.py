@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils.dateparse import parse_datetime
 
@@ -18,6 +18,7 @@ DURATION_HELP = (
     "a duration such as 30s, 10m, 2h, 1hr, 3d, 4w or 1h30m, or an ISO-8601 date-time in the "
     "future, at most 365 days ahead"
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TTL_HELP = "a duration such as 30s, 10m, 2h, 1hr, 3d, 4w or 1h30m, at most 365 days"
 
 
@@ -44,9 +45,13 @@ def _parse_iso(value: str) -> datetime | None:
 
 
 def resolve_timeout(value: object, *, now: datetime, field: str = "timeout") -> datetime:
-    """A duration or an ISO date-time → the moment the token times out."""
+    """A duration, an ISO date-time or (as upstream's ``z.coerce.date()``) a JSON number of
+    epoch milliseconds → the moment the token times out. Unlike upstream, a moment in the past
+    is a 400, not a token that times out at once."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _epoch_milliseconds(value, now=now, field=field)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"Invalid {field}: expected {DURATION_HELP}.")
+        raise InvalidInput(f"Invalid {field}: expected {DURATION_HELP}, or epoch milliseconds.")
     duration = parse_duration(value)
     if duration is not None:
         if duration > MAX_DURATION:
@@ -57,6 +62,24 @@ def resolve_timeout(value: object, *, now: datetime, field: str = "timeout") -> 
         raise InvalidInput(f"Invalid {field} {value!r}: expected {DURATION_HELP}.")
     if moment <= now:
         raise InvalidInput(f"Invalid {field} {value!r}: the date is in the past.")
+    if moment - now > MAX_DURATION:
+        raise InvalidInput(f"Invalid {field} {value!r}: it is more than 365 days ahead.")
+    return moment
+
+
+def _epoch_milliseconds(value: float, *, now: datetime, field: str) -> datetime:
+    try:
+        moment = _EPOCH + timedelta(milliseconds=value)
+    except OverflowError:  # beyond year 9999 (or before year 1)
+        moment = None
+    if moment is None and value > 0:
+        raise InvalidInput(f"Invalid {field} {value!r}: it is more than 365 days ahead.")
+    if moment is None or moment <= now:
+        when = f", here {moment.isoformat(timespec='milliseconds')}" if moment else ""
+        raise InvalidInput(
+            f"Invalid {field} {value!r}: the date is in the past (a number is epoch "
+            f"milliseconds{when}); send a duration such as 10m, or a future date."
+        )
     if moment - now > MAX_DURATION:
         raise InvalidInput(f"Invalid {field} {value!r}: it is more than 365 days ahead.")
     return moment

@@ -50,10 +50,12 @@ class FollowUps:
 
 
 def clean_tags(tags: Any) -> list[str]:
-    """A string or a list of strings; at most 10, each 1–128 characters; duplicates dropped.
+    """A string or a list of strings, stored exactly as sent (as upstream: no trimming, commas
+    allowed); each 1–128 characters and not blank (DESIGN.md), then at most 10 as submitted
+    (upstream counts the list it was sent, 422), then duplicates dropped, order kept.
 
-    Surrounding whitespace is stripped (" a" and "a" are one tag), and a comma is refused:
-    ``filter[tags]`` is comma-separated, so a tag holding one could never be matched.
+    A tag holding a comma is stored, but the API's ``filter[tags]`` splits on commas (as
+    upstream's), so only the dashboard's tag filter (one parameter per tag) can match it.
     """
     if tags is None:
         return []
@@ -64,24 +66,17 @@ def clean_tags(tags: Any) -> list[str]:
     for index, tag in enumerate(tags):
         if not tag.strip():
             raise InvalidInput(f"Invalid tag at tags[{index}]: tags cannot be empty or blank.")
-        if "," in tag:
-            raise InvalidInput(
-                f"Invalid tag at tags[{index}]: tags cannot contain a comma "
-                "(filter[tags] separates tags with commas)."
-            )
         if "\x00" in tag:
             raise InvalidInput(f"Invalid tag at tags[{index}]: tags cannot contain NUL (\\u0000).")
-    unique = list(dict.fromkeys(tag.strip() for tag in tags))
-    if len(unique) > MAX_TAGS:
-        raise TooManyTags(
-            f"Waitpoints can only have {MAX_TAGS} tags, you're trying to set {len(unique)}."
-        )
-    for index, tag in enumerate(unique):
         if len(tag) > MAX_TAG_LENGTH:
             raise InvalidInput(
                 f"Invalid tag at tags[{index}]: tags must be at most {MAX_TAG_LENGTH} characters."
             )
-    return unique
+    if len(tags) > MAX_TAGS:
+        raise TooManyTags(
+            f"Waitpoints can only have {MAX_TAGS} tags, you're trying to set {len(tags)}."
+        )
+    return list(dict.fromkeys(tags))
 
 
 def clean_approvers(approvers: Any) -> list[str]:

@@ -115,5 +115,20 @@ def parse_token_id(value: str) -> str | None:
     return None
 
 
+_NANOID_ALPHABET = string.ascii_letters + string.digits + "_-"
+
+
+def placeholder_idempotency_key(internal_id: str) -> str:
+    """What retrieve shows as ``idempotencyKey`` when the caller gave none (or it rotated):
+    upstream stores a random 24-character nanoid there. Ours is derived (keyed by SECRET_KEY),
+    so it is stable across reads without a column, and it deduplicates nothing."""
+    digest = hmac.digest(
+        settings.SECRET_KEY.encode(),
+        f"waitpoints.idempotency-placeholder:{internal_id}".encode(),
+        "sha256",
+    )
+    return "".join(_NANOID_ALPHABET[byte & 63] for byte in digest[:24])
+
+
 def idempotency_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()

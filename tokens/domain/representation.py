@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tokens.domain import deadline
+from tokens.domain import deadline, keys
 from tokens.domain.links import callback_urls
 from tokens.models import Token, iso
 
@@ -61,10 +61,13 @@ class TokenOutputSerializer:
         if token.timeout_at:
             data["timeoutAt"] = iso(token.timeout_at)
             data["completedAfter"] = iso(token.timeout_at)
-        if token.idempotency_key:
+        if self.detail:
+            data["type"] = "MANUAL"  # upstream's waitpoint type for tokens
+            data.update(_idempotency_of_retrieve(token))
+        elif token.idempotency_key:  # list items: the caller's key only (upstream's list)
             data["idempotencyKey"] = token.idempotency_key
-            if token.idempotency_key_expires_at:
-                data["idempotencyKeyExpiresAt"] = iso(token.idempotency_key_expires_at)
+        if token.idempotency_key and token.idempotency_key_expires_at:
+            data["idempotencyKeyExpiresAt"] = iso(token.idempotency_key_expires_at)
         data["tags"] = list(token.tags)
         # Our extensions (the SDK ignores fields it does not know); omitted when absent.
         if token.title:
@@ -88,3 +91,20 @@ class TokenOutputSerializer:
             data["outputType"] = state.output_type
             data["outputIsError"] = state.output_is_error
         return data
+
+
+def _idempotency_of_retrieve(token: Token) -> dict[str, Any]:
+    """Upstream's retrieve always says ``idempotencyKey`` and ``userProvidedIdempotencyKey``:
+    the caller's key while it deduplicates; a random one when none was given; after the key
+    expired and a new token took it over, a random one again, with the caller's key as
+    ``inactiveIdempotencyKey``."""
+    placeholder = keys.placeholder_idempotency_key(token.id)
+    if not token.idempotency_key:
+        return {"idempotencyKey": placeholder, "userProvidedIdempotencyKey": False}
+    if token.active_key_digest is None:  # rotated (lifecycle._take_idempotent)
+        return {
+            "idempotencyKey": placeholder,
+            "userProvidedIdempotencyKey": True,
+            "inactiveIdempotencyKey": token.idempotency_key,
+        }
+    return {"idempotencyKey": token.idempotency_key, "userProvidedIdempotencyKey": True}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import django_filters
 from django import forms
@@ -116,6 +117,22 @@ class CommaListField(forms.CharField):
         return [part.strip() for part in text.split(",") if part.strip()] if text else []
 
 
+class TagListField(CommaListField):
+    """``filter[tags]`` as upstream reads it: split on commas, each part as sent (tags are
+    stored untrimmed, so " a " matches " a " only); empty parts are dropped."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strip=False, **kwargs)
+
+    def to_python(self, value: object) -> list[str]:  # type: ignore[override]
+        text = forms.CharField.to_python(self, value)
+        refuse_nul(text or "")
+        return [part for part in text.split(",") if part] if text else []
+
+    def validate(self, value: list[str]) -> None:
+        check_tags(value)
+
+
 class StatusListField(CommaListField):
     def validate(self, value: list[str]) -> None:
         bad = [v for v in value if v not in API_STATUSES]
@@ -123,11 +140,6 @@ class StatusListField(CommaListField):
             raise forms.ValidationError(
                 f"Invalid status values: {', '.join(bad)}. Use {', '.join(API_STATUSES)}."
             )
-
-
-class TagListField(CommaListField):
-    def validate(self, value: list[str]) -> None:
-        check_tags(value)
 
 
 class InstantField(forms.CharField):

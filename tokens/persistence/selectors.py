@@ -44,6 +44,11 @@ def tagged_q(tags: list[str]) -> Exists:
     )
 
 
+def project_slugs() -> list[str]:
+    """Every project's slug, sorted (for operators' commands that name one)."""
+    return list(Project.objects.order_by("slug").values_list("slug", flat=True))
+
+
 def api_key_get_by_secret(*, secret: str) -> ApiKey | None:
     """The active key with this secret, its environment and project loaded; None otherwise."""
     return fast_paths.api_key_by_digest(keys.key_digest(secret))
@@ -117,6 +122,36 @@ def recipient_list_for_token(*, token: Token) -> list[Recipient]:
 # ------------------------------------------------------------------------------------------------
 # Dashboard: reads scoped to the projects a user is a member of
 # ------------------------------------------------------------------------------------------------
+
+
+def project_get_for_admin(*, user: Any, project_slug: str) -> Project:
+    """A project the user administers; NotFound otherwise (also for a mere member)."""
+    if not user.is_authenticated:
+        raise NotFound()
+    project = Project.objects.filter(
+        slug=project_slug, memberships__user=user, memberships__role=Membership.Role.ADMIN
+    ).first()
+    if project is None:
+        raise NotFound()
+    return project
+
+
+def memberships_of_project(*, project: Project) -> QuerySet[Membership]:
+    """The project's members with their accounts, by username."""
+    return (
+        Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+    )
+
+
+def membership_get(*, project: Project, membership_id: int) -> Membership:
+    membership = (
+        Membership.objects.filter(project=project, pk=membership_id)
+        .select_related("user", "project")
+        .first()
+    )
+    if membership is None:
+        raise NotFound()
+    return membership
 
 
 def membership_role_for_user(*, user: Any, project: Project) -> str | None:

@@ -254,3 +254,65 @@ def test_connection_errors_are_retried_then_raised(monkeypatch) -> None:
     assert script.calls == 5 and len(sleeps) == 4
     ok = Script(httpx.ConnectError("refused"), httpx.Response(200, json=TOKEN))
     assert scripted(ok, [], monkeypatch).retrieve_token("waitpoint_a").status == "WAITING"
+
+
+# -- durations: every duration parameter takes the API's strings --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [
+        ("30s", 30.0),
+        ("10m", 600.0),
+        ("1h30m", 5400.0),
+        ("2hr", 7200.0),
+        ("3d", 259200.0),
+        ("1w", 604800.0),
+        (" 45s ", 45.0),
+        ("12", 12.0),
+        ("2.5", 2.5),
+        (timedelta(minutes=2), 120.0),
+        (7, 7.0),
+        (1.5, 1.5),
+    ],
+)
+def test_durations_take_the_apis_strings(given, seconds) -> None:
+    assert core.seconds(given) == seconds
+
+
+@pytest.mark.parametrize("bad", ["soon", "10 minutes", "1y", "-5s", "", "h"])
+def test_a_bad_duration_says_what_is_accepted(bad) -> None:
+    with pytest.raises(ValueError, match=r"30s.*1h30m"):
+        core.seconds(bad)
+
+
+def test_wait_for_token_takes_a_duration_string(monkeypatch) -> None:
+    # Pretend the server's longest wait is 10 s: a 30 s wait is three long-polls of 10 s.
+    monkeypatch.setattr(core, "MAX_LONG_POLL", 10.0)
+    now = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params["timeout"])
+        now[0] += float(request.url.params["timeout"])
+        return httpx.Response(200, json=TOKEN)
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    client = Client(base_url="http://waitpoints.test", secret_key="tr_dev_x", http_client=http)
+    result = client.wait_for_token("waitpoint_a", timeout="30s")
+    assert asked == ["10", "10", "10"]
+    assert not result.ok and result.token.status == "WAITING"
+
+
+def test_the_http_timeout_takes_a_duration_string() -> None:
+    with Client(base_url="http://waitpoints.test", secret_key="tr_dev_x", timeout="1m") as client:
+        assert client._http.timeout.read == 60.0
+
+
+def test_idempotency_key_is_the_callers_key_only(client: Client) -> None:
+    plain = client.retrieve_token(client.create_token())
+    assert plain.idempotency_key is None
+    assert plain.raw["userProvidedIdempotencyKey"] is False  # the server sends a random one
+    keyed = client.retrieve_token(client.create_token(idempotency_key="order-7"))
+    assert keyed.idempotency_key == "order-7"

@@ -8,6 +8,7 @@ import email.utils
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -143,10 +144,32 @@ def duration(value: float | timedelta | str | None) -> str | None:
     return f"{max(0, round(seconds))}s"
 
 
-def seconds(value: float | timedelta | None) -> float | None:
+# The API's duration grammar (the server's tokens/domain/durations.py, upstream's): one or more
+# <number><unit>, units w, d, hr, h, m, s ("1h30m").
+_DURATION = re.compile(r"(?:\d+(?:w|d|hr|h|m|s))+")
+_PART = re.compile(r"(\d+)(w|d|hr|h|m|s)")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "hr": 3600, "h": 3600, "m": 60, "s": 1}
+DURATION_HELP = (
+    "seconds (a number), a timedelta, or a duration string such as 30s, 10m, 2h, 1hr, 3d, 4w "
+    "or 1h30m"
+)
+
+
+def seconds(value: float | timedelta | str | None) -> float | None:
+    """Seconds from any duration the client takes: a number, a timedelta or the API's duration
+    strings ("30s", "1h30m"; a plain number in a string is seconds). ValueError otherwise."""
     if value is None:
         return None
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, str):
+        text = value.strip()
+        if _DURATION.fullmatch(text):
+            return float(sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text)))
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            return float(text)
+        raise ValueError(f"not a duration: {value!r}; expected {DURATION_HELP}")
+    return float(value)
 
 
 def create_request(
@@ -274,7 +297,7 @@ class Waiting:
         self,
         token: str | Token | CreatedToken,
         *,
-        timeout: float | timedelta | None,
+        timeout: float | timedelta | str | None,
         access_token: str | None,
         clock: Callable[[], float],
     ) -> None:

@@ -37,12 +37,12 @@ class Client(_Base):
         base_url: str | None = None,
         secret_key: str | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: Duration = 30.0,
         retry: core.RetryPolicy | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
         super().__init__(base_url, secret_key, retry)
-        self._http = http_client or httpx.Client(timeout=timeout)
+        self._http = http_client or httpx.Client(timeout=core.seconds(timeout))
         self._http.base_url = httpx.URL(self.base_url)
         self._http.headers.update(core.headers(self._key))
 
@@ -140,11 +140,12 @@ class Client(_Base):
         self,
         token: TokenRef,
         *,
-        timeout: float | timedelta | None = None,
+        timeout: Duration | None = None,
         access_token: str | None = None,
     ) -> WaitResult:
         """Wait until the token is resolved (completed, timed out or cancelled), or for at
-        most ``timeout`` seconds (default: as long as it takes), long-polling the server 60 s
+        most ``timeout`` (seconds, a timedelta or a duration string such as "30s"; default: as
+        long as it takes), long-polling the server 60 s
         at a time. The result's ``ok``, ``output``, ``error`` and ``unwrap()`` tell the rest."""
         waiting = core.Waiting(
             token, timeout=timeout, access_token=access_token, clock=time.monotonic
@@ -164,12 +165,12 @@ class AsyncClient(_Base):
         base_url: str | None = None,
         secret_key: str | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: Duration = 30.0,
         retry: core.RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         super().__init__(base_url, secret_key, retry)
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._http = http_client or httpx.AsyncClient(timeout=core.seconds(timeout))
         self._http.base_url = httpx.URL(self.base_url)
         self._http.headers.update(core.headers(self._key))
 
@@ -265,7 +266,7 @@ class AsyncClient(_Base):
         self,
         token: TokenRef,
         *,
-        timeout: float | timedelta | None = None,
+        timeout: Duration | None = None,
         access_token: str | None = None,
     ) -> WaitResult:
         waiting = core.Waiting(

@@ -80,13 +80,22 @@ class Token:
             timeout_at=parse_datetime(data.get("timeoutAt")),
             completed_at=parse_datetime(data.get("completedAt")),
             cancelled_at=parse_datetime(data.get("cancelledAt")),
-            idempotency_key=data.get("idempotencyKey"),
+            idempotency_key=_callers_key(data),
             idempotency_key_expires_at=parse_datetime(data.get("idempotencyKeyExpiresAt")),
             output=decode_output(data.get("output"), data.get("outputType")),
             output_type=data.get("outputType"),
             output_is_error=bool(data.get("outputIsError", False)),
             raw=data,
         )
+
+
+def _callers_key(data: dict[str, Any]) -> str | None:
+    """The idempotency key the caller gave, if any. Retrieve (as upstream) always sends an
+    ``idempotencyKey``: a random one when none was given (``userProvidedIdempotencyKey`` false),
+    and after the key moved on to a newer token, the caller's is ``inactiveIdempotencyKey``."""
+    if data.get("userProvidedIdempotencyKey") is False:
+        return None
+    return data.get("inactiveIdempotencyKey") or data.get("idempotencyKey")
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,8 @@ def test_it_accepts_the_timeout_grammar(environment, timeout, expected):
         ("2031-01-02T00:00:00Z", "365 days"),
         ("99999999999999999999d", "365 days"),
         ("9999999999w", "365 days"),
-        (30, "30s"),
+        (30, "in the past"),  # a number is epoch milliseconds (upstream): 1970
+        (True, "30s"),
         (["1h"], "30s"),
         ({"in": "1h"}, "30s"),
     ],

@@ -164,6 +164,21 @@ def test_the_list_filters_by_any_of_the_tags(viewer, environment, make_token) ->
     assert 'name="tag" value="blue" checked' in html
 
 
+def test_the_list_matches_tags_as_stored_commas_and_spaces_included(
+    viewer, environment, make_token
+) -> None:
+    # Tags are stored as sent (upstream); the dashboard sends one parameter per tag, so it can
+    # find the comma tags the API's comma-separated filter[tags] cannot.
+    comma = make_token(tags=["eu,us"])
+    spaced = make_token(tags=[" refund "])
+    plain = make_token(tags=["eu", "us", "refund"])
+    client = client_for(viewer)
+    path = list_path(environment)
+    assert ids_on(client.get(path, {"tag": "eu,us"}).content.decode()) == [comma.friendly_id]
+    assert ids_on(client.get(path, {"tag": " refund "}).content.decode()) == [spaced.friendly_id]
+    assert ids_on(client.get(path, {"tag": "refund"}).content.decode()) == [plain.friendly_id]
+
+
 def test_the_list_filters_by_id_key_and_period(viewer, environment, make_token) -> None:
     now = timezone.now()
     keyed = make_token(idempotency_key="invoice-7")

@@ -160,3 +160,21 @@ def test_it_never_accepts_another_environments_key_for_a_token(other_api_client,
     stored = Token.objects.get(pk=token.pk)
     assert stored.status == Token.Status.WAITING
     assert list(stored.events.values_list("kind", flat=True)) == ["created"]
+
+
+@pytest.mark.parametrize(
+    ("template", "status"),
+    [
+        ("{key}", 200),  # upstream strips an optional "Bearer " (bearerCredentials.ts)
+        ("Bearer {key}", 200),
+        ("bearer {key}", 200),  # the scheme is case-insensitive (RFC 9110)
+        ("Bearer   {key}  ", 200),  # upstream trims
+        ("Token {key}", 401),  # any other scheme is part of the credential, as upstream
+        ("Basic {key}", 401),
+    ],
+)
+def test_it_reads_the_authorization_header_as_upstream(secret_key, template, status):
+    response = client_with(template.format(key=secret_key)).get(TOKENS)
+    assert response.status_code == status, response.content
+    if status == 401:
+        assert response.json() == {"error": "Invalid API key"}

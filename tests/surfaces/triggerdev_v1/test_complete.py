@@ -73,11 +73,13 @@ def test_it_completes_with_the_data(api_client, make_token, body, output, output
         assert retrieved["output"] == output
 
 
-def test_it_completes_with_an_empty_body(api_client, make_token):
+def test_it_refuses_an_empty_body_as_upstream(api_client, make_token):
+    # Upstream answers 400; completing on an empty body hid clients that forgot to send one.
     token = make_token()
-    response = post_raw(api_client, complete_url(token), b"")
-    assert response.json()["applied"] is True
-    assert stored(token).output is None
+    assert_error(post_raw(api_client, complete_url(token), b""), 400, "Request body is empty")
+    assert stored(token).status == Token.Status.WAITING
+    assert_error(post_raw(api_client, complete_url(token), b"null"), 400, "Invalid JSON")
+    assert stored(token).status == Token.Status.WAITING
 
 
 def test_it_records_the_api_key_ip_and_user_agent(api_client, make_token, environment):
@@ -212,6 +214,87 @@ def test_it_refuses_a_public_access_token_of_another_token(api_client, make_toke
     response = client.post(complete_url(other), {"data": "ok"}, format="json")
     assert_error(response, 403)
     assert stored(other).status == Token.Status.WAITING
+
+
+UNAUTHORIZED = {
+    "error": "Unauthorized",
+    "code": "unauthorized",
+    "param": "access_token",
+    "type": "authorization",
+}
+
+
+def signed_jwt(environment, *scopes):
+    payload = {
+        "sub": environment.public_id,
+        "pub": True,
+        "scopes": list(scopes),
+        "iss": "https://id.trigger.dev",
+        "aud": "https://api.trigger.dev",
+        "exp": int(time.time()) + 600,
+    }
+    return jwt.encode(payload, environment.signing_secret, "HS256")
+
+
+def test_a_refused_scope_answers_upstreams_403_body(api_client, make_token):
+    # The SDK copies code, param and type onto its PermissionDeniedError (err.code).
+    created = api_client.post(TOKENS, {}, format="json")
+    other = make_token()
+    response = bearer(created["x-trigger-jwt"]).post(complete_url(other), {}, format="json")
+    assert response.status_code == 403
+    assert response.json() == UNAUTHORIZED
+
+
+def test_the_scope_is_checked_before_the_token_is_looked_up(environment):
+    # Upstream authorises before it finds the resource: no scope, no word on whether it exists.
+    credential = signed_jwt(environment, "write:waitpoints:waitpoint_other")
+    response = bearer(credential).post(
+        f"{TOKENS}/waitpoint_doesnotexist/complete", {}, format="json"
+    )
+    assert response.status_code == 403
+    assert response.json() == UNAUTHORIZED
+
+
+@pytest.mark.parametrize(
+    ("scope", "friendly_path", "bare_path"),
+    [
+        # Upstream's buildJwtAbility compares the scope's id with the URL's, as written.
+        ("write:waitpoints:{friendly}", 200, 403),
+        ("write:waitpoints:{bare}", 403, 200),
+        ("*:waitpoints:{friendly}", 200, 403),
+        ("write:waitpoints", 200, 200),
+        ("write:waitpoints:", 200, 200),
+        ("write:all", 200, 200),
+        ("*:waitpoints", 200, 200),
+        ("*:all", 200, 200),
+        ("admin", 200, 200),
+        ("admin:waitpoints", 403, 403),
+        ("read:waitpoints:{friendly}", 403, 403),
+        ("write:runs:{friendly}", 403, 403),
+    ],
+)
+def test_scopes_match_the_id_as_the_url_gives_it(
+    make_token, environment, scope, friendly_path, bare_path
+):
+    for path, status in (("friendly", friendly_path), ("bare", bare_path)):
+        token = make_token()
+        ids = {"friendly": token.friendly_id, "bare": token.id}
+        credential = signed_jwt(environment, scope.format(**ids))
+        url = f"{TOKENS}/{ids[path]}/complete"
+        response = bearer(credential).post(url, {"data": 1}, format="json")
+        assert response.status_code == status, (path, response.content)
+        expected = Token.Status.COMPLETED if status == 200 else Token.Status.WAITING
+        assert stored(token).status == expected
+
+
+def test_scopes_that_are_not_a_list_grant_nothing(make_token, environment):
+    token = make_token()
+    payload = jwt.decode(signed_jwt(environment), options={"verify_signature": False})
+    payload["scopes"] = f"write:waitpoints:{token.friendly_id}"
+    credential = jwt.encode(payload, environment.signing_secret, "HS256")
+    response = bearer(credential).post(complete_url(token), {"data": 1}, format="json")
+    assert response.status_code == 403
+    assert response.json() == UNAUTHORIZED
 
 
 def test_it_accepts_the_public_access_token_only_on_complete(api_client):

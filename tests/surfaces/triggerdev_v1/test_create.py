@@ -112,10 +112,84 @@ def test_it_ignores_unknown_and_read_only_fields(api_client, environment, other_
     assert token.environment == environment
 
 
-def test_it_creates_a_token_from_an_empty_body(api_client):
-    response = post_raw(api_client, TOKENS, b"")
-    assert response.status_code == 200
-    assert Token.objects.count() == 1
+def test_it_refuses_an_empty_body_as_upstream(api_client):
+    assert_error(post_raw(api_client, TOKENS, b""), 400, "Request body is empty")
+    assert_error(post_raw(api_client, TOKENS, b"  \n"), 400, "Request body is empty")
+    assert not Token.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "field", ["idempotencyKey", "idempotencyKeyTTL", "tags", "timeout", "title", "approvers"]
+)
+def test_it_refuses_null_for_a_field_instead_of_ignoring_it(api_client, field):
+    # Upstream's zod schema refuses null for its fields (ours follow); we say how to leave one out.
+    body = {field: None, **({"idempotencyKey": "k"} if field == "idempotencyKeyTTL" else {})}
+    response = api_client.post(TOKENS, body, format="json")
+    assert_error(response, 400, f"Invalid {field}: null is not accepted; omit the field instead.")
+    assert not Token.objects.exists()
+
+
+def test_it_accepts_a_timeout_in_epoch_milliseconds(api_client):
+    # Upstream reads a JSON number as new Date(n); ours must also be in the future.
+    moment = (timezone.now() + timedelta(hours=3)).replace(microsecond=0)
+    response = api_client.post(TOKENS, {"timeout": int(moment.timestamp() * 1000)}, format="json")
+    assert response.status_code == 200, response.content
+    assert Token.objects.get().timeout_at == moment
+    retrieved = api_client.get(f"{TOKENS}/{response.json()['id']}").json()
+    assert retrieved["timeoutAt"] == moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@pytest.mark.parametrize(
+    ("timeout", "says"),
+    [
+        (1000, "the date is in the past"),
+        (0, "the date is in the past"),
+        (1893456000, "the date is in the past (a number is epoch milliseconds"),
+        (-1, "the date is in the past"),
+        (True, "expected a duration"),
+        (1e16, "more than 365 days ahead"),
+    ],
+)
+def test_it_refuses_a_numeric_timeout_that_is_not_ahead(api_client, timeout, says):
+    error = assert_error(api_client.post(TOKENS, {"timeout": timeout}, format="json"), 400)
+    assert says in error["error"]
+    assert not Token.objects.exists()
+
+
+def test_it_stores_tags_as_sent(api_client):
+    # Upstream stores (and filters on) tags exactly as sent; we still drop duplicates and
+    # refuse blank ones (DESIGN.md).
+    body = {"tags": [" refund ", "refund", "eu,us", "refund", "\teu"]}
+    response = api_client.post(TOKENS, body, format="json")
+    assert response.status_code == 200, response.content
+    assert Token.objects.get().tags == [" refund ", "refund", "eu,us", "\teu"]
+
+
+def test_it_counts_the_tags_as_sent(api_client):
+    # Upstream counts the submitted list: eleven tags are too many even if they repeat.
+    response = api_client.post(TOKENS, {"tags": ["a"] * 11}, format="json")
+    assert_error(response, 422, "Waitpoints can only have 10 tags, you're trying to set 11.")
+    assert api_client.post(TOKENS, {"tags": ["a"] * 10}, format="json").status_code == 200
+
+
+def test_a_too_long_tag_is_a_400_even_among_too_many(api_client):
+    # Upstream's schema checks each tag before the handler counts them.
+    tags = [f"t{i}" for i in range(10)] + ["x" * 129]
+    response = api_client.post(TOKENS, {"tags": tags}, format="json")
+    assert_error(response, 400, "Invalid tag at tags[10]: tags must be at most 128 characters.")
+
+
+def test_a_form_encoded_body_is_told_to_send_json(api_client):
+    response = api_client.post(TOKENS, {"timeout": "1h"})  # the test client's multipart form
+    error = assert_error(response, 400)["error"]
+    assert "Content-Type" in error and "application/json" in error
+    response = api_client.generic(
+        "POST", TOKENS, "timeout=1h", content_type="application/x-www-form-urlencoded"
+    )
+    assert_error(
+        response, 400, error.replace("multipart/form-data", "application/x-www-form-urlencoded")
+    )
+    assert not Token.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -123,10 +197,14 @@ def test_it_creates_a_token_from_an_empty_body(api_client):
     [
         (b"{not json", 400, "Invalid JSON"),
         (b"\xff\xfe", 400, "Invalid JSON"),
-        (b"null", 400, None),
-        (b"[]", 400, None),
-        (b'"text"', 400, None),
-        (b"42", 400, None),
+        (b"null", 400, "Invalid JSON"),  # upstream: a falsy JSON value is "Invalid JSON"
+        (b"false", 400, "Invalid JSON"),
+        (b"0", 400, "Invalid JSON"),
+        (b'""', 400, "Invalid JSON"),
+        (b"[]", 400, "Invalid body: expected a JSON object, received array"),
+        (b'"text"', 400, "Invalid body: expected a JSON object, received string"),
+        (b"42", 400, "Invalid body: expected a JSON object, received number"),
+        (b"true", 400, "Invalid body: expected a JSON object, received boolean"),
         (json.dumps({"timeout": 30}).encode(), 400, None),
         (json.dumps({"timeout": "10 minutes"}).encode(), 400, None),
         (json.dumps({"timeout": "2001-01-01T00:00:00Z"}).encode(), 400, None),

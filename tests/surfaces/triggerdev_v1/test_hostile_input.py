@@ -79,25 +79,33 @@ def test_create_refuses_deep_nesting(api_client) -> None:
     assert f"nested more than {MAX_JSON_DEPTH} levels" in error
 
 
-# -- tags (DESIGN.md: filter[tags] is comma-separated) -------------------------------------------
+# -- tags: stored and filtered exactly as sent, as upstream ----------------------------------------
 
 
-def test_tags_with_a_comma_are_refused(api_client) -> None:
-    error = assert_error(post_raw(api_client, TOKENS, body_of({"tags": ["ok", "a,b"]})), 400)
-    assert error["error"] == (
-        "Invalid tag at tags[1]: tags cannot contain a comma "
-        "(filter[tags] separates tags with commas)."
-    )
-    assert not Token.objects.exists()
+def test_tags_with_a_comma_are_stored_and_found_on_the_dashboard_not_by_the_api(
+    api_client,
+) -> None:
+    # Upstream stores them; its filter[tags] splits on commas, so the API cannot match one
+    # (ours neither, to stay the same). The dashboard's ?tag=a,b (one parameter per tag) can.
+    response = post_raw(api_client, TOKENS, body_of({"tags": ["ok", "a,b"]}))
+    assert response.status_code == 200, response.content
+    token = Token.objects.get()
+    assert token.tags == ["ok", "a,b"]
+    assert api_client.get(TOKENS, {"filter[tags]": "a,b"}).json()["data"] == []
+    found = api_client.get(TOKENS, {"filter[tags]": "ok"}).json()["data"]
+    assert [row["id"] for row in found] == [token.friendly_id]
 
 
-def test_tags_are_stripped_so_the_filter_finds_them(api_client) -> None:
-    response = post_raw(api_client, TOKENS, body_of({"tags": [" refund ", "refund", "\teu"]}))
+def test_tags_are_filtered_as_sent(api_client) -> None:
+    response = post_raw(api_client, TOKENS, body_of({"tags": [" refund ", "\teu"]}))
     assert response.status_code == 200
     token = Token.objects.get()
-    assert token.tags == ["refund", "eu"]
-    assert sorted(TokenTag.objects.values_list("name", flat=True)) == ["eu", "refund"]
-    listed = api_client.get(TOKENS, {"filter[tags]": " refund , eu"}).json()["data"]
+    assert token.tags == [" refund ", "\teu"]
+    assert sorted(TokenTag.objects.values_list("name", flat=True)) == ["\teu", " refund "]
+    assert api_client.get(TOKENS, {"filter[tags]": "refund,eu"}).json()["data"] == []
+    listed = api_client.get(TOKENS, {"filter[tags]": " refund ,x"}).json()["data"]
+    assert [row["id"] for row in listed] == [token.friendly_id]
+    listed = api_client.get(TOKENS, {"filter[tags]": "\teu"}).json()["data"]
     assert [row["id"] for row in listed] == [token.friendly_id]
 
 

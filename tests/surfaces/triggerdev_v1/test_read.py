@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -49,6 +50,50 @@ def test_it_retrieves_a_waiting_token(api_client, make_token):
     assert body["url"].startswith("http://testserver/api/v1/waitpoints/tokens/")
 
 
+def test_retrieve_always_says_type_and_whose_idempotency_key_it_is(api_client, make_token):
+    # Upstream's ApiWaitpointPresenter always sends type, idempotencyKey (a random 24-character
+    # one when the caller gave none) and userProvidedIdempotencyKey.
+    keyed = api_client.get(url_of(make_token(idempotency_key="k1"))).json()
+    assert keyed["type"] == "MANUAL"
+    assert (keyed["idempotencyKey"], keyed["userProvidedIdempotencyKey"]) == ("k1", True)
+    assert "inactiveIdempotencyKey" not in keyed
+    token = make_token()
+    plain = api_client.get(url_of(token)).json()
+    assert plain["type"] == "MANUAL"
+    assert plain["userProvidedIdempotencyKey"] is False
+    assert re.fullmatch(r"[A-Za-z0-9_-]{24}", plain["idempotencyKey"])
+    # The same on every read, different for every token, and never one a caller gave.
+    assert api_client.get(url_of(token)).json()["idempotencyKey"] == plain["idempotencyKey"]
+    other = api_client.get(url_of(make_token())).json()["idempotencyKey"]
+    assert other != plain["idempotencyKey"]
+    assert get_list(api_client, {"filter[idempotencyKey]": plain["idempotencyKey"]})["data"] == []
+    # List items carry the caller's key only (upstream's WaitpointListPresenter).
+    listed = {item["id"]: item for item in get_list(api_client, {})["data"]}
+    assert "idempotencyKey" not in listed[token.friendly_id]
+    assert "type" not in listed[token.friendly_id]
+
+
+def test_retrieve_of_a_rotated_key_shows_it_as_inactive(api_client, environment):
+    now = timezone.now()
+    first = lifecycle.token_create(
+        environment=environment,
+        actor=SYSTEM,
+        idempotency_key="k",
+        idempotency_key_ttl="1m",
+        now=now - timedelta(minutes=5),
+    ).token
+    second = lifecycle.token_create(environment=environment, actor=SYSTEM, idempotency_key="k")
+    assert second.token.pk != first.pk
+    old = api_client.get(url_of(first)).json()
+    assert old["inactiveIdempotencyKey"] == "k"
+    assert old["userProvidedIdempotencyKey"] is True
+    assert re.fullmatch(r"[A-Za-z0-9_-]{24}", old["idempotencyKey"])
+    new = api_client.get(url_of(second.token)).json()
+    assert new["idempotencyKey"] == "k" and "inactiveIdempotencyKey" not in new
+    listed = {i["id"]: i for i in get_list(api_client, {"filter[idempotencyKey]": "k"})["data"]}
+    assert {i["idempotencyKey"] for i in listed.values()} == {"k"}  # the caller's, as upstream
+
+
 def test_it_retrieves_by_bare_id(api_client, make_token):
     token = make_token()
     assert api_client.get(url_of(token.pk)).json()["id"] == token.friendly_id
@@ -70,8 +115,8 @@ def test_it_never_emits_nulls_for_a_token_without_timeout_or_key(api_client, mak
     settings.WAITPOINTS_DEFAULT_TIMEOUT = ""
     token = make_token()
     body = api_client.get(url_of(token)).json()
-    assert "timeoutAt" not in body and "idempotencyKey" not in body
-    assert "idempotencyKeyExpiresAt" not in body and "completedAfter" not in body
+    assert "timeoutAt" not in body and "idempotencyKeyExpiresAt" not in body
+    assert "completedAfter" not in body
     assert body["tags"] == []
     assert nulls(body) == []
     listed = api_client.get(TOKENS).json()

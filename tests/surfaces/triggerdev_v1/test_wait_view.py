@@ -3,8 +3,13 @@ handler the web role uses (tested live in tests/surfaces/triggerdev_v1/live/).""
 
 from __future__ import annotations
 
-import pytest
+import os
 
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tests.smoke.processes import wait_until
 from tokens.domain import actors, lifecycle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,3 +41,41 @@ def test_errors(api_client, anonymous_client, other_api_client, make_token) -> N
     assert other_api_client.get(url(token)).status_code == 404
     posted = api_client.post(url(token))
     assert (posted.status_code, posted["Allow"]) == (405, "GET")
+
+
+def test_a_public_access_token_of_another_token_gets_a_403(api_client, make_token) -> None:
+    created = api_client.post("/api/v1/waitpoints/tokens", {}, format="json")
+    other = make_token()
+    browser = APIClient()
+    browser.credentials(HTTP_AUTHORIZATION=f"Bearer {created['x-trigger-jwt']}")
+    response = browser.get(url(other))
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "Unauthorized",
+        "code": "unauthorized",
+        "param": "access_token",
+        "type": "authorization",
+    }
+    own = browser.get(f"/api/v1/waitpoints/tokens/{created.json()['id']}/wait?timeout=0s")
+    assert own.status_code == 200
+
+
+def _hub_sessions() -> int:
+    """LISTEN connections of this process's wait hubs."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            [f"waitpoints-wait-hub {os.getpid()}"],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_wait_through_django_leaves_no_listen_connection_behind(api_client, make_token) -> None:
+    # The WSGI view runs each wait on an event loop of its own, which ends with the request;
+    # the hub's LISTEN connection must end with it. Left open (the hub kept it referenced from
+    # its cancelled task), it kept the test database from being dropped at the end of the suite.
+    token = make_token()
+    lifecycle.token_complete(token=token, actor=actors.Actor.system(), data="done")
+    for _ in range(3):
+        assert api_client.get(url(token, "10s")).json()["status"] == "COMPLETED"
+    assert wait_until(lambda: _hub_sessions() == 0, timeout=10), _hub_sessions()

@@ -159,11 +159,42 @@ def parse_json(raw: bytes) -> Any:
     return loads_strict(raw)
 
 
-def read_json_object(request: HttpRequest, *, limit: int) -> dict[str, Any]:
-    value = parse_json(read_body(request, limit=limit))
+_JS_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def read_json_object(
+    request: HttpRequest, *, limit: int, allow_empty: bool = True
+) -> dict[str, Any]:
+    """The body as a JSON object. An empty body is ``{}``, or with ``allow_empty=False``
+    upstream's ``400 Request body is empty`` (create and complete). As upstream's
+    ``safeJsonParse``, a falsy JSON value (null, false, 0, "") is "Invalid JSON"; a body that is
+    not JSON says which Content-Type it came with and which one the API takes."""
+    try:
+        value = parse_json(read_body(request, limit=limit))
+    except UnacceptableJson:
+        raise
+    except InvalidInput as error:
+        if error.message != "Invalid JSON":
+            raise
+        raise InvalidInput("Invalid JSON" + _content_type_hint(request)) from None
     if value is EMPTY:
+        if not allow_empty:
+            raise InvalidInput("Request body is empty")
         return {}
+    if value is None or value is False or value == 0 or value == "":
+        raise InvalidInput("Invalid JSON")
     if not isinstance(value, dict):
-        kind = "array" if isinstance(value, list) else type(value).__name__
+        kind = _JS_KINDS.get(type(value), type(value).__name__)
         raise InvalidInput(f"Invalid body: expected a JSON object, received {kind}")
     return value
+
+
+def _content_type_hint(request: HttpRequest) -> str:
+    media_type = getattr(request, "_request", request).content_type or ""  # DRF wraps Django's
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return ""
+    sent = f"as {media_type}" if media_type else "without a Content-Type"
+    return (
+        f": the body was sent {sent}, but this API takes a JSON object; "
+        "send it with Content-Type: application/json"
+    )

@@ -90,6 +90,11 @@ class ErrorSerializer(serializers.Serializer):
     details = ErrorIssueSerializer(
         many=True, required=False, help_text="One entry per problem (`Query Error`)."
     )
+    # Upstream's 403 for a public access token without the scope; the SDK copies these onto its
+    # PermissionDeniedError.
+    code = serializers.CharField(required=False, help_text="`unauthorized` on a refused scope.")
+    param = serializers.CharField(required=False, help_text="`access_token` on a refused scope.")
+    type = serializers.CharField(required=False, help_text="`authorization` on a refused scope.")
 
 
 class TransitionResponseSerializer(serializers.Serializer):

@@ -36,12 +36,14 @@ LOGIN = "login"
 API_KEY_FAILURES = "api_key_failures"
 CALLBACK_FAILURES = "callback_failures"
 API_CALLS = "api_calls"
+PUBLIC_TOKEN_CALLS = "public_token_calls"
 
 _SETTINGS = {
     LOGIN: "WAITPOINTS_RATELIMIT_LOGIN",
     API_KEY_FAILURES: "WAITPOINTS_RATELIMIT_API_KEY_FAILURES",
     CALLBACK_FAILURES: "WAITPOINTS_RATELIMIT_CALLBACK_FAILURES",
     API_CALLS: "WAITPOINTS_RATELIMIT_API_CALLS",
+    PUBLIC_TOKEN_CALLS: "WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS",
 }
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smh]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -177,8 +179,8 @@ class Check:
     hit: bool
 
 
-# On Redis every counter of a request is read or counted in one round trip, atomically: the API
-# asks two (failed keys from this address, calls for this key) on every request, and a round trip
+# On Redis every counter of a request is read or counted in one round trip, atomically (an API
+# request counts one: its credential's calls, or a refused credential's address), and a round trip
 # per cache operation (GET, EXISTS, INCR, …) through a client made per request cost more than
 # the whole database work of a retrieve (docs/benchmarks/profile.md).
 _REDIS_SCRIPT = """
@@ -311,6 +313,7 @@ def message(decision: Decision) -> str:
         API_KEY_FAILURES: "failed API key attempts from your address",
         CALLBACK_FAILURES: "invalid callback URLs from your address",
         API_CALLS: "requests for this API key",
+        PUBLIC_TOKEN_CALLS: "requests for this public access token",
     }[decision.scope]
     return f"Rate limit exceeded: too many {what}; retry in {decision.retry_after} s"
 

@@ -38,7 +38,9 @@ class TagListField(forms.Field):
     widget = MultipleValueInput
 
     def to_python(self, value: Any) -> list[str]:
-        names = [str(v).strip() for v in (value or []) if str(v).strip()]
+        # Tags are stored as sent, so a selected tag (" a ", "eu,us") is kept exactly; one
+        # parameter per tag, so a comma is part of the tag here (unlike the API's filter[tags]).
+        names = [str(v) for v in (value or []) if str(v).strip()]
         return list(dict.fromkeys(names))
 
     def validate(self, value: list[str]) -> None:

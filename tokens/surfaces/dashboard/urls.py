@@ -2,12 +2,21 @@
 
 from django.urls import path
 
-from tokens.surfaces.dashboard import bulk, views, webhooks
+from tokens.surfaces.dashboard import bulk, members, views, webhooks
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("projects/<slug:project_slug>/members", members.member_list, name="member_list"),
+    path(
+        "projects/<slug:project_slug>/members/invite", members.member_invite, name="member_invite"
+    ),
+    path(
+        "projects/<slug:project_slug>/members/<int:membership_id>/<str:action>",
+        members.member_action,
+        name="member_action",
+    ),
     path(
         "projects/<slug:project_slug>/<str:environment_slug>/tokens",
         views.token_list,

@@ -31,7 +31,7 @@ from tokens.domain.decisions import DECISIONS, decision_of
 from tokens.domain.exceptions import DecisionInvalid, DecisionRefused, TokenError
 from tokens.domain.limits import MAX_COMMENT_LENGTH, MAX_REASON_LENGTH
 from tokens.domain.links import callback_url
-from tokens.models import Environment, Token, TokenEvent
+from tokens.models import Environment, Membership, Token, TokenEvent
 from tokens.persistence import selectors
 from tokens.persistence.pagination import PageRequest, paginate
 from tokens.surfaces.common.http import base_url
@@ -107,6 +107,14 @@ def home(request: HttpRequest) -> HttpResponse:
         "next_url": _page_url(request, page + 1) if more else "",
         "previous_url": _page_url(request, page - 1) if page > 1 else "",
         "environments": environments,
+        # Projects whose members this user manages (admins invite people by e-mail).
+        "admin_projects": list(
+            {
+                e.project.slug: e.project
+                for e in environments
+                if getattr(e, "role", None) == Membership.Role.ADMIN  # annotated by the selector
+            }.values()
+        ),
         "waiting_cap": selectors.WAITING_COUNT_CAP,
         "is_first_page": page == 1,
         "projects": projects,

@@ -99,18 +99,15 @@ class Link:
 
 
 def _authorised(request: HttpRequest, link: Link) -> tuple[Token, Recipient | None]:
-    """The token (and recipient) the link is for; refusals are rate-limited per address."""
-    # Guessing hashes is limited per client address; a refusal names no token, so an
-    # attacker learns nothing and the audit trail of a real token gets one event a minute.
-    address = ratelimit.client_ip(request)
-    decision = ratelimit.peek(ratelimit.CALLBACK_FAILURES, address)
-    if decision is not None and not decision.allowed:
-        ratelimit.remember(request, decision)
-        raise TooManyAttempts(ratelimit.message(decision))
+    """The token (and recipient) the link is for. The link is checked before any limit: a
+    valid link always works, whoever else mangled links from the same address (a mail gateway,
+    Slack, a company's NAT). Only refused links are counted, per client address; over that limit
+    a refused link answers 429 instead of 401/404. A refusal names no token, and the audit trail
+    of a real token gets at most one event a minute."""
     try:
         token = selectors.token_get_by_id(token_id=link.token_id)
     except NotFound:
-        ratelimit.hit(ratelimit.CALLBACK_FAILURES, address)
+        _count_refusal(request)
         raise
     secret = token.environment.callback_secret
     recipient = None
@@ -124,14 +121,22 @@ def _authorised(request: HttpRequest, link: Link) -> tuple[Token, Recipient | No
             callback_secret=secret, internal_id=token.id, address=recipient.email, given=link.digest
         )
     if not valid:
-        ratelimit.hit(ratelimit.CALLBACK_FAILURES, address)
         lifecycle.token_credential_refused(
             token=token, actor=_actor(request), credential="callback_hash"
         )
+        _count_refusal(request)
         raise InvalidHash("Invalid URL, hash doesn't match")
     if recipient is not None and not recipient.is_active:
         raise LinkRevoked("This link was revoked.")
     return token, recipient
+
+
+def _count_refusal(request: HttpRequest) -> None:
+    """Count a refused link for its address; over the limit, refuse it with 429 instead."""
+    decision = ratelimit.hit(ratelimit.CALLBACK_FAILURES, ratelimit.client_ip(request))
+    if decision is not None and not decision.allowed:
+        ratelimit.remember(request, decision)
+        raise TooManyAttempts(ratelimit.message(decision))
 
 
 @described(

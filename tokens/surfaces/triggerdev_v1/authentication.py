@@ -3,6 +3,7 @@ access token (a JWT with ``pub: true``), as upstream's route builder."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import jwt
@@ -11,6 +12,7 @@ from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
 
 from tokens.domain import keys, tenancy
+from tokens.domain.exceptions import PermissionDenied
 from tokens.models import ApiKey, Environment, TokenEvent
 from tokens.persistence import selectors
 from tokens.surfaces.common import ratelimit
@@ -36,13 +38,39 @@ class ApiPrincipal:
 
     is_authenticated = True
 
-    def may_write_waitpoint(self, token_param: str, friendly_id: str) -> bool:
+    def may_write_waitpoint(self, token_param: str) -> bool:
+        """Upstream's scope grammar (``action:type[:id]``), matched against the id as the URL
+        gives it: ``write:waitpoints:waitpoint_X`` covers ``…/waitpoint_X/…`` but not the bare
+        ``…/X/…`` (and vice versa), exactly as upstream's ``buildJwtAbility`` compares them."""
         if self.scopes is None:
             return True
-        allowed = {"write:all", "admin", "write:waitpoints", "*:waitpoints", "*:all"}
-        for token_id in {token_param, friendly_id, friendly_id.removeprefix(keys.FRIENDLY_PREFIX)}:
-            allowed |= {f"write:waitpoints:{token_id}", f"*:waitpoints:{token_id}"}
-        return any(scope in allowed for scope in self.scopes)
+        for scope in self.scopes:
+            action, _, rest = scope.partition(":")
+            kind, _, ident = rest.partition(":")
+            if action == "admin" and not kind:
+                return True  # bare "admin" only; "admin:waitpoints" is no wildcard upstream
+            if action not in ("write", "*"):
+                continue
+            if kind == "all" or (kind == "waitpoints" and ident in ("", token_param)):
+                return True
+        return False
+
+
+class ScopeRefused(PermissionDenied):
+    """A public access token without a scope for this token: upstream's 403, whose ``code``,
+    ``param`` and ``type`` the SDK copies onto its ``PermissionDeniedError``."""
+
+    wire_fields = {"code": "unauthorized", "param": "access_token", "type": "authorization"}
+
+    def __init__(self) -> None:
+        super().__init__("Unauthorized")
+
+
+def check_write_scope(caller: ApiPrincipal, token_param: str) -> None:
+    """Before the token is looked up, as upstream authorises before it finds the resource: a
+    token without the scope learns nothing, not even whether the id exists."""
+    if not caller.may_write_waitpoint(token_param):
+        raise ScopeRefused()
 
 
 def principal(request: Request) -> ApiPrincipal:
@@ -84,34 +112,44 @@ class RateLimited(Exception):
 def authenticate_within_limits(
     header: str, address: str, *, allow_public_access_token: bool
 ) -> tuple[ApiPrincipal, ratelimit.Decision | None]:
-    """``authenticate_bearer`` under the API's rate limits: failed credentials per client
-    ``address`` (over that limit every credential is refused), then calls per key.
+    """``authenticate_bearer`` under the API's rate limits.
 
-    Returns the principal and where its key stands (for the ``x-ratelimit-*`` headers; None when
-    the limit is off or the counter store is down); raises RateLimited or AuthenticationFailed.
-    Shared by the DRF views and the long-poll wait handler (tokens/api/wait.py). Synchronous:
-    the counters are in Redis or, on the embedded default, the database.
+    A credential is checked first. A valid one is only ever held to its own call budget (per
+    secret key, or per public access token), never to failures from its address: behind one NAT
+    or proxy, somebody else's wrong keys must not lock out a right one. A refused credential is
+    counted per client ``address``; once that address is over the failed-credential limit, its
+    refused credentials answer 429 (with Retry-After) instead of 401.
+
+    Returns the principal and where its budget stands (for the ``x-ratelimit-*`` headers; None
+    when the limit is off or the counter store is down); raises RateLimited or
+    AuthenticationFailed. Shared by the DRF views and the long-poll wait handler (wait.py).
+    Synchronous: the counters are in Redis or, on the embedded default, the database.
     """
-    scheme, _, credential = header.partition(" ")
-    if scheme.lower() != "bearer" or not credential.strip():
+    credential = bearer_credential(header)
+    if not credential:
         raise AuthenticationFailed("Invalid or Missing API key")  # not a guess: not counted
-    # Both counters are read and counted in one round trip, after the key lookup: over the
-    # failed-credential limit even a right key is refused, so a limited guesser learns nothing.
     try:
-        caller = authenticate_bearer(header, allow_public_access_token=allow_public_access_token)
+        caller = authenticate_credential(
+            credential, allow_public_access_token=allow_public_access_token
+        )
     except AuthenticationFailed:
         [failures] = ratelimit.check(ratelimit.Check(ratelimit.API_KEY_FAILURES, address, hit=True))
         _raise_if_limited(failures)
         raise
-    key = caller.api_key
-    subject = f"key:{key.pk}" if key is not None else f"env:{caller.environment.pk}"
-    failures, decision = ratelimit.check(
-        ratelimit.Check(ratelimit.API_KEY_FAILURES, address, hit=False),
-        ratelimit.Check(ratelimit.API_CALLS, subject, hit=True),
-    )
-    _raise_if_limited(failures)
+    if caller.scopes is None:
+        assert caller.api_key is not None
+        budget = ratelimit.Check(ratelimit.API_CALLS, f"key:{caller.api_key.pk}", hit=True)
+    else:  # upstream: each public access token has a budget of its own
+        budget = ratelimit.Check(
+            ratelimit.PUBLIC_TOKEN_CALLS, f"jwt:{_fingerprint(credential)}", hit=True
+        )
+    [decision] = ratelimit.check(budget)
     _raise_if_limited(decision)
     return caller, decision
+
+
+def _fingerprint(credential: str) -> str:
+    return hashlib.sha256(credential.encode()).hexdigest()[:32]
 
 
 def _raise_if_limited(decision: ratelimit.Decision | None) -> None:
@@ -119,14 +157,26 @@ def _raise_if_limited(decision: ratelimit.Decision | None) -> None:
         raise RateLimited(decision)
 
 
+def bearer_credential(header: str) -> str:
+    """The credential of an ``Authorization`` header, read as upstream does
+    (``.replace(/^Bearer /, "").trim()``): the ``Bearer`` scheme is optional, so a bare
+    ``tr_dev_…`` works too; we also accept the scheme in any case (RFC 9110 says it is)."""
+    if header[:7].lower() == "bearer ":
+        header = header[7:]
+    return header.strip()
+
+
 def authenticate_bearer(header: str, *, allow_public_access_token: bool) -> ApiPrincipal:
     """The principal behind an ``Authorization`` header; AuthenticationFailed otherwise (no
     rate limits: see ``authenticate_within_limits``)."""
-    scheme, _, credential = header.partition(" ")
-    credential = credential.strip()
-    if scheme.lower() != "bearer" or not credential:
+    credential = bearer_credential(header)
+    if not credential:
         raise AuthenticationFailed("Invalid or Missing API key")
-    if credential.count(".") == 2 and not keys.looks_like_secret_key(credential):
+    return authenticate_credential(credential, allow_public_access_token=allow_public_access_token)
+
+
+def authenticate_credential(credential: str, *, allow_public_access_token: bool) -> ApiPrincipal:
+    if _is_public_jwt(credential):
         if not allow_public_access_token:
             raise AuthenticationFailed("Invalid API key")
         return _public_access_token(credential)
@@ -137,23 +187,32 @@ def authenticate_bearer(header: str, *, allow_public_access_token: bool) -> ApiP
     return ApiPrincipal(environment=api_key.environment, api_key=api_key)
 
 
-def _public_access_token(credential: str) -> ApiPrincipal:
+def _is_public_jwt(credential: str) -> bool:
+    """Upstream's ``isPublicJWT``: a JWT whose payload says ``pub: true``; anything else is
+    looked up as a secret key (and refused as "Invalid API key")."""
+    if credential.count(".") != 2 or keys.looks_like_secret_key(credential):
+        return False
     try:
         claims = jwt.decode(credential, options={"verify_signature": False})
     except jwt.InvalidTokenError:
-        raise AuthenticationFailed("Invalid Public Access Token") from None
+        return False
+    return isinstance(claims, dict) and claims.get("pub") is True
+
+
+def _public_access_token(credential: str) -> ApiPrincipal:
+    claims = jwt.decode(credential, options={"verify_signature": False})  # _is_public_jwt did
     environment = (
         selectors.environment_get_by_public_id(public_id=str(claims.get("sub")))
-        if claims.get("pub") is True and claims.get("sub")
+        if claims.get("sub")
         else None
     )
     if environment is None:
         raise AuthenticationFailed("Invalid Public Access Token")
     verified, signer = _verify(credential, environment)
+    # As upstream: scopes that are not a list of strings grant nothing (a 403 where one is needed).
     scopes = verified.get("scopes")
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        raise AuthenticationFailed("Public Access Token is invalid")
-    return ApiPrincipal(environment=environment, api_key=signer, scopes=tuple(scopes))
+    granted = tuple(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else ()
+    return ApiPrincipal(environment=environment, api_key=signer, scopes=granted)
 
 
 def _verify(credential: str, environment: Environment) -> tuple[dict[str, object], ApiKey | None]:

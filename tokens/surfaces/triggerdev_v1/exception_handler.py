@@ -41,6 +41,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return response
     if isinstance(exc, TokenError):
         body: dict[str, object] = {"error": exc.message}
+        body.update(getattr(exc, "wire_fields", {}))  # e.g. the 403's code, param and type
         if exc.details:
             body["details"] = exc.details
         return Response(body, status=exc.http_status)

@@ -18,6 +18,7 @@ from drf_spectacular.extensions import (
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import (
     OpenApiParameter,
+    extend_schema_field,
     extend_schema_serializer,
 )
 from rest_framework import serializers
@@ -122,13 +123,26 @@ class OneOrManyFieldExtension(OpenApiSerializerFieldExtension):
         return {**schema, EXTENSION: True} if isinstance(field, Ours) else schema
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {"type": "number", "description": "Epoch milliseconds, as upstream."},
+        ]
+    }
+)
+class TimeoutField(serializers.Field):
+    """A duration or date-time string, or a number of epoch milliseconds."""
+
+
 class CreateTokenRequestSerializer(serializers.Serializer):
-    timeout = serializers.CharField(
+    timeout = TimeoutField(
         required=False,
         help_text=(
-            f"When the token times out: {DURATION}, or an ISO-8601 date-time with a time zone "
-            "in the next 365 days. Default `10m` (setting `WAITPOINTS_DEFAULT_TIMEOUT`). "
-            "Anything else is a 400 (upstream silently ignores it)."
+            f"When the token times out: {DURATION}, an ISO-8601 date-time with a time zone, or "
+            "a number of epoch milliseconds (as upstream), in the next 365 days. Default `10m` "
+            "(setting `WAITPOINTS_DEFAULT_TIMEOUT`). Anything else, a moment in the past and "
+            "`null` are a 400 (upstream silently ignores some, and times out at once on others)."
         ),
     )
     idempotencyKey = serializers.CharField(  # noqa: N815
@@ -148,8 +162,9 @@ class CreateTokenRequestSerializer(serializers.Serializer):
         {"type": "string", "minLength": 1, "maxLength": MAX_TAG_LENGTH},
         required=False,
         help_text=(
-            f"At most {MAX_TAGS} distinct tags (more: 422), each 1–{MAX_TAG_LENGTH} characters "
-            "and not blank (400). Duplicates are removed, order is kept."
+            f"Each 1–{MAX_TAG_LENGTH} characters and not blank (400, checked first), at most "
+            f"{MAX_TAGS} as submitted (more: 422, as upstream). Stored exactly as sent, commas "
+            "and spaces included; duplicates are removed, order is kept."
         ),
     )
     approvers = ours(OneOrManyField)(
@@ -246,7 +261,23 @@ class WaitpointTokenSerializer(serializers.Serializer):
 
 
 class WaitpointTokenDetailSerializer(WaitpointTokenSerializer):
-    """A token as retrieve returns it: the list's fields plus its output."""
+    """A token as retrieve returns it: the list's fields plus its output, and (as upstream)
+    always its type and idempotency key."""
+
+    type = serializers.ChoiceField(choices=["MANUAL"], help_text="Always `MANUAL` (upstream).")
+    idempotencyKey = serializers.CharField(  # noqa: N815
+        help_text=(
+            "The caller's key while it deduplicates; otherwise (none given, or it moved on to a "
+            "newer token) a random 24-character one, as upstream."
+        )
+    )
+    userProvidedIdempotencyKey = serializers.BooleanField(  # noqa: N815
+        help_text="Whether the caller gave an idempotency key."
+    )
+    inactiveIdempotencyKey = serializers.CharField(  # noqa: N815
+        required=False,
+        help_text="The caller's key, after it expired and a newer token took it over.",
+    )
 
     output = serializers.CharField(
         required=False,

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tokens.domain import actors, lifecycle
-from tokens.domain.exceptions import PermissionDenied, TokenError
+from tokens.domain.exceptions import InvalidInput, TokenError
 from tokens.domain.representation import TokenOutputSerializer, transition_body, v1_filter_statuses
 from tokens.models import Token, TokenEvent
 from tokens.persistence import selectors
@@ -35,6 +35,7 @@ from tokens.surfaces.common.openapi import (
 )
 from tokens.surfaces.triggerdev_v1.authentication import (
     ApiPrincipal,
+    check_write_scope,
     issue_public_access_token,
     principal,
     public_claims,
@@ -61,6 +62,15 @@ FILTER_PARAMS = {
     "filter[createdAt][from]": "createdFrom",
     "filter[createdAt][to]": "createdTo",
 }
+
+
+# Optional, but never null when present: upstream's schema refuses null for its four fields, and
+# ours follow suit (the published schema has none of them nullable).
+NOT_NULL_ON_CREATE = (
+    *("timeout", "idempotencyKey", "idempotencyKeyTTL", "tags"),
+    *("approvers", "title", "description", "context", "decision", "requiredApprovals"),
+    *("requestedBy", "remindAfter", "escalateAfter", "escalateTo"),
+)
 
 
 def api_actor(
@@ -90,7 +100,13 @@ class TokenViewSet(viewsets.ViewSet):
         },
     )
     def create(self, request: Request) -> Response:
-        body = read_json_object(request, limit=CREATE_BODY_LIMIT)
+        body = read_json_object(request, limit=CREATE_BODY_LIMIT, allow_empty=False)
+        for field in NOT_NULL_ON_CREATE:
+            if field in body and body[field] is None:
+                # Upstream's schema refuses these; taking null for "absent" hid client bugs.
+                raise InvalidInput(
+                    f"Invalid {field}: null is not accepted; omit the field instead."
+                )
         environment = principal(request).environment
         result = lifecycle.token_create(
             environment=environment,
@@ -291,13 +307,11 @@ class TokenCompleteView(CorsMixin, APIView):  # type: ignore[misc]
     )
     def post(self, request: Request, token_id: str) -> Response:
         caller = principal(request)
+        check_write_scope(caller, token_id)
         token = selectors.token_get_for_environment(
             environment=caller.environment, token_id=token_id
         )
-        if not caller.may_write_waitpoint(token_id, token.friendly_id):
-            # Upstream answers 403 with this body for a JWT without the right scope.
-            raise PermissionDenied("Unauthorized")
-        body = read_json_object(request, limit=COMPLETE_BODY_LIMIT)
+        body = read_json_object(request, limit=COMPLETE_BODY_LIMIT, allow_empty=False)
         # `data` as the SDK sends it; `output` (the docs' curl example) means the same.
         if "data" in body:
             data = body["data"]

@@ -39,7 +39,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from tokens.delivery import waiting
 from tokens.domain.durations import parse_duration
-from tokens.domain.exceptions import PermissionDenied, TokenError
+from tokens.domain.exceptions import TokenError
 from tokens.domain.representation import TokenOutputSerializer
 from tokens.models import Token
 from tokens.persistence import selectors
@@ -58,6 +58,7 @@ from tokens.surfaces.triggerdev_v1.authentication import (
     ApiKeyAuthentication,
     RateLimited,
     authenticate_within_limits,
+    check_write_scope,
 )
 from tokens.surfaces.triggerdev_v1.schema import (
     WAIT_TIMEOUT_PARAMETER,
@@ -110,12 +111,10 @@ def _authorize(header: str, token_param: str, address: str, limits: dict[str, st
     )
     if decision is not None:
         limits.update(decision.headers())
-    token = selectors.token_get_for_environment(
+    check_write_scope(principal, token_param)  # complete's 403, before the lookup as there
+    return selectors.token_get_for_environment(
         environment=principal.environment, token_id=token_param
     )
-    if not principal.may_write_waitpoint(token_param, token.friendly_id):
-        raise PermissionDenied("Unauthorized")  # complete's answer for a JWT of another token
-    return token
 
 
 def _read(token: Token, base: str) -> tuple[Token, dict[str, Any]]:
@@ -165,7 +164,9 @@ async def wait_answer(
     except AuthenticationFailed as error:
         return _error(str(error.detail), 401, **{"WWW-Authenticate": 'Bearer realm="api"'})
     except TokenError as error:
-        return _error(error.message, error.http_status, **limits)
+        denied = _error(error.message, error.http_status, **limits)
+        denied.body.update(getattr(error, "wire_fields", {}))
+        return denied
     answer = await _wait(token, base, timeout, run_db=run_db, disconnected=disconnected)
     if answer is not None:
         answer.headers.update(limits)
@@ -282,10 +283,18 @@ def wait_view(request: HttpRequest, token_id: str) -> JsonResponse:
         response = JsonResponse({"error": "Method not allowed"}, status=405)
         response["Allow"] = "GET"
         return response
-    # Database reads on the request's own thread (and connection), as any sync view's.
-    answer = async_to_sync(wait_answer)(
-        request, token_id, run_db=lambda function: sync_to_async(function)()
-    )
+
+    # Database reads on the request's own thread (and connection), as any sync view's; the
+    # event loop is this request's only, so its hub (and LISTEN connection) ends with it.
+    async def answer_on_its_own_loop() -> Answer | None:
+        try:
+            return await wait_answer(
+                request, token_id, run_db=lambda function: sync_to_async(function)()
+            )
+        finally:
+            await waiting.close_hub()
+
+    answer = async_to_sync(answer_on_its_own_loop)()
     assert answer is not None  # noqa: S101 - no disconnect signal here
     response = JsonResponse(answer.body, status=answer.status)
     for name, value in answer.headers.items():

@@ -220,7 +220,12 @@ def test_the_tokens_public_access_token_may_wait(web, make_token, environment) -
     assert ok.status_code == 200 and ok.json()["status"] == "WAITING"
     refused = httpx.get(wait_url(web, other, "0s"), headers=headers, timeout=10)
     assert refused.status_code == 403
-    assert refused.json() == {"error": "Unauthorized"}
+    assert refused.json() == {  # complete's 403, as upstream words it
+        "error": "Unauthorized",
+        "code": "unauthorized",
+        "param": "access_token",
+        "type": "authorization",
+    }
     forged = pyjwt.encode({**pyjwt.decode(jwt, options={"verify_signature": False})}, "nope")
     bad = httpx.get(
         wait_url(web, token, "0s"), headers={"Authorization": f"Bearer {forged}"}, timeout=10
