@@ -12,6 +12,7 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
+from tests.fake_slack import fake_slack, slack_connection  # noqa: F401 - fixtures for Slack tests
 from tokens.domain import actors, lifecycle, tenancy
 from tokens.models import Environment
 

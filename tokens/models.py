@@ -271,6 +271,9 @@ class TokenEvent(models.Model):
         CONSUME_REFUSED = "consume_refused", "Consumption refused"
         OUTCOME_REPORTED = "outcome_reported", "Outcome reported"
         AUTH_FAILED = "auth_failed", "Refused credential"
+        SLACK_POSTED = "slack_posted", "Slack message posted"
+        SLACK_FAILED = "slack_failed", "Slack message failed"
+        SLACK_NO_ACCOUNT = "slack_no_account", "No Slack account (asked by e-mail only)"
 
     class Credential(models.TextChoices):
         """What proved the actor's right to act, beside the channel it came through."""
@@ -280,6 +283,7 @@ class TokenEvent(models.Model):
         CALLBACK_URL = "callback_url", "callback URL"
         PERSONAL_LINK = "personal_link", "personal link"
         SESSION = "session", "login"
+        SLACK_SIGNATURE = "slack_signature", "Slack request signature"
         SYSTEM = "system", "system"
 
     class Channel(models.TextChoices):
@@ -287,6 +291,7 @@ class TokenEvent(models.Model):
         CALLBACK = "callback", "Callback URL"
         DASHBOARD = "dashboard", "Dashboard"
         ADMIN = "admin", "Admin"
+        SLACK = "slack", "Slack"
         SYSTEM = "system", "System"
 
     # Indexed by tokenevent_token (token, created_at), which serves the FK as well.
@@ -393,6 +398,11 @@ class OutboxMessage(models.Model):
         # still waits (tokens.delivery.emails).
         REMINDER = "reminder", "Reminder to undecided approvers"
         ESCALATION = "escalation", "Escalation to more approvers"
+        # Slack (tokens.delivery.slack.handlers): every Web API call the service makes.
+        SLACK_POST = "slack_post", "Slack: post the request"
+        SLACK_UPDATE = "slack_update", "Slack: update the message in place"
+        SLACK_REPLY = "slack_reply", "Slack: reply in the message's thread"
+        SLACK_NOTICE = "slack_notice", "Slack: a note only the clicker sees"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="outbox")
@@ -495,3 +505,116 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} → {self.endpoint_id} (attempt {self.attempt})"
+
+
+class SlackConnection(models.Model):
+    """An environment's Slack app: its bot token and signing secret, encrypted with a key derived
+    from SECRET_KEY (as API keys and webhook secrets) and never shown again in full, where
+    requests go by default, and the outcome of the latest Web API call (for the admins)."""
+
+    environment = models.OneToOneField(
+        Environment, on_delete=models.CASCADE, related_name="slack_connection"
+    )
+    encrypted_bot_token = models.TextField()
+    bot_token_hint = models.CharField(max_length=32, help_text="The token's shape and last four.")
+    encrypted_signing_secret = models.TextField()
+    signing_secret_hint = models.CharField(max_length=32)
+    # A channel id (C0123ABCD) or a public channel's name (#approvals); "" for none.
+    default_channel = models.CharField(max_length=80, blank=True, default="")
+    # Each approver also gets the request by direct message (their e-mail looked up in Slack).
+    direct_messages = models.BooleanField(default=True)
+    enabled = models.BooleanField(default=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["environment__project__slug", "environment__slug"]
+
+    def __str__(self) -> str:
+        return f"Slack for {self.environment}"
+
+
+class SlackRoute(models.Model):
+    """A routing rule: requests tagged ``tag`` go to ``channel`` (unless the request names a
+    channel itself); with no rule matching, the connection's default channel."""
+
+    connection = models.ForeignKey(SlackConnection, on_delete=models.CASCADE, related_name="routes")
+    tag = models.CharField(max_length=128)
+    channel = models.CharField(max_length=80)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["tag", "channel"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "tag", "channel"], name="slackroute_unique_rule"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag} → {self.channel}"
+
+
+class SlackMessage(models.Model):
+    """One message about one token in one place (a channel, or an approver's direct messages).
+    Written when the request is created, with ``ts`` empty; the outbox posts it and records
+    ``ts`` once, and every later call updates that message in place or replies in its thread."""
+
+    class Target(models.TextChoices):
+        CHANNEL = "channel", "Channel"
+        DIRECT = "direct", "Direct message"
+
+    # Indexed by slackmessage_unique_target (token first), which also serves the resolving
+    # statement's look for messages to update (tokens.persistence.fast_paths.resolve).
+    token = models.ForeignKey(
+        Token, on_delete=models.CASCADE, related_name="slack_messages", db_index=False
+    )
+    connection = models.ForeignKey(
+        SlackConnection, on_delete=models.CASCADE, related_name="messages"
+    )
+    target_kind = models.CharField(max_length=16, choices=Target.choices)
+    # The channel as configured or requested, or the approver's e-mail address.
+    target = models.CharField(max_length=254)
+    channel_id = models.CharField(max_length=32, blank=True, default="")  # as Slack answered
+    ts = models.CharField(max_length=32, blank=True, default="")  # "" until posted
+    # What the message shows now ("WAITING:1" = waiting, one approval), to skip no-op updates.
+    rendered = models.CharField(max_length=64, blank=True, default="")
+    # Thread replies already posted (reminders, escalations): {their key: their ts}.
+    replies = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    posted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token", "target_kind", "target"], name="slackmessage_unique_target"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_target_kind_display()} {self.target} for {self.token_id}"
+
+
+class SlackUser(models.Model):
+    """The e-mail ↔ Slack user cache of one connection: ``user_id`` "" means Slack has no
+    account with this address (looked up again after a while)."""
+
+    connection = models.ForeignKey(SlackConnection, on_delete=models.CASCADE, related_name="users")
+    email = models.CharField(max_length=254)  # lower-cased
+    user_id = models.CharField(max_length=32, blank=True, default="")
+    looked_up_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "email"], name="slackuser_unique_email")
+        ]
+        indexes = [models.Index(fields=["connection", "user_id"], name="slackuser_by_id")]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.user_id or 'no account'}"

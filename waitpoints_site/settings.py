@@ -429,6 +429,18 @@ WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", Fals
 WEBHOOKS_CONNECT_TIMEOUT = env_int("WEBHOOKS_CONNECT_TIMEOUT", 5)  # seconds
 WEBHOOKS_TOTAL_TIMEOUT = env_int("WEBHOOKS_TOTAL_TIMEOUT", 10)  # seconds, whole attempt
 
+# Slack (docs/slack.md). The Web API's base URL: Slack's own unless a stand-in is configured
+# (the tests point it at a local fake). Every call from the worker is bounded by SLACK_TIMEOUT;
+# the two calls a click cannot wait for the worker to make (who clicked, when not cached; and
+# opening a form, whose trigger expires after 3 s) by SLACK_CLICK_TIMEOUT.
+SLACK_API_URL = os.environ.get("SLACK_API_URL", "https://slack.com/api/")
+if not SLACK_API_URL.endswith("/"):
+    SLACK_API_URL += "/"
+SLACK_TIMEOUT = env_int("SLACK_TIMEOUT", 10)  # seconds
+SLACK_CLICK_TIMEOUT = float(os.environ.get("SLACK_CLICK_TIMEOUT") or 2)  # seconds
+# How long an e-mail ↔ Slack user lookup is trusted (a miss: a tenth of it).
+SLACK_USER_CACHE_SECONDS = env_int("SLACK_USER_CACHE_SECONDS", 24 * 3600)
+
 # ------------------------------------------------------------------------------------------------
 # Cache: rate-limit counters and worker/beat heartbeats. Redis when REDIS_URL is set, else a table
 # in the database (created by `manage.py createcachetable`, which migrate runs too).

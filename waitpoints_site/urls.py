@@ -6,6 +6,7 @@ from tokens.surfaces import health
 from tokens.surfaces.admin import mail as sent_mail
 from tokens.surfaces.common import login
 from tokens.surfaces.links import views as callback
+from tokens.surfaces.slack import views as slack
 from waitpoints_site import errors
 
 # Failed logins are limited per client address on both login pages (tokens.surfaces.common.login).
@@ -23,6 +24,7 @@ urlpatterns = [
         callback.token_personal,
         name="token-personal",
     ),
+    path("integrations/slack/interactivity", slack.interactivity, name="slack-interactivity"),
     path("api/v1/", include("tokens.surfaces.triggerdev_v1.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script for the CSP.

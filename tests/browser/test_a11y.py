@@ -252,6 +252,23 @@ def webhook_detail(driver, world: World) -> None:
     visit(path, as_admin=True)(driver, world)
 
 
+def slack_page(driver, world: World) -> None:
+    from tokens.delivery.slack import connections
+
+    connection = connections.slack_connect(
+        environment=world.environment,
+        bot_token="xoxb-1111-2222-a11yBotTokenForTests",
+        signing_secret="8f742231b10e8888abcd99yyyzzz85a5",
+        default_channel="approvals",
+    )
+    connections.slack_route_add(connection=connection, tag="refund", channel="#refunds")
+    visit("/projects/payments/prod/slack", as_admin=True)(driver, world)
+
+
+def slack_page_new(driver, world: World) -> None:
+    visit("/projects/payments/prod/slack", as_admin=True)(driver, world)
+
+
 def confirmation(driver, world: World) -> None:
     driver.get(callback_url(world.titled, base=world.url) + "?decision=approved")
     ready(driver, "form.confirm-form")
@@ -333,6 +350,8 @@ PAGES: dict[str, Callable] = {
     "members": members,
     "invitation-accept": invitation_accept,
     "webhook-detail": webhook_detail,
+    "slack": slack_page,
+    "slack-not-connected": slack_page_new,
     "callback-confirmation": confirmation,
     "callback-personal": personal_confirmation,
     "callback-approved": approved,

@@ -51,8 +51,9 @@ def test_create_runs_the_key_lookup_and_one_insert_per_table(warm):
 
 def test_create_with_approvers_queues_their_emails_in_one_statement(warm):
     # key; SAVEPOINT; the token and its audit event (one statement); the recipients already
-    # there (none: a new token); one INSERT for all recipients; one for all outbox rows; RELEASE
-    with exactly(7):
+    # there (none: a new token); one INSERT for all recipients; one for all outbox rows; the
+    # environment's Slack connection (none here: nothing more); RELEASE
+    with exactly(8):
         response = warm.post(
             TOKENS,
             {"approvers": ["a@example.com", "b@example.com", "c@example.com"]},

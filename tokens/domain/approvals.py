@@ -1,5 +1,8 @@
 """Asking people: approval e-mails with personal links, reminders, escalation, revoking a link.
 
+Chat messages follow the same moments (``tokens.delivery.chat``): reminders and escalations
+are also replies in the thread of each Slack message of the token.
+
 The e-mails go through the outbox (``tokens.delivery.emails`` sends them); a reminder or an
 escalation is a scheduled outbox row that, when it falls due, calls ``token_remind`` or
 ``token_escalate`` here, which act only while the token still waits (``deadline.waiting_q``,
@@ -13,7 +16,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from tokens.delivery import outbox
+from tokens.delivery import chat, outbox
 from tokens.domain import audit, deadline
 from tokens.domain.actors import Actor
 from tokens.domain.inputs import FollowUps
@@ -116,6 +119,7 @@ def token_remind(*, token: Token, now: datetime | None = None) -> int:
         now = now or timezone.now()
         addresses = _undecided(locked)
         queued = enqueue_approval_emails(locked, addresses, now, purpose="reminder")
+        chat.followed_up(locked, purpose="reminder", addresses=addresses, now=now)
         audit.record(locked, TokenEvent.Kind.REMINDED, Actor.system(), now, to=addresses)
         return queued
 
@@ -131,5 +135,7 @@ def token_escalate(*, token: Token, addresses: list[str], now: datetime | None =
         if new:
             Token.objects.filter(pk=locked.pk).update(approvers=[*locked.approvers, *new])
         queued = enqueue_approval_emails(locked, new, now, purpose="escalation")
+        if new:
+            chat.followed_up(locked, purpose="escalation", addresses=new, now=now)
         audit.record(locked, TokenEvent.Kind.ESCALATED, Actor.system(), now, to=new)
         return queued

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tokens.delivery import chat
 from tokens.domain import audit, deadline, decisions, lifecycle, resolution, tenancy
 from tokens.domain.actors import Actor
 from tokens.domain.exceptions import DecisionInvalid, DecisionRefused
@@ -295,6 +296,7 @@ def _vote(
         approvals=f"{approvals} of {required}",
     )
     if decision.value == "approved" and approvals < required:
+        chat.voted(token, now=moment)  # the chat messages show the approvals so far
         return DecideResult(
             token=token, applied=True, resolved=False, approvals=approvals, required=required
         )

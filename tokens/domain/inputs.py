@@ -7,6 +7,7 @@ normalised, or raises ``InvalidInput`` saying what is accepted; the limits are i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -172,3 +173,22 @@ def clean_reason(value: Any) -> str:
             f"Invalid reason: expected a string of at most {MAX_REASON_LENGTH} characters."
         )
     return value.strip()
+
+
+# A Slack channel: its id (C…, G… for old private channels) or a public channel's name, with
+# or without "#" (Slack's own rules: lower case, digits, "-", "_", ".", at most 80).
+_SLACK_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{8,20}$")
+_SLACK_CHANNEL_NAME = re.compile(r"^#?[a-z0-9][a-z0-9._\-]{0,79}$")
+
+
+def clean_slack_channel(value: Any, *, field: str = "slackChannel") -> str:
+    """A Slack channel's id or name ("" for none); "#" is dropped from names."""
+    if value is None or value == "":
+        return ""
+    text = value.strip() if isinstance(value, str) else None
+    if not text or not (_SLACK_CHANNEL_ID.match(text) or _SLACK_CHANNEL_NAME.match(text)):
+        raise InvalidInput(
+            f"Invalid {field}: expected a Slack channel id (C0123ABCD) or a public channel's "
+            'name ("approvals" or "#approvals": lower-case letters, digits, "-", "_", ".").'
+        )
+    return text if _SLACK_CHANNEL_ID.match(text) else text.lstrip("#")

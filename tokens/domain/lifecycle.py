@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tokens.delivery import chat
 from tokens.domain import approvals, audit, deadline, decisions, inputs, keys, markup, resolution
 from tokens.domain.actors import Actor
 from tokens.domain.durations import resolve_timeout, resolve_ttl
@@ -82,6 +83,7 @@ def token_create(
     remind_after: Any = None,
     escalate_after: Any = None,
     escalate_to: Any = None,
+    slack_channel: Any = None,
     now: datetime | None = None,
 ) -> CreateResult:
     """Nothing → WAITING token, or the original token while its idempotency key is active."""
@@ -113,6 +115,7 @@ def token_create(
         now=now,
         timeout_at=timeout_at,
     )
+    routing = _chat_routing(environment, slack_channel, addresses)
 
     for _attempt in range(3):
         with transaction.atomic():
@@ -135,6 +138,7 @@ def token_create(
                         addresses,
                         request,
                         follow_ups,
+                        routing,
                     )
             except IntegrityError:
                 if not idempotency_key:
@@ -172,6 +176,7 @@ def _insert_token(
     approvers: list[str],
     request: inputs.RequestInfo,
     follow_ups: inputs.FollowUps,
+    routing: dict[str, str],
 ) -> Token:
     digest = keys.idempotency_digest(idempotency_key) if idempotency_key else None
     token = Token(
@@ -195,8 +200,27 @@ def _insert_token(
     fast_paths.insert_token(token, tags, event)
     if approvers:
         approvals.enqueue_approval_emails(token, approvers, now)
+        chat.request_created(token, requested=routing, now=now)
     approvals.schedule_follow_ups(token, follow_ups, now)
     return token
+
+
+def _chat_routing(
+    environment: Environment, slack_channel: Any, approvers: list[str]
+) -> dict[str, str]:
+    """Where the request itself asks to be posted (``slackChannel``), checked before creating."""
+    channel = inputs.clean_slack_channel(slack_channel)
+    if channel and not approvers:
+        raise InvalidInput(
+            "Invalid slackChannel: only the request's approvers decide in Slack; "
+            "name them in approvers."
+        )
+    if channel and not chat.connected(environment, "slack"):
+        raise InvalidInput(
+            "Invalid slackChannel: this environment is not connected to Slack "
+            "(a project admin connects it on the dashboard)."
+        )
+    return {"slack": channel} if channel else {}
 
 
 def _json_text(value: dict[str, Any] | None) -> str:

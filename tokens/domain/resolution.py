@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Value
 from django.utils import timezone
 
+from tokens.delivery import chat
 from tokens.delivery.webhooks import events as webhook_events
 from tokens.domain import audit, deadline, signals
 from tokens.domain.actors import Actor
@@ -88,6 +89,7 @@ def resolve_one(
         status=outcome.status,
         notified=resolved.notified,
         listened=resolved.listened,
+        messaged=resolved.messaged,
     )
     return event
 
@@ -137,17 +139,25 @@ def expire_due(
 
 
 def on_resolved(
-    *, token_ids: list[str], status: str, notified: bool = False, listened: bool = True
+    *,
+    token_ids: list[str],
+    status: str,
+    notified: bool = False,
+    listened: bool = True,
+    messaged: bool = True,
 ) -> None:
     """Everything that follows a resolution, in the resolving transaction.
 
-    Work that must not be lost goes into the outbox here (webhooks, …); listeners that only
-    need to know are told through NOTIFY (on commit) and the ``token_resolved`` signal.
-    ``notified``: the resolving statement sent the NOTIFY itself; ``listened`` False: it found
-    no enabled webhook endpoint in the tokens' environments, so there is nothing to enqueue.
+    Work that must not be lost goes into the outbox here (webhooks, the final update of the
+    tokens' chat messages, …); listeners that only need to know are told through NOTIFY (on
+    commit) and the ``token_resolved`` signal. ``notified``: the resolving statement sent the
+    NOTIFY itself; ``listened`` False: it found no enabled webhook endpoint in the tokens'
+    environments; ``messaged`` False: no chat message shows the token; so nothing to enqueue.
     """
     if listened:
         webhook_events.enqueue_for_resolution(token_ids=token_ids, status=status)
+    if messaged:
+        chat.resolved(token_ids, now=timezone.now())
     if not notified:
         fast_paths.notify(token_ids)
     statuses = dict.fromkeys(token_ids, status)

@@ -90,6 +90,7 @@ ACTION_ROLES = {
     "extend": Membership.Role.ADMIN,
     "revoke_link": Membership.Role.ADMIN,
     "manage_webhooks": Membership.Role.ADMIN,
+    "manage_integrations": Membership.Role.ADMIN,  # Slack (the dashboard's Slack page)
 }
 
 

@@ -21,7 +21,16 @@ from django.db import connection
 from django.db.models import F, Model, QuerySet
 from django.db.models.sql import UpdateQuery
 
-from tokens.models import ApiKey, Environment, Project, Token, TokenEvent, TokenTag, WebhookEndpoint
+from tokens.models import (
+    ApiKey,
+    Environment,
+    Project,
+    SlackMessage,
+    Token,
+    TokenEvent,
+    TokenTag,
+    WebhookEndpoint,
+)
 
 M = TypeVar("M", bound=Model)
 
@@ -175,10 +184,12 @@ def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
 @dataclass(frozen=True)
 class Resolved:
     """What a resolving write reports: ``notified`` when it sent the NOTIFY itself, and
-    ``listened`` False when it found no enabled webhook endpoint that may want the event."""
+    ``listened`` False when it found no enabled webhook endpoint that may want the event, and
+    ``messaged`` False when no chat message shows the token (nothing to update in Slack)."""
 
     notified: bool
     listened: bool
+    messaged: bool = True
 
 
 def resolve(
@@ -187,9 +198,10 @@ def resolve(
     """Apply ``fields`` to ``token`` if it is among ``still_waiting`` (the domain's guard) and
     write ``event``; None if no row matched (then nothing was written).
 
-    On PostgreSQL the conditional UPDATE, its audit event, the NOTIFY and a look for webhook
-    endpoints are one statement: a completion otherwise took five round trips, and the values
-    the database's clock wrote come back with it."""
+    On PostgreSQL the conditional UPDATE, its audit event, the NOTIFY, a look for webhook
+    endpoints and one for chat messages showing the token are one statement: a completion
+    otherwise took five round trips, and the values the database's clock wrote come back with
+    it."""
     if not _postgresql():
         if not still_waiting.update(**fields):
             return None
@@ -202,6 +214,7 @@ def resolve(
     event_columns, event_values, event_params = insert_parts(event)
     events = TokenEvent._meta.db_table
     endpoints = WebhookEndpoint._meta.db_table
+    chat_messages = SlackMessage._meta.db_table
     statement = (
         f"WITH resolved AS ({update_sql} RETURNING id, environment_id, completed_at, "  # noqa: S608 - names are ours
         f"cancelled_at, decision_expires_at), "
@@ -210,7 +223,8 @@ def resolve(
         f"SELECT r.completed_at, r.cancelled_at, r.decision_expires_at, (SELECT id FROM event), "
         f"pg_notify(%s, r.id), "
         f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.enabled AND "
-        f"w.environment_id = r.environment_id) FROM resolved r"
+        f"w.environment_id = r.environment_id), "
+        f"EXISTS (SELECT 1 FROM {chat_messages} m WHERE m.token_id = r.id) FROM resolved r"
     )
     with connection.cursor() as cursor:
         cursor.execute(statement, [*update_params, *event_params, NOTIFY_CHANNEL])
@@ -221,9 +235,9 @@ def resolve(
         if not hasattr(value, "resolve_expression"):
             setattr(token, name, value)
     token.completed_at, token.cancelled_at, token.decision_expires_at, event_id = row[:4]
-    listened = row[5]
+    listened, messaged = row[5], row[6]
     saved(event, event_id)
-    return Resolved(notified=True, listened=bool(listened))
+    return Resolved(notified=True, listened=bool(listened), messaged=bool(messaged))
 
 
 def expire(

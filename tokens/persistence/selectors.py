@@ -19,6 +19,9 @@ from tokens.models import (
     OutboxMessage,
     Project,
     Recipient,
+    SlackConnection,
+    SlackMessage,
+    SlackRoute,
     Token,
     TokenEvent,
     TokenTag,
@@ -384,3 +387,19 @@ def webhook_messages_undelivered(*, endpoint: WebhookEndpoint) -> QuerySet[Outbo
     return OutboxMessage.objects.filter(
         kind=OutboxMessage.Kind.WEBHOOK, payload__endpoint=endpoint.pk, delivered_at__isnull=True
     )
+
+
+def slack_connection_for_environment(*, environment: Environment) -> SlackConnection | None:
+    return SlackConnection.objects.filter(environment=environment).first()
+
+
+def slack_route_list(*, connection: SlackConnection) -> list[SlackRoute]:
+    return list(SlackRoute.objects.filter(connection=connection).order_by("tag", "channel"))
+
+
+def slack_route_get(*, connection: SlackConnection, route_id: int) -> SlackRoute | None:
+    return SlackRoute.objects.filter(connection=connection, pk=route_id).first()
+
+
+def slack_messages_for_token(*, token: Token) -> list[SlackMessage]:
+    return list(SlackMessage.objects.filter(token=token).order_by("id"))

@@ -3,7 +3,8 @@
 ``RedactSecretsFilter`` masks, in every log line and traceback: callback hashes (``/callback/…``,
 also when any part of the path is percent-encoded, which Django decodes before routing),
 password-reset links (``/reset/<uid>/<token>/``), secret API keys (``tr_dev_…``), webhook
-signing secrets (``whsec_…``), JWTs, bearer credentials and session / CSRF cookies.
+signing secrets (``whsec_…``), Slack tokens (``xoxb-…``, ``xapp-…``), JWTs, bearer
+credentials and session / CSRF cookies.
 ``CollapseRepeatsFilter`` lets the same warning or error through once per
 ``WAITPOINTS_LOG_REPEAT_SECONDS`` and counts the ones it held back.
 
@@ -28,6 +29,8 @@ _PATH_SECRETS = (
 _SECRETS = (
     (re.compile(r"\b(tr_(?:dev|stg|prod)_)[A-Za-z0-9_\-]{8,}"), r"\1<redacted>"),
     (re.compile(r"\b(whsec_)[A-Za-z0-9+/=]{8,}"), r"\1<redacted>"),  # webhook signing secrets
+    # Slack tokens: bot (xoxb-), user (xoxp-), app-level (xapp-), legacy and refresh ones.
+    (re.compile(r"\b(xox[abeoprs]-|xapp-)[A-Za-z0-9\-]{8,}"), r"\1<redacted>"),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "<redacted-jwt>"),
     (re.compile(r"(\bBearer\s+)[^\s\"',]+", re.IGNORECASE), r"\1<redacted>"),
     (re.compile(r"\b(sessionid|csrftoken)=[^;\s\"',]+", re.IGNORECASE), r"\1=<redacted>"),

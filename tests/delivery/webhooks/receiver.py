@@ -86,27 +86,39 @@ def _ports() -> range:
 
 
 @contextmanager
-def receiving(**kwargs: object) -> Iterator[Receiver]:
-    receiver = Receiver(**kwargs)  # type: ignore[arg-type]
+def serving(
+    handler: type[BaseHTTPRequestHandler], *, from_top: bool = False
+) -> Iterator[ThreadingHTTPServer]:
+    """An HTTP server on the first free port of WAITPOINTS_TEST_PORTS (the last, ``from_top``),
+    serving on a daemon thread until the block ends."""
     server = None
-    for port in _ports():
+    for port in reversed(_ports()) if from_top else _ports():
         try:
-            server = ThreadingHTTPServer(("127.0.0.1", port), _handler(receiver))
+            server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         except OSError:
             continue
         break
     assert server is not None, "no free port in WAITPOINTS_TEST_PORTS"
     server.daemon_threads = True
-    receiver.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield receiver
+        yield server
     finally:
-        receiver.release.set()
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@contextmanager
+def receiving(**kwargs: object) -> Iterator[Receiver]:
+    receiver = Receiver(**kwargs)  # type: ignore[arg-type]
+    with serving(_handler(receiver)) as server:
+        receiver.port = server.server_address[1]
+        try:
+            yield receiver
+        finally:
+            receiver.release.set()
 
 
 def verify_independently(secret: str, headers: dict[str, str], body: bytes) -> bool:

@@ -77,6 +77,18 @@ def environment_for_user(request: HttpRequest, project_slug: str, slug: str) -> 
         raise Http404("Environment not found") from None
 
 
+def environment_for_action(
+    request: HttpRequest, project_slug: str, slug: str, action: str
+) -> Environment:
+    """The environment, if the user's role in its project allows ``action`` (managing webhooks,
+    integrations); a 404 otherwise, as for a project the user is not a member of."""
+    environment = environment_for_user(request, project_slug, slug)
+    role = selectors.membership_role_for_user(user=request.user, project=environment.project)
+    if not tenancy.role_allows(role, action):
+        raise Http404("Only admins manage this")
+    return environment
+
+
 def next_or(request: HttpRequest, default: str) -> str:
     """Where to go after an action: the page it was started from, if it is ours."""
     target = request.POST.get("next", "")

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tokens.surfaces.dashboard import bulk, members, views, webhooks
+from tokens.surfaces.dashboard import bulk, members, slack, views, webhooks
 
 app_name = "dashboard"
 
@@ -47,6 +47,34 @@ urlpatterns = [
         "<str:action>",
         webhooks.webhook_action,
         name="webhook_action",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/slack", slack.slack_page, name="slack"
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/slack/connect",
+        slack.slack_connect,
+        name="slack_connect",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/slack/settings",
+        slack.slack_settings,
+        name="slack_settings",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/slack/routes",
+        slack.slack_route_add,
+        name="slack_route_add",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/slack/routes/<int:route_id>/delete",
+        slack.slack_route_delete,
+        name="slack_route_delete",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/slack/disconnect",
+        slack.slack_disconnect,
+        name="slack_disconnect",
     ),
     # Before tokens/<token_id>: "bulk" is also a well-formed token id.
     path("tokens/bulk", bulk.token_bulk, name="token_bulk"),

@@ -22,8 +22,9 @@ from tokens.delivery.webhooks import endpoints as webhook_endpoints
 from tokens.delivery.webhooks import events as webhook_events
 from tokens.domain import limits
 from tokens.domain.exceptions import InvalidInput, NotFound
-from tokens.models import Environment, Membership, WebhookEndpoint
+from tokens.models import Environment, WebhookEndpoint
 from tokens.persistence import selectors
+from tokens.surfaces.dashboard import access
 
 RECENT = 25
 
@@ -42,16 +43,7 @@ class EndpointForm(forms.Form):
 def _environment_for_admin(request: HttpRequest, project_slug: str, slug: str) -> Environment:
     """The environment, if the user is an admin of its project; 404 otherwise (as for a
     project the user is not a member of: non-admins do not learn about endpoints)."""
-    try:
-        environment = selectors.environment_get_for_user(
-            user=request.user, project_slug=project_slug, slug=slug
-        )
-    except NotFound:
-        raise Http404("Environment not found") from None
-    role = selectors.membership_role_for_user(user=request.user, project=environment.project)
-    if role != Membership.Role.ADMIN:
-        raise Http404("Only admins manage webhooks")
-    return environment
+    return access.environment_for_action(request, project_slug, slug, "manage_webhooks")
 
 
 def _endpoint(environment: Environment, endpoint_id: str) -> WebhookEndpoint:

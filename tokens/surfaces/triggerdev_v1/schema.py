@@ -215,6 +215,13 @@ class CreateTokenRequestSerializer(serializers.Serializer):
         required=False,
         help_text="E-mail addresses asked at `escalateAfter`.",
     )
+    slackChannel = ours(serializers.CharField)(  # noqa: N815
+        required=False,
+        max_length=81,
+        help_text="Post the request to this Slack channel (an id such as `C0123ABCD`, or a "
+        "public channel's name) instead of the environment's routing rules; needs `approvers` "
+        "and a Slack connection (docs/slack.md).",
+    )
 
 
 class CreateTokenResponseSerializer(serializers.Serializer):

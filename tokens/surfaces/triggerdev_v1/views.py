@@ -125,6 +125,7 @@ class TokenViewSet(viewsets.ViewSet):
             remind_after=body.get("remindAfter"),
             escalate_after=body.get("escalateAfter"),
             escalate_to=body.get("escalateTo"),
+            slack_channel=body.get("slackChannel"),
         )
         token = result.token
         url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)
