@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -284,6 +285,7 @@ class TokenEvent(models.Model):
         PERSONAL_LINK = "personal_link", "personal link"
         SESSION = "session", "login"
         SLACK_SIGNATURE = "slack_signature", "Slack request signature"
+        AAP_CREDENTIAL = "aap_credential", "AAP instance credential"
         SYSTEM = "system", "system"
 
     class Channel(models.TextChoices):
@@ -292,6 +294,7 @@ class TokenEvent(models.Model):
         DASHBOARD = "dashboard", "Dashboard"
         ADMIN = "admin", "Admin"
         SLACK = "slack", "Slack"
+        AAP = "aap", "Agent Approval Protocol"
         SYSTEM = "system", "System"
 
     # Indexed by tokenevent_token (token, created_at), which serves the FK as well.
@@ -403,6 +406,9 @@ class OutboxMessage(models.Model):
         SLACK_UPDATE = "slack_update", "Slack: update the message in place"
         SLACK_REPLY = "slack_reply", "Slack: reply in the message's thread"
         SLACK_NOTICE = "slack_notice", "Slack: a note only the clicker sees"
+        # The Agent Approval Protocol's signed, ID-only request.resolved event
+        # (tokens.delivery.aap), sent to the instance's receiver as configured at send time.
+        AAP_EVENT = "aap_event", "AAP: request.resolved event"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="outbox")
@@ -618,3 +624,158 @@ class SlackUser(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} → {self.user_id or 'no account'}"
+
+
+# ------------------------------------------------------------------------------------------------
+# The Agent Approval Protocol (tokens.domain.aap, tokens.surfaces.aap)
+# ------------------------------------------------------------------------------------------------
+
+
+class AapProvisioner(models.Model):
+    """An AAP provisioner token: creates, reads, updates and deletes the instances of one
+    environment (its scope), never makes approval requests. Shown once, kept as a digest."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="aap_provisioners"
+    )
+    name = models.CharField(max_length=100, blank=True, default="")
+    prefix = models.CharField(max_length=20, help_text="The first characters, for recognition.")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "AAP provisioner token"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.environment})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AapInstance(models.Model):
+    """One agent (``codex-chris-laptop``) allowed to ask for approvals in one environment, with
+    its credential (a digest; revoked when the instance is deleted) and its optional verified
+    webhook receiver. A deleted instance keeps its row (``deleted_at``): its requests, their
+    idempotency keys and the deletion record outlive it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="aap_instances"
+    )
+    provisioner = models.ForeignKey(
+        AapProvisioner,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="instances",
+        help_text="Who created it (none: created on the dashboard or in admin).",
+    )
+    name = models.CharField(max_length=200)
+    credential_prefix = models.CharField(max_length=20)
+    credential_digest = models.CharField(max_length=64, unique=True)
+    credential_revoked_at = models.DateTimeField(null=True, blank=True)
+    # Asynchronous delivery, verified before it was saved: "" / None when there is none. The
+    # secret ("whsec_…") is encrypted like webhook secrets and never returned.
+    delivery_url = models.CharField(max_length=2000, blank=True, default="")
+    delivery_registration_id = models.UUIDField(null=True, blank=True)
+    encrypted_signing_secret = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "AAP instance"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["environment", "-created_at"], name="aapinstance_env")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(deleted_at__isnull=True) | Q(credential_revoked_at__isnull=False),
+                name="aapinstance_deleted_revoked",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.environment})"
+
+    @property
+    def has_delivery(self) -> bool:
+        return bool(self.delivery_url)
+
+
+class AapOperation(models.Model):
+    """The idempotency record of one provisioning or instance update: the key (a digest), the
+    parsed body's digest, and the original answer (encrypted: a provisioning answer holds the
+    credential), so a retry gets exactly the same answer and nothing is applied twice."""
+
+    provisioner = models.ForeignKey(
+        AapProvisioner, on_delete=models.CASCADE, related_name="operations"
+    )
+    # "provision", or "update:<instance id>": the spec scopes keys to provisioner, operation
+    # (and, for updates, the instance).
+    scope = models.CharField(max_length=64)
+    key_digest = models.CharField(max_length=64)
+    body_digest = models.CharField(max_length=64)
+    instance = models.ForeignKey(AapInstance, on_delete=models.CASCADE, related_name="operations")
+    status_code = models.PositiveSmallIntegerField()
+    encrypted_response = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "AAP idempotency record"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provisioner", "scope", "key_digest"], name="aapoperation_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class AapRequest(models.Model):
+    """One AAP approval request: exactly one waitpoint token of the instance's environment
+    (tagged ``aap-request:<id>``, ``aap-tool:<tool>``, ``aap-instance:<instance id>``), whose
+    state is the request's state (``tokens.domain.aap.status_of``). Only the submitted call is
+    stored here, immutable; everything that changes lives on the token."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token = models.OneToOneField(Token, on_delete=models.CASCADE, related_name="aap_request")
+    instance = models.ForeignKey(AapInstance, on_delete=models.CASCADE, related_name="requests")
+    key_digest = models.CharField(max_length=64)
+    body_digest = models.CharField(max_length=64)
+    tool = models.CharField(max_length=200)
+    server = models.CharField(max_length=200, null=True, blank=True)
+    # JSON text, as submitted (key order kept), not jsonb.
+    arguments_json = models.TextField()
+    timeout = models.CharField(max_length=16)
+    agent_reasoning = models.TextField(null=True, blank=True)
+    context_json = models.TextField(null=True, blank=True)
+    # The request.resolved notification's id, once one was recorded (delivery configured).
+    event_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "AAP request"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "key_digest"], name="aaprequest_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool} ({self.id})"
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.arguments_json)
+        return value
+
+    @property
+    def context(self) -> dict[str, Any] | None:
+        return json.loads(self.context_json) if self.context_json is not None else None
