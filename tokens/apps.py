@@ -7,7 +7,10 @@ class TokensConfig(AppConfig):
 
     def ready(self) -> None:
         from tokens import checks  # noqa: F401  (registers the startup checks)
-        from tokens.delivery import emails  # noqa: F401  (registers the e-mail outbox handlers)
+        from tokens.delivery import (
+            aap,  # noqa: F401  (the AAP event outbox handler)
+            emails,  # noqa: F401  (registers the e-mail outbox handlers)
+        )
         from tokens.delivery.slack import handlers as slack  # noqa: F401  (Slack outbox handlers)
         from tokens.delivery.webhooks import handler  # noqa: F401  (the webhook outbox handler)
         from tokens.surfaces import admin  # noqa: F401  (registers the admin pages)

@@ -4,7 +4,8 @@ Two things sit in front of Django's own handler:
 
 * ``GET /api/v1/waitpoints/tokens/{id}/wait`` goes straight to
   ``tokens.surfaces.triggerdev_v1.wait.asgi_wait``,
-  a coroutine per waiter instead of a thread per waiter (see that module for why);
+  a coroutine per waiter instead of a thread per waiter (see that module for why); so does the
+  AAP long poll ``GET /api/aap/v1/requests/{id}?wait=…`` (``tokens.surfaces.aap.wait``);
 * request targets longer than ``MAX_URI_BYTES`` get 414;
 * ``guard_request_body`` answers 413 before reading a body that announces more than the
   largest accepted body, and 408 to a client that does not send its announced body within
@@ -27,6 +28,7 @@ django_application = get_asgi_application()
 
 from django.conf import settings  # noqa: E402 - after Django is set up
 
+from tokens.surfaces.aap import wait as aap_wait  # noqa: E402
 from tokens.surfaces.triggerdev_v1.wait import WAIT_PATH, Receive, Send, asgi_wait  # noqa: E402
 
 from . import server  # noqa: E402
@@ -108,6 +110,10 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
         match = WAIT_PATH.match(scope["path"])
         if match:
             await asgi_wait(scope, receive, send, match["token_id"])
+            return
+        aap_request_id = aap_wait.wants_asgi(scope)
+        if aap_request_id is not None:
+            await aap_wait.asgi_read(scope, receive, send, aap_request_id)
             return
         await guard_request_body(scope, receive, send)
         return

@@ -539,3 +539,18 @@ WAITPOINTS_WAIT_DB_THREADS = env_int("WAITPOINTS_WAIT_DB_THREADS", 4)
 WAITPOINTS_WAIT_RECHECK_SECONDS = float(os.environ.get("WAITPOINTS_WAIT_RECHECK_SECONDS") or 1.0)
 # A request's announced body must arrive within this time, or 408 and the connection is closed.
 WAITPOINTS_BODY_TIMEOUT_SECONDS = float(os.environ.get("WAITPOINTS_BODY_TIMEOUT_SECONDS") or 10)
+
+# ------------------------------------------------------------------------------------------------
+# The Agent Approval Protocol provider at /api/aap (tokens/domain/aap, tokens/surfaces/aap)
+# ------------------------------------------------------------------------------------------------
+
+# How long an approval may be acted on: decision.expires_at = decided_at + this.
+WAITPOINTS_AAP_APPROVAL_VALID_SECONDS = env_int("WAITPOINTS_AAP_APPROVAL_VALID_SECONDS", 600)
+# The longest approval window a request gets (a longer `timeout` is shortened to it).
+WAITPOINTS_AAP_MAX_TIMEOUT_SECONDS = env_int("WAITPOINTS_AAP_MAX_TIMEOUT_SECONDS", 7 * 24 * 3600)
+# Per instance credential (requests) and per provisioner token (instance operations); failed
+# credentials count per client address, as for API keys.
+WAITPOINTS_RATELIMIT_AAP_CALLS = os.environ.get("WAITPOINTS_RATELIMIT_AAP_CALLS", "600/1m")
+WAITPOINTS_RATELIMIT_AAP_PROVISIONING = os.environ.get(
+    "WAITPOINTS_RATELIMIT_AAP_PROVISIONING", "60/1m"
+)

@@ -26,6 +26,8 @@ urlpatterns = [
     ),
     path("integrations/slack/interactivity", slack.interactivity, name="slack-interactivity"),
     path("api/v1/", include("tokens.surfaces.triggerdev_v1.urls")),
+    # The Agent Approval Protocol: the base URL is https://HOST/api/aap.
+    path("api/aap/", include("tokens.surfaces.aap.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script for the CSP.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

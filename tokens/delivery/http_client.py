@@ -118,6 +118,8 @@ class Attempt:
     latency_ms: int
     response_excerpt: str
     error: str
+    # The receiver's Retry-After header, as sent ("" when none): AAP delivery respects it.
+    retry_after: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -199,6 +201,7 @@ def post(url: str, *, body: bytes, headers: dict[str, str], user_agent: str) -> 
         raw = response.read(EXCERPT_LENGTH * 4)
         excerpt = raw.decode("utf-8", errors="replace")[:EXCERPT_LENGTH]
         status = response.status
+        retry_after = (response.getheader("Retry-After") or "")[:100]
         if timed_out.is_set():
             raise TimeoutError
     except TimeoutError:
@@ -215,4 +218,4 @@ def post(url: str, *, body: bytes, headers: dict[str, str], user_agent: str) -> 
         problem = f"Redirect ({status}) not followed"
     elif not 200 <= status < 300:
         problem = f"HTTP {status}"
-    return Attempt(status, elapsed_ms(), excerpt, problem)
+    return Attempt(status, elapsed_ms(), excerpt, problem, retry_after)

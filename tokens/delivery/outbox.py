@@ -44,6 +44,15 @@ class Skip(Exception):  # noqa: N818 - a decision, not an error
     """Raised by a handler: the message is moot (e.g. its token was decided); never retried."""
 
 
+class RetryLater(Exception):  # noqa: N818 - a failed attempt with its receiver's wish
+    """Raised by a handler: this attempt failed and the receiver asked for a pause
+    (``Retry-After``): the next attempt comes no sooner than ``not_before``."""
+
+    def __init__(self, message: str, *, not_before: datetime) -> None:
+        super().__init__(message)
+        self.not_before = not_before
+
+
 def exponential(base_seconds: int) -> Callable[[int], timedelta]:
     """Back-off after the n-th failed attempt: base, 2 × base, 4 × base, …"""
     return lambda attempts: timedelta(seconds=base_seconds * 2 ** max(attempts - 1, 0))
@@ -173,6 +182,8 @@ def _settle(row: OutboxMessage, error: BaseException | None, now: datetime) -> b
             else:
                 backoff = spec.backoff if spec else exponential(60)
                 fields["next_attempt_at"] = now + backoff(row.attempts)
+                if isinstance(error, RetryLater):
+                    fields["next_attempt_at"] = max(fields["next_attempt_at"], error.not_before)
         OutboxMessage.objects.filter(pk=row.pk).update(**fields)
     return delivered
 

@@ -77,3 +77,10 @@ class NotWaiting(TokenError):
     422, never 409: the official SDK (and our client) retry 409, and retrying cannot help."""
 
     http_status = 422
+
+
+class OutputRefused(TokenError):
+    """This token takes only some outputs (an AAP request's token: a person's decision,
+    ``{"status": "approved"|"rejected", "comment": …}``); nothing changed. 422, never 409."""
+
+    http_status = 422

@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from tokens.delivery import chat
 from tokens.domain import approvals, audit, deadline, decisions, inputs, keys, markup, resolution
+from tokens.domain.aap import representation as aap_representation
 from tokens.domain.actors import Actor
 from tokens.domain.durations import resolve_timeout, resolve_ttl
-from tokens.domain.exceptions import InvalidInput, NotWaiting
+from tokens.domain.exceptions import InvalidInput, NotWaiting, OutputRefused
 from tokens.models import Environment, Token, TokenEvent, iso
 from tokens.persistence import fast_paths, selectors
 
@@ -264,7 +265,13 @@ def token_complete(
     """WAITING → COMPLETED with this output; the first writer wins, later ones change nothing.
 
     An output shaped as a person's decision (``{"status": "approved"|"rejected", …}``, what the
-    dashboard and the confirmation page write) records that decision on the token."""
+    dashboard and the confirmation page write) records that decision on the token. An Agent
+    Approval Protocol request's token takes only that (``OutputRefused`` otherwise)."""
+    if not aap_representation.is_decision_output(data) and aap_representation.is_aap_token(token):
+        raise OutputRefused(
+            'This token is an Agent Approval Protocol request: complete it with {"status": '
+            '"approved" or "rejected", "comment": "…"} (the comment is optional). Nothing changed.'
+        )
     output, output_type = encode_output(data)
     said = data.get("status") if isinstance(data, dict) else None
     outcome = resolution.Outcome(

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Value
 from django.utils import timezone
 
+from tokens.delivery import aap as aap_delivery
 from tokens.delivery import chat
 from tokens.delivery.webhooks import events as webhook_events
 from tokens.domain import audit, deadline, signals
@@ -158,6 +159,9 @@ def on_resolved(
         webhook_events.enqueue_for_resolution(token_ids=token_ids, status=status)
     if messaged:
         chat.resolved(token_ids, now=timezone.now())
+    # Agent Approval Protocol requests whose instance has a receiver: the request.resolved
+    # event, recorded with the decision (tokens.delivery.aap).
+    aap_delivery.enqueue_events(token_ids, now=timezone.now())
     if not notified:
         fast_paths.notify(token_ids)
     statuses = dict.fromkeys(token_ids, status)

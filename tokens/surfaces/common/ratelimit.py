@@ -37,6 +37,8 @@ API_KEY_FAILURES = "api_key_failures"
 CALLBACK_FAILURES = "callback_failures"
 API_CALLS = "api_calls"
 PUBLIC_TOKEN_CALLS = "public_token_calls"
+AAP_CALLS = "aap_calls"
+AAP_PROVISIONING = "aap_provisioning"
 
 _SETTINGS = {
     LOGIN: "WAITPOINTS_RATELIMIT_LOGIN",
@@ -44,6 +46,8 @@ _SETTINGS = {
     CALLBACK_FAILURES: "WAITPOINTS_RATELIMIT_CALLBACK_FAILURES",
     API_CALLS: "WAITPOINTS_RATELIMIT_API_CALLS",
     PUBLIC_TOKEN_CALLS: "WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS",
+    AAP_CALLS: "WAITPOINTS_RATELIMIT_AAP_CALLS",
+    AAP_PROVISIONING: "WAITPOINTS_RATELIMIT_AAP_PROVISIONING",
 }
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smh]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -314,6 +318,8 @@ def message(decision: Decision) -> str:
         CALLBACK_FAILURES: "invalid callback URLs from your address",
         API_CALLS: "requests for this API key",
         PUBLIC_TOKEN_CALLS: "requests for this public access token",
+        AAP_CALLS: "requests for this AAP instance",
+        AAP_PROVISIONING: "calls for this AAP provisioner token",
     }[decision.scope]
     return f"Rate limit exceeded: too many {what}; retry in {decision.retry_after} s"
 

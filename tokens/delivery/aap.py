@@ -1,0 +1,190 @@
+"""Asynchronous delivery for the Agent Approval Protocol: receiver verification and the signed,
+ID-only ``request.resolved`` events.
+
+* **Verification** (``verify_receiver``): before an instance with delivery is created, or its
+  delivery replaced, one signed ``webhook.verification`` message goes to the proposed URL; only
+  ``200 {"challenge": <the challenge>}`` within the attempt's time limit (at most 10 s) passes.
+  It goes through ``delivery.http_client``: public https targets only (unless
+  ``WEBHOOKS_ALLOW_PRIVATE_TARGETS``), checked after DNS resolution, connected to the checked
+  address, no redirects.
+* **Events** (``enqueue_events``, called by ``resolution.on_resolved`` in the resolving
+  transaction): one ``request.resolved`` outbox row per request that becomes terminal while its
+  instance has a receiver, so a restart cannot lose it. Its id and body are fixed when it is
+  written; each attempt signs them afresh with the instance's *current* receiver and secret, so
+  a replaced receiver gets the queued events, and a deleted instance or removed delivery ends
+  them (``Skip``). Attempts are retried with exponential back-off and jitter until seven days
+  after the decision, one at a time (the outbox's claim), respecting ``Retry-After`` on 429 and
+  503 within that window.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from tokens.delivery import http_client, outbox
+from tokens.delivery.webhooks.signing import signed_headers
+from tokens.domain import keys
+from tokens.models import AapInstance, AapRequest, OutboxMessage, iso
+
+USER_AGENT = "waitpoints-aap/1"
+RETRY_WINDOW = timedelta(hours=168)  # seven days after decision.decided_at
+ATTEMPT_LIMIT = 10.0  # seconds: the spec's bound on one attempt (verification included)
+FIRST_DELAY = 5  # seconds, doubling …
+LONGEST_DELAY = 3600  # … up to an hour between attempts
+MAX_ATTEMPTS = 10_000  # the window ends delivery first (a week at one attempt an hour: ~180)
+RETRY_AFTER_STATUSES = (429, 503)
+
+
+class EventDeliveryFailed(Exception):
+    """An attempt failed (the outbox retries the event later)."""
+
+
+def new_secret_ok(secret: str) -> bool:
+    """Whether ``secret`` is a Standard Webhooks secret of exactly 32 bytes (``whsec_…``)."""
+    if not secret.startswith("whsec_"):
+        return False
+    try:
+        raw = base64.b64decode(secret[len("whsec_") :], validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == 32 and base64.b64encode(raw).decode() == secret[len("whsec_") :]
+
+
+def verify_receiver(*, url: str, registration_id: str, secret: str, instance_id: str) -> bool:
+    """Send one signed verification message; True only for 200 with the exact challenge."""
+    message_id, challenge = str(uuid.uuid4()), str(uuid.uuid4())
+    body = json.dumps(
+        {
+            "id": message_id,
+            "type": "webhook.verification",
+            "registration_id": registration_id,
+            "instance_id": instance_id,
+            "created_at": iso(timezone.now()),
+            "challenge": challenge,
+        },
+        separators=(",", ":"),
+    )
+    headers = signed_headers(
+        secret=secret, webhook_id=message_id, timestamp=datetime.now(tz=UTC), body=body
+    )
+    attempt = http_client.post(url, body=body.encode(), headers=headers, user_agent=USER_AGENT)
+    if attempt.status_code != 200 or attempt.error:
+        return False
+    try:
+        answer = json.loads(attempt.response_excerpt)
+    except ValueError:
+        return False
+    return answer == {"challenge": challenge}
+
+
+def enqueue_events(token_ids: Sequence[str], *, now: datetime) -> int:
+    """In the resolving transaction: one event per newly terminal request whose instance has a
+    receiver (none for an instance being deleted: its row says so before it cancels)."""
+    rows = list(
+        AapRequest.objects.filter(
+            token_id__in=list(token_ids),
+            event_id__isnull=True,
+            instance__deleted_at__isnull=True,
+        )
+        .exclude(instance__delivery_url="")
+        .values_list("pk", "instance_id", "token_id", "token__completed_at")
+    )
+    messages = []
+    for request_id, instance_id, token_id, decided_at in rows:
+        event_id = uuid.uuid4()
+        if not AapRequest.objects.filter(pk=request_id, event_id__isnull=True).update(
+            event_id=event_id
+        ):
+            continue
+        created_at = iso(decided_at or now)
+        body = json.dumps(
+            {
+                "id": str(event_id),
+                "type": "request.resolved",
+                "instance_id": str(instance_id),
+                "request_id": str(request_id),
+                "created_at": created_at,
+            },
+            separators=(",", ":"),
+        )
+        messages.append(
+            outbox.message(
+                kind=OutboxMessage.Kind.AAP_EVENT,
+                token=token_id,
+                payload={
+                    "event_id": str(event_id),
+                    "instance_id": str(instance_id),
+                    "request_id": str(request_id),
+                    "created_at": created_at,
+                    "body": body,
+                },
+                now=now,
+            )
+        )
+    outbox.enqueue_many(messages)
+    return len(messages)
+
+
+def backoff(attempts: int) -> timedelta:
+    """After the n-th failed attempt: 5 s, 10 s, 20 s, … up to an hour, each ±20 %."""
+    base = min(FIRST_DELAY * 2 ** max(attempts - 1, 0), LONGEST_DELAY)
+    return timedelta(seconds=base * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not secrecy
+
+
+def _retry_after(value: str, now: datetime) -> datetime | None:
+    text = value.strip()
+    if text.isdigit():
+        return now + timedelta(seconds=min(int(text), int(RETRY_WINDOW.total_seconds())))
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@outbox.handler(OutboxMessage.Kind.AAP_EVENT, max_attempts=MAX_ATTEMPTS, backoff=backoff)
+def deliver_event(message: OutboxMessage) -> None:
+    """One attempt at one event, to the instance's receiver as configured now."""
+    payload = message.payload
+    instance = AapInstance.objects.filter(pk=payload["instance_id"]).first()
+    if instance is None or instance.deleted_at is not None:
+        raise outbox.Skip("the AAP instance was deleted.")
+    if not instance.delivery_url:
+        raise outbox.Skip("the AAP instance has no receiver any more.")
+    decided_at = parse_datetime(payload["created_at"])
+    now = timezone.now()
+    if decided_at is None or now + timedelta(seconds=ATTEMPT_LIMIT) > decided_at + RETRY_WINDOW:
+        raise outbox.Skip("the seven-day delivery window has ended.")
+    secret = keys.decrypt(instance.encrypted_signing_secret)
+    if secret is None:
+        raise EventDeliveryFailed("cannot decrypt the receiver's secret: SECRET_KEY changed?")
+    body: str = payload["body"]
+    headers = signed_headers(
+        secret=secret, webhook_id=payload["event_id"], timestamp=datetime.now(tz=UTC), body=body
+    )
+    attempt = http_client.post(
+        instance.delivery_url, body=body.encode(), headers=headers, user_agent=USER_AGENT
+    )
+    if attempt.succeeded:
+        return
+    if attempt.status_code in RETRY_AFTER_STATUSES and attempt.retry_after:
+        not_before = _retry_after(attempt.retry_after, now)
+        if not_before is not None:
+            raise outbox.RetryLater(attempt.error, not_before=not_before)
+    raise EventDeliveryFailed(attempt.error)
+
+
+def attempt_limit_ok() -> bool:
+    """Whether the configured total timeout keeps each attempt within the spec's 10 s."""
+    return float(settings.WEBHOOKS_TOTAL_TIMEOUT) <= ATTEMPT_LIMIT

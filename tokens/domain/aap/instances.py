@@ -1,0 +1,288 @@
+"""Provision, read, update and delete AAP instances, within a provisioner token's scope (its
+environment).
+
+Idempotency: a provisioning or update carries an ``Idempotency-Key``; its record
+(``AapOperation``) keeps the parsed body's digest and the original answer, so the same key with
+the same body gets that answer again (200; verification is not repeated, the update not
+reapplied, a later update never overwritten) and a different body ``409 idempotency_conflict``.
+Concurrent submissions by one provisioner are serialised on its row, so one key never verifies
+twice in parallel nor commits twice; verification runs inside the transaction that commits the
+result, so a failed one (422) leaves nothing behind and may simply be retried.
+
+Deletion takes the instance's row lock, which request creation also takes: it marks the
+instance deleted and revokes its credential first, then cancels every pending request (no
+``request.resolved`` events: ``delivery.aap`` sees the instance deleted), so no request can be
+created after it and none is left pending.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from tokens.delivery import aap as aap_delivery
+from tokens.delivery import http_client
+from tokens.domain import keys, lifecycle
+from tokens.domain.aap import credentials, inputs, representation
+from tokens.domain.aap.errors import AapError, conflict, not_found
+from tokens.domain.actors import Actor
+from tokens.domain.exceptions import InvalidInput
+from tokens.models import AapInstance, AapOperation, AapProvisioner, AapRequest, Token
+
+PROVISION = "provision"
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _stored(operation: AapOperation) -> dict[str, Any]:
+    text = keys.decrypt(operation.encrypted_response)
+    if text is None:
+        raise AapError("The original answer cannot be read.", status=500, code="internal")
+    value: dict[str, Any] = json.loads(text)
+    return value
+
+
+def _check_url(delivery: inputs.Delivery) -> str:
+    """The receiver URL as the spec wants it: https (http loopback only when private targets
+    are allowed, for local development), no userinfo or fragment, a public destination."""
+    url = delivery.url
+    allow_private = settings.WEBHOOKS_ALLOW_PRIVATE_TARGETS
+    if not (url.startswith("https://") or (allow_private and url.startswith("http://"))):
+        raise AapError(
+            "delivery.url must be an https URL.",
+            status=400,
+            code="invalid_webhook_url",
+            param="delivery",
+        )
+    if "#" in url or "@" in url.split("?", 1)[0]:
+        raise AapError(
+            "delivery.url must not contain userinfo or a fragment.",
+            status=400,
+            code="invalid_webhook_url",
+            param="delivery",
+        )
+    try:
+        return http_client.clean_target_url(url)
+    except InvalidInput as error:
+        raise AapError(
+            error.message, status=400, code="invalid_webhook_url", param="delivery"
+        ) from None
+
+
+def _verify(delivery: inputs.Delivery, url: str, instance_id: uuid.UUID) -> None:
+    ok = aap_delivery.verify_receiver(
+        url=url,
+        registration_id=delivery.registration_id,
+        secret=delivery.signing_secret,
+        instance_id=str(instance_id),
+    )
+    if not ok:
+        raise AapError(
+            "The webhook receiver could not be verified.",
+            status=422,
+            code="webhook_verification_failed",
+            param="delivery",
+        )
+
+
+def _lock_provisioner(provisioner: AapProvisioner) -> None:
+    if (
+        not AapProvisioner.objects.select_for_update()
+        .filter(pk=provisioner.pk, revoked_at__isnull=True)
+        .exists()
+    ):
+        raise AapError("The provisioner token was revoked.", status=401, code="invalid_credential")
+
+
+def _replay(provisioner: AapProvisioner, scope: str, key: str, body_digest: str) -> Any:
+    operation = (
+        AapOperation.objects.select_related("instance")
+        .filter(provisioner=provisioner, scope=scope, key_digest=inputs.key_digest(key))
+        .first()
+    )
+    if operation is None:
+        return None
+    if operation.body_digest != body_digest:
+        raise conflict(
+            "The idempotency key was already used for a different submission.",
+            code="idempotency_conflict",
+        )
+    return operation
+
+
+def _record(
+    provisioner: AapProvisioner,
+    scope: str,
+    key: str,
+    body_digest: str,
+    instance: AapInstance,
+    status: int,
+    answer: dict[str, Any],
+    now: datetime,
+) -> None:
+    AapOperation.objects.create(
+        provisioner=provisioner,
+        scope=scope,
+        key_digest=inputs.key_digest(key),
+        body_digest=body_digest,
+        instance=instance,
+        status_code=status,
+        encrypted_response=keys.encrypt(_json(answer)),
+        created_at=now,
+    )
+
+
+def instance_provision(
+    *, provisioner: AapProvisioner, key: str, body: dict[str, Any], now: datetime | None = None
+) -> tuple[int, dict[str, Any]]:
+    """A new instance of the provisioner's environment and its credential (201), or, for the
+    same key and body, the original answer (200); 409 ``instance_deleted`` once it was deleted."""
+    name, delivery = inputs.clean_provision(body)
+    url = _check_url(delivery) if delivery is not None else ""
+    body_digest = inputs.digest(body)
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_provisioner(provisioner)
+        previous = _replay(provisioner, PROVISION, key, body_digest)
+        if previous is not None:
+            if previous.instance.deleted_at is not None:
+                raise conflict("That instance was deleted.", code="instance_deleted")
+            return 200, _stored(previous)
+        instance_id = uuid.uuid4()
+        if delivery is not None:
+            _verify(delivery, url, instance_id)
+        secret = credentials.new_secret(credentials.CREDENTIAL_PREFIX)
+        instance = AapInstance.objects.create(
+            id=instance_id,
+            environment=provisioner.environment,
+            provisioner=provisioner,
+            name=name or f"instance-{str(instance_id)[:8]}",
+            credential_prefix=secret[: credentials.VISIBLE],
+            credential_digest=keys.key_digest(secret),
+            delivery_url=url,
+            delivery_registration_id=delivery.registration_id if delivery else None,
+            encrypted_signing_secret=keys.encrypt(delivery.signing_secret) if delivery else "",
+            created_at=now,
+            updated_at=now,
+        )
+        answer = {
+            "instance": representation.instance_wire(instance),
+            "credential": {"token": secret},
+        }
+        _record(provisioner, PROVISION, key, body_digest, instance, 201, answer, now)
+        return 201, answer
+
+
+def _scoped(provisioner: AapProvisioner, instance_id: str, *, lock: bool) -> AapInstance:
+    parsed = inputs.parse_id(instance_id)
+    if parsed is None:
+        raise not_found("instance")
+    rows = AapInstance.objects.filter(pk=parsed, environment_id=provisioner.environment_id)
+    instance = (rows.select_for_update() if lock else rows).first()
+    if instance is None:
+        raise not_found("instance")
+    return instance
+
+
+def instance_get(*, provisioner: AapProvisioner, instance_id: str) -> AapInstance:
+    """An instance of the provisioner's environment; 404 alike for unknown, deleted or
+    another environment's."""
+    instance = _scoped(provisioner, instance_id, lock=False)
+    if instance.deleted_at is not None:
+        raise not_found("instance")
+    return instance
+
+
+def instance_update(
+    *,
+    provisioner: AapProvisioner,
+    instance_id: str,
+    key: str,
+    body: dict[str, Any],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Rename and/or replace (verified first) or remove the receiver; the original answer for
+    a replay. A failed verification changes nothing, the name included."""
+    name, mentioned, delivery = inputs.clean_update(body)
+    url = _check_url(delivery) if delivery is not None else ""
+    body_digest = inputs.digest(body)
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_provisioner(provisioner)
+        instance = _scoped(provisioner, instance_id, lock=True)
+        if instance.deleted_at is not None:
+            raise not_found("instance")
+        scope = f"update:{instance.pk}"
+        previous = _replay(provisioner, scope, key, body_digest)
+        if previous is not None:
+            return _stored(previous)
+        if delivery is not None:
+            _verify(delivery, url, instance.pk)
+        fields: dict[str, Any] = {"updated_at": now}
+        if name is not None:
+            fields["name"] = name
+        if mentioned:
+            fields.update(
+                delivery_url=url,
+                delivery_registration_id=delivery.registration_id if delivery else None,
+                encrypted_signing_secret=keys.encrypt(delivery.signing_secret) if delivery else "",
+            )
+        AapInstance.objects.filter(pk=instance.pk).update(**fields)
+        instance.refresh_from_db()
+        answer = representation.instance_wire(instance)
+        _record(provisioner, scope, key, body_digest, instance, 200, answer, now)
+        return answer
+
+
+def instance_delete(
+    *, provisioner: AapProvisioner, instance_id: str, now: datetime | None = None
+) -> None:
+    """Revoke the credential, end delivery, cancel every pending request; repeated: nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        instance = _scoped(provisioner, instance_id, lock=True)
+        if instance.deleted_at is not None:
+            return
+        AapInstance.objects.filter(pk=instance.pk).update(
+            deleted_at=now,
+            credential_revoked_at=now,
+            delivery_url="",
+            delivery_registration_id=None,
+            encrypted_signing_secret="",
+            updated_at=now,
+        )
+        pending = Token.objects.filter(
+            aap_request__instance=instance, status=Token.Status.WAITING
+        ).order_by("pk")
+        actor = Actor.system()
+        for token in pending:
+            lifecycle.token_cancel(token=token, actor=actor, reason=representation.DELETED_REASON)
+
+
+def instance_create_for_environment(
+    *, environment: Any, name: str, now: datetime | None = None
+) -> tuple[AapInstance, str]:
+    """An instance made by a person (admin, a script): no receiver, the credential shown once."""
+    now = now or timezone.now()
+    secret = credentials.new_secret(credentials.CREDENTIAL_PREFIX)
+    instance = AapInstance.objects.create(
+        environment=environment,
+        name=(name or "instance")[: inputs.MAX_NAME_LENGTH],
+        credential_prefix=secret[: credentials.VISIBLE],
+        credential_digest=keys.key_digest(secret),
+        created_at=now,
+        updated_at=now,
+    )
+    return instance, secret
+
+
+def requests_of(instance: AapInstance) -> Any:
+    return AapRequest.objects.filter(instance=instance)

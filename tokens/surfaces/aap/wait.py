@@ -1,0 +1,166 @@
+"""``GET /api/aap/v1/requests/{id}?wait=30s``: the long poll, capped at 30 s.
+
+As the v1 API's wait (``tokens.surfaces.triggerdev_v1.wait``, which says why): under ASGI
+(the ``web`` role) ``waitpoints_site.asgi`` routes it here before Django, so a waiter is a
+coroutine awaiting the wait hub (``tokens.delivery.waiting``), woken by the resolution's
+NOTIFY, not a thread; its few short database reads share the hub's small pool of threads.
+``read_view`` serves the same answer through Django (WSGI, the test client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest
+from django.utils import timezone
+
+from tokens.delivery import waiting
+from tokens.domain.aap import credentials, inputs, representation
+from tokens.domain.aap import requests as aap_requests
+from tokens.domain.aap.errors import AapError
+from tokens.models import AapRequest
+from tokens.surfaces.aap import answers
+from tokens.surfaces.common import ratelimit
+
+logger = logging.getLogger(__name__)
+
+PATH = re.compile(r"^/api/aap/v1/requests/(?P<request_id>[^/]+)$")
+MAX_WAIT = 30.0
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+
+RunDb = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+def parse_wait(value: str | None) -> float:
+    """Seconds to hold the answer: 0 without ``wait``; capped at 30 s; 400 when malformed."""
+    if value is None:
+        return 0.0
+    return min(inputs.duration(value, name="wait").total_seconds(), MAX_WAIT)
+
+
+def _authorized(header: str, address: str, request_id: str) -> AapRequest:
+    caller = answers.authenticate(header, address)
+    instance = credentials.as_instance(caller)
+    return aap_requests.request_get(instance=instance, request_id=request_id)
+
+
+def _render(request: AapRequest) -> dict[str, Any]:
+    return representation.request_wire(request, request.token, timezone.now())
+
+
+async def read_answer(
+    *,
+    header: str,
+    address: str,
+    request_id: str,
+    wait: str | None,
+    run_db: RunDb = waiting.run_db,
+    disconnected: Callable[[], Awaitable[None]] | None = None,
+) -> answers.Answer | None:
+    """The answer to one read (None when the client went away first)."""
+    try:
+        seconds = parse_wait(wait)
+        request = await run_db(lambda: _authorized(header, address, request_id))
+    except Exception as exception:  # noqa: BLE001 - every failure is a spec error
+        return answers.failure(exception)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    hub = waiting.hub()
+    gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+    try:
+        while True:
+            wake = hub.subscribe(request.token_id)
+            try:
+                # Read after subscribing: a resolution committed before is seen here, one
+                # committed after wakes us.
+                request = await run_db(partial(aap_requests.request_reread, request))
+                body = await run_db(partial(_render, request))
+                remaining = deadline - loop.time()
+                if body["status"] != representation.PENDING or remaining <= 0:
+                    return answers.Answer(200, body)
+                until = (request.token.timeout_at - timezone.now()).total_seconds()
+                remaining = min(remaining, max(until, 0) + 0.002)  # the deadline is an answer
+                pending: set[asyncio.Future[Any]] = {wake} if gone is None else {wake, gone}
+                hub.blocked += 1
+                try:
+                    await asyncio.wait(pending, timeout=remaining, return_when="FIRST_COMPLETED")
+                finally:
+                    hub.blocked -= 1
+                if gone is not None and gone.done():
+                    return None
+            finally:
+                hub.unsubscribe(request.token_id, wake)
+    except Exception as exception:  # noqa: BLE001
+        return answers.failure(exception)
+    finally:
+        if gone is not None:
+            gone.cancel()
+
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def asgi_read(scope: dict[str, Any], receive: Receive, send: Send, request_id: str) -> None:
+    """A read with ``wait`` under ASGI, without Django's thread per request."""
+    request = ASGIRequest(scope, io.BytesIO())
+    try:
+        answer = await read_answer(
+            header=request.META.get("HTTP_AUTHORIZATION", ""),
+            address=ratelimit.client_ip(request),
+            request_id=request_id,
+            wait=request.GET.get("wait"),
+            disconnected=lambda: _until_disconnect(receive),
+        )
+    except Exception as exception:  # noqa: BLE001
+        answer = answers.failure(exception)
+    if answer is None:
+        return
+    status, payload, headers = answers.rendered(answer)
+    headers = {**SECURITY_HEADERS, **headers}
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def wants_asgi(scope: Mapping[str, Any]) -> str | None:
+    """The request id when this ASGI request is a read with ``wait`` (else Django serves it)."""
+    if scope.get("method") != "GET" or b"wait=" not in scope.get("query_string", b""):
+        return None
+    match = PATH.match(scope.get("path", ""))
+    return match["request_id"] if match else None
+
+
+def read_view(request: HttpRequest, request_id: str) -> answers.Answer:
+    """The same read through Django; with ``wait`` it holds this thread (WSGI, tests)."""
+
+    async def on_its_own_loop() -> answers.Answer | None:
+        try:
+            return await read_answer(
+                header=request.META.get("HTTP_AUTHORIZATION", ""),
+                address=ratelimit.client_ip(request),
+                request_id=request_id,
+                wait=request.GET.get("wait"),
+                run_db=lambda function: sync_to_async(function)(),
+            )
+        finally:
+            await waiting.close_hub()
+
+    answer = async_to_sync(on_its_own_loop)()
+    if answer is None:  # pragma: no cover - no disconnect signal here
+        raise AapError("The client went away.", status=400)
+    return answer
