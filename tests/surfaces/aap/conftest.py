@@ -5,20 +5,46 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 from django.db import connection
 
-from tests.live import web  # noqa: F401 - the live web role fixture
+from tests.live import (
+    LiveServer,
+    live_web,
+    web,  # noqa: F401 - the live web role fixture, with the default settings
+)
 from tokens.domain import tenancy
 from tokens.domain.aap import credentials, instances
 from tokens.models import AapRequest, Environment
 
 
+@pytest.fixture(scope="session")
+def aap_web(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[LiveServer]:
+    """A web role that accepts http loopback receivers (``WEBHOOKS_ALLOW_PRIVATE_TARGETS``, for
+    the SDK's Receiver on this machine) and counts failed credentials generously (the tests
+    send many on purpose, all from 127.0.0.1; ``test_ratelimits`` checks the limits)."""
+    with (
+        django_db_blocker.unblock(),
+        live_web(
+            tmp_path_factory.mktemp("aap-web"),
+            WEBHOOKS_ALLOW_PRIVATE_TARGETS="True",
+            WAITPOINTS_RATELIMIT_API_KEY_FAILURES="100000/1m",
+        ) as server,
+    ):
+        yield server
+
+
 @pytest.fixture
-def base(web) -> str:  # noqa: F811
+def base(aap_web: LiveServer) -> str:
+    return f"{aap_web.url}/api/aap"
+
+
+@pytest.fixture
+def strict_base(web: LiveServer) -> str:  # noqa: F811
+    """The default web role: only public https receivers."""
     return f"{web.url}/api/aap"
 
 

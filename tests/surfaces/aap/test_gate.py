@@ -43,8 +43,10 @@ def decide_when_asked(web_url: str, api_key: str, data: object) -> threading.Thr
     return thread
 
 
-def test_it_approves_a_call_the_approver_approves(web, base, credential, api_key) -> None:
-    decider = decide_when_asked(web.url, api_key, {"status": "approved", "comment": "Confirmed."})
+def test_it_approves_a_call_the_approver_approves(aap_web, base, credential, api_key) -> None:
+    decider = decide_when_asked(
+        aap_web.url, api_key, {"status": "approved", "comment": "Confirmed."}
+    )
     gate = Gate(Client(base, credential), wait_limit=30)
     verdict = gate.check(call())
     decider.join()
@@ -65,8 +67,12 @@ def test_it_approves_a_call_the_approver_approves(web, base, credential, api_key
     assert ("created", "aap") in events and ("consumed", "aap") in events
 
 
-def test_it_denies_with_the_approvers_comment_as_the_note(web, base, credential, api_key) -> None:
-    decider = decide_when_asked(web.url, api_key, {"status": "rejected", "comment": "Not today."})
+def test_it_denies_with_the_approvers_comment_as_the_note(
+    aap_web, base, credential, api_key
+) -> None:
+    decider = decide_when_asked(
+        aap_web.url, api_key, {"status": "rejected", "comment": "Not today."}
+    )
     verdict = Gate(Client(base, credential), wait_limit=30).check(call())
     decider.join()
     assert isinstance(verdict, Deny) and verdict.status == "denied"
@@ -76,8 +82,8 @@ def test_it_denies_with_the_approvers_comment_as_the_note(web, base, credential,
     assert request.decision.expires_at is None
 
 
-def test_the_async_gate_approves_too(web, base, credential, api_key) -> None:
-    decider = decide_when_asked(web.url, api_key, {"status": "approved"})
+def test_the_async_gate_approves_too(aap_web, base, credential, api_key) -> None:
+    decider = decide_when_asked(aap_web.url, api_key, {"status": "approved"})
 
     async def check() -> object:
         client = AsyncClient(base, credential)
@@ -91,7 +97,7 @@ def test_the_async_gate_approves_too(web, base, credential, api_key) -> None:
     assert isinstance(verdict, Allow), verdict
 
 
-def test_it_expires_a_request_nobody_decides(web, base, credential) -> None:
+def test_it_expires_a_request_nobody_decides(aap_web, base, credential) -> None:
     gate = Gate(Client(base, credential), timeout="1s", wait_limit=30)
     verdict = gate.check(call())
     assert isinstance(verdict, Deny) and verdict.status == "expired", verdict
@@ -100,7 +106,7 @@ def test_it_expires_a_request_nobody_decides(web, base, credential) -> None:
     assert request.decision is not None and request.decision.decided_at == request.deadline_at
 
 
-def test_an_abandoned_wait_cancels_the_request(web, base, credential) -> None:
+def test_an_abandoned_wait_cancels_the_request(aap_web, base, credential) -> None:
     # The gate's own limit ends first: it cancels the request it no longer waits for.
     gate = Gate(Client(base, credential), timeout="10m", wait_limit=1)
     verdict = gate.check(call())
@@ -111,7 +117,7 @@ def test_an_abandoned_wait_cancels_the_request(web, base, credential) -> None:
     assert token.status == Token.Status.CANCELLED
 
 
-def test_a_cancel_ends_a_long_poll_with_the_cancelled_request(web, base, credential) -> None:
+def test_a_cancel_ends_a_long_poll_with_the_cancelled_request(aap_web, base, credential) -> None:
     client = Client(base, credential)
     created = client.create(
         {"tool": "deploy", "arguments": {}, "timeout": "10m"}, str(uuid.uuid4())

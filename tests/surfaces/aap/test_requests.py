@@ -96,11 +96,11 @@ def test_keys_are_scoped_to_the_instance(base, credential, environment) -> None:
 
 
 def test_a_terminal_replay_returns_the_request_in_its_current_state(
-    web, base, credential, api_key
+    aap_web, base, credential, api_key
 ) -> None:
     key = new_key()
     created = create(base, credential, key=key).json()
-    approve(web.url, api_key, created["id"], "fine")
+    approve(aap_web.url, api_key, created["id"], "fine")
     replay = create(base, credential, key=key)
     assert replay.status_code == 200
     request = parse_request(replay.json())
@@ -108,9 +108,9 @@ def test_a_terminal_replay_returns_the_request_in_its_current_state(
     assert request.decision.expires_at > request.decision.decided_at
 
 
-def test_exactly_one_of_many_concurrent_consumers_wins(web, base, credential, api_key) -> None:
+def test_exactly_one_of_many_concurrent_consumers_wins(aap_web, base, credential, api_key) -> None:
     created = create(base, credential).json()
-    approve(web.url, api_key, created["id"])
+    approve(aap_web.url, api_key, created["id"])
     barrier = threading.Barrier(12)
 
     def consume(_: int) -> int:
@@ -138,11 +138,11 @@ def test_exactly_one_of_many_concurrent_consumers_wins(web, base, credential, ap
 
 
 def test_consume_races_on_real_concurrent_database_connections(
-    web, base, credential, api_key
+    aap_web, base, credential, api_key
 ) -> None:
     """The domain's consume, from threads with a PostgreSQL connection each: one wins."""
     created = create(base, credential).json()
-    approve(web.url, api_key, created["id"])
+    approve(aap_web.url, api_key, created["id"])
     instance = AapInstance.objects.get()
     barrier = threading.Barrier(8)
 
@@ -166,7 +166,7 @@ def test_consume_races_on_real_concurrent_database_connections(
     assert outcomes == ["already_consumed"] * 7 + ["ok"]
 
 
-def test_consume_and_outcome_follow_the_sdk_contract(web, base, credential, api_key) -> None:
+def test_consume_and_outcome_follow_the_sdk_contract(aap_web, base, credential, api_key) -> None:
     client = Client(base, credential)
     created = client.create(BODY, new_key())
     with pytest.raises(ConflictError) as refused:
@@ -175,7 +175,7 @@ def test_consume_and_outcome_follow_the_sdk_contract(web, base, credential, api_
     with pytest.raises(ConflictError) as early:
         client.report_outcome(created.id, "succeeded")
     assert early.value.code == "not_consumed"
-    approve(web.url, api_key, created.id)
+    approve(aap_web.url, api_key, created.id)
     key = new_key()
     consumed = client.consume(created.id, key)
     assert consumed.consumption is not None and consumed.consumption.outcome is None
@@ -191,9 +191,9 @@ def test_consume_and_outcome_follow_the_sdk_contract(web, base, credential, api_
     assert changed.value.code == "outcome_conflict"
 
 
-def test_an_expired_approval_cannot_be_consumed(web, base, credential, api_key) -> None:
+def test_an_expired_approval_cannot_be_consumed(aap_web, base, credential, api_key) -> None:
     created = create(base, credential).json()
-    approve(web.url, api_key, created["id"])
+    approve(aap_web.url, api_key, created["id"])
     token = AapRequest.objects.get(pk=created["id"]).token
     Token.objects.filter(pk=token.pk).update(decision_expires_at=token.completed_at)
     response = raw(
@@ -206,16 +206,18 @@ def test_an_expired_approval_cannot_be_consumed(web, base, credential, api_key) 
     assert_spec_error(response, 409, "approval_expired")
 
 
-def test_cancel_of_a_decided_request_is_already_terminal(web, base, credential, api_key) -> None:
+def test_cancel_of_a_decided_request_is_already_terminal(
+    aap_web, base, credential, api_key
+) -> None:
     created = create(base, credential).json()
-    approve(web.url, api_key, created["id"])
+    approve(aap_web.url, api_key, created["id"])
     response = raw(base, "DELETE", f"/v1/requests/{created['id']}", credential)
     assert_spec_error(response, 409, "already_terminal")
     assert AapRequest.objects.get(pk=created["id"]).token.decision == "approved"
 
 
 def test_other_output_for_an_aap_token_is_refused_and_changes_nothing(
-    web, base, credential, api_key
+    aap_web, base, credential, api_key
 ) -> None:
     created = create(base, credential).json()
     request = AapRequest.objects.select_related("token").get(pk=created["id"])
@@ -225,7 +227,7 @@ def test_other_output_for_an_aap_token_is_refused_and_changes_nothing(
         {"status": "approved", "extra": 1},
         {"status": "maybe"},
     ):
-        response = complete(web.url, api_key, request, data)
+        response = complete(aap_web.url, api_key, request, data)
         assert response.status_code == 422, (data, response.text)
         assert "Agent Approval Protocol" in response.json()["error"]
     assert (
@@ -359,11 +361,11 @@ def test_unknown_paths_and_methods_answer_the_spec_shape(base, credential) -> No
 
 
 def test_a_retried_consumption_is_refused_once_a_token_is_consumed_elsewhere(
-    web, base, credential, api_key
+    aap_web, base, credential, api_key
 ) -> None:
     """AAP consume and the domain's consume are one implementation: the first use wins."""
     created = create(base, credential).json()
-    approve(web.url, api_key, created["id"])
+    approve(aap_web.url, api_key, created["id"])
     token = AapRequest.objects.get(pk=created["id"]).token
     consumption.token_consume(token=token, actor=actors.Actor.system(), consumer="billing")
     response = raw(
