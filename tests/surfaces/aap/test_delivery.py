@@ -244,7 +244,7 @@ def test_a_failed_verification_creates_nothing_and_may_be_retried(
     # The same key once the receiver expects it: created, verified once.
     accepted = provision_with(base, provisioner, expecting, server.url, key=new_key())
     assert accepted.status_code == 201
-    again = provision_with(base, provisioner, expecting, server.url, key=accepted.headers and None)
+    again = provision_with(base, provisioner, expecting, server.url, key=new_key())
     assert again.status_code == 201  # a new key: another instance
     hits_before = len(server.hits)
     replay_key = new_key()
@@ -286,10 +286,6 @@ def test_retries_keep_id_and_body_and_respect_retry_after(
     assert [a.status for a in attempts] == [503, 500, 204]
     assert len({a.body for a in attempts}) == 1
     assert len({a.headers["webhook-id"] for a in attempts}) == 1
-    assert (
-        len({a.headers["webhook-signature"] for a in attempts}) >= 2
-        or len({a.headers["webhook-timestamp"] for a in attempts}) == 1
-    )
     for attempt in attempts:
         verify(receiver.secret, attempt.headers, attempt.body)  # each attempt is signed
 
