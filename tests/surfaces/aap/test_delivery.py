@@ -241,11 +241,11 @@ def test_a_failed_verification_creates_nothing_and_may_be_retried(
         server.fail.append((status, {}))
         assert provision_with(base, provisioner, expecting, server.url).status_code == 422
     assert not AapInstance.objects.exists()
-    # The same key once the receiver expects it: created, verified once.
-    accepted = provision_with(base, provisioner, expecting, server.url, key=new_key())
-    assert accepted.status_code == 201
-    again = provision_with(base, provisioner, expecting, server.url, key=new_key())
-    assert again.status_code == 201  # a new key: another instance
+    # The same key and input, once the receiver expects that registration: created.
+    expecting.registration_id = stranger.registration_id
+    accepted = provision_with(base, provisioner, stranger, server.url, key=key)
+    assert accepted.status_code == 201, accepted.text
+    assert AapInstance.objects.count() == 1
     hits_before = len(server.hits)
     replay_key = new_key()
     first = provision_with(base, provisioner, expecting, server.url, key=replay_key)
