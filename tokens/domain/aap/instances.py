@@ -246,25 +246,38 @@ def instance_delete(
     *, provisioner: AapProvisioner, instance_id: str, now: datetime | None = None
 ) -> None:
     """Revoke the credential, end delivery, cancel every pending request; repeated: nothing."""
-    now = now or timezone.now()
     with transaction.atomic():
         instance = _scoped(provisioner, instance_id, lock=True)
-        if instance.deleted_at is not None:
-            return
-        AapInstance.objects.filter(pk=instance.pk).update(
-            deleted_at=now,
-            credential_revoked_at=now,
-            delivery_url="",
-            delivery_registration_id=None,
-            encrypted_signing_secret="",
-            updated_at=now,
-        )
-        pending = Token.objects.filter(
-            aap_request__instance=instance, status=Token.Status.WAITING
-        ).order_by("pk")
-        actor = Actor.system()
-        for token in pending:
-            lifecycle.token_cancel(token=token, actor=actor, reason=representation.DELETED_REASON)
+        _retire(instance, now or timezone.now())
+
+
+def instance_retire(*, instance: AapInstance, now: datetime | None = None) -> bool:
+    """The same deletion by a person (admin, dashboard); False if it was already deleted."""
+    with transaction.atomic():
+        locked = AapInstance.objects.select_for_update().get(pk=instance.pk)
+        return _retire(locked, now or timezone.now())
+
+
+def _retire(instance: AapInstance, now: datetime) -> bool:
+    """Under the instance's row lock: mark it deleted and revoked first (no request can be
+    created after, no event sent for what follows), then cancel what is pending."""
+    if instance.deleted_at is not None:
+        return False
+    AapInstance.objects.filter(pk=instance.pk).update(
+        deleted_at=now,
+        credential_revoked_at=now,
+        delivery_url="",
+        delivery_registration_id=None,
+        encrypted_signing_secret="",
+        updated_at=now,
+    )
+    pending = Token.objects.filter(
+        aap_request__instance=instance, status=Token.Status.WAITING
+    ).order_by("pk")
+    actor = Actor.system()
+    for token in pending:
+        lifecycle.token_cancel(token=token, actor=actor, reason=representation.DELETED_REASON)
+    return True
 
 
 def instance_create_for_environment(
