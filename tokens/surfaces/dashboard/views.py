@@ -28,7 +28,7 @@ from tokens.domain import (
     tenancy,
 )
 from tokens.domain.decisions import DECISIONS, decision_of
-from tokens.domain.exceptions import DecisionInvalid, DecisionRefused, TokenError
+from tokens.domain.exceptions import DecisionInvalid, DecisionRefused, OutputRefused, TokenError
 from tokens.domain.limits import MAX_COMMENT_LENGTH, MAX_REASON_LENGTH
 from tokens.domain.links import callback_url
 from tokens.models import Environment, Membership, Token, TokenEvent
@@ -392,9 +392,13 @@ def token_complete(request: HttpRequest, token_id: str) -> HttpResponse:
             user=request.user, project=token.environment.project
         )
         return _render_detail(request, token, role, json_form=form, status=400)
-    result = lifecycle.token_complete(
-        token=token, actor=access.actor(request), data=form.cleaned_data["data"]
-    )
+    try:
+        result = lifecycle.token_complete(
+            token=token, actor=access.actor(request), data=form.cleaned_data["data"]
+        )
+    except OutputRefused as refused:  # an AAP request's token takes only a decision
+        messages.error(request, refused.message)
+        return redirect(access.detail_url(token))
     _report(request, result, "Completed")
     return redirect(access.detail_url(token))
 

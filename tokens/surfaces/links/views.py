@@ -20,7 +20,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 
 from tokens.domain import actors, deadline, decide, decisions, keys, lifecycle
 from tokens.domain.decisions import DECISIONS, decision_of
-from tokens.domain.exceptions import DecisionInvalid, DecisionRefused, NotFound, TokenError
+from tokens.domain.exceptions import (
+    DecisionInvalid,
+    DecisionRefused,
+    NotFound,
+    OutputRefused,
+    TokenError,
+)
 from tokens.domain.limits import MAX_COMMENT_LENGTH
 from tokens.domain.representation import transition_body
 from tokens.models import Recipient, Token, TokenEvent
@@ -277,9 +283,12 @@ def _callback(request: HttpRequest, link: Link) -> HttpResponse:
     except TokenError:
         data = {}
     # Upstream: the whole body is the output; an empty or invalid (not JSON at all) body means {}.
-    result = lifecycle.token_complete(
-        token=token, actor=_actor(request, recipient), data={} if data is EMPTY else data
-    )
+    try:
+        result = lifecycle.token_complete(
+            token=token, actor=_actor(request, recipient), data={} if data is EMPTY else data
+        )
+    except OutputRefused as refused:  # an AAP request's token takes only a decision
+        return JsonResponse({"error": refused.message}, status=refused.http_status)
     body = transition_body(result.token, applied=result.applied, now=timezone.now())
     return JsonResponse(body)
 
