@@ -36,19 +36,16 @@ from . import server  # noqa: E402
 server.install()
 
 
-async def _json(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+async def _json(send: Send, status: int, message: str, scope: dict[str, Any] | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+    if scope is not None and aap_wait.is_aap(scope):
+        # The Agent Approval Protocol's own error shape, with its X-Request-ID.
+        status, body, extra = aap_wait.refusal(status, message)
+        headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+    else:
+        body = json.dumps({"error": message}).encode()
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -62,7 +59,7 @@ def _content_length(scope: dict[str, Any]) -> int | None:
 async def guard_request_body(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     length = _content_length(scope)
     if length is not None and length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-        await _json(send, 413, "Request body too large")
+        await _json(send, 413, "Request body too large", scope)
         return
     messages: list[dict[str, Any]] = []
     if length or any(name == b"transfer-encoding" for name, _ in scope.get("headers", ())):
@@ -83,10 +80,10 @@ async def guard_request_body(scope: dict[str, Any], receive: Receive, send: Send
         try:
             await asyncio.wait_for(read_all(), settings.WAITPOINTS_BODY_TIMEOUT_SECONDS)
         except TimeoutError:
-            await _json(send, 408, "Request body not received in time")
+            await _json(send, 408, "Request body not received in time", scope)
             return
         except ValueError:
-            await _json(send, 413, "Request body too large")
+            await _json(send, 413, "Request body too large", scope)
             return
 
     async def replay() -> dict[str, Any]:
@@ -105,7 +102,7 @@ MAX_URI_BYTES = 8 * 1024
 async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if scope["type"] == "http":
         if len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) > MAX_URI_BYTES:
-            await _json(send, 414, f"Request URI too long (at most {MAX_URI_BYTES} bytes)")
+            await _json(send, 414, f"Request URI too long (at most {MAX_URI_BYTES} bytes)", scope)
             return
         match = WAIT_PATH.match(scope["path"])
         if match:

@@ -376,3 +376,11 @@ def test_a_retried_consumption_is_refused_once_a_token_is_consumed_elsewhere(
         headers={"Idempotency-Key": new_key()},
     )
     assert_spec_error(response, 409, "already_consumed")
+
+
+def test_refusals_made_before_django_are_in_the_spec_shape_too(base, credential) -> None:
+    huge = b'{"tool": "a", "timeout": "1m", "arguments": {"x": "' + b"x" * (4 << 20) + b'"}}'
+    assert_spec_error(create(base, credential, huge), 400, "body_too_large")
+    long_uri = raw(base, "GET", "/v1/requests/" + "a" * 9000, credential)
+    assert_spec_error(long_uri, 400, "uri_too_long")
+    assert not AapRequest.objects.exists()

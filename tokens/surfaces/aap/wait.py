@@ -137,6 +137,21 @@ async def asgi_read(scope: dict[str, Any], receive: Receive, send: Send, request
     await send({"type": "http.response.body", "body": payload})
 
 
+def is_aap(scope: Mapping[str, Any]) -> bool:
+    return str(scope.get("path", "")).startswith("/api/aap/")
+
+
+def refusal(status: int, message: str) -> tuple[int, bytes, dict[str, str]]:
+    """A refusal made before Django (body too large or too slow, URI too long) in the spec's
+    shape: 400 ``invalid_request`` (the spec has no 408, 413 or 414)."""
+    code = {408: "body_timeout", 413: "body_too_large", 414: "uri_too_long"}.get(status, "invalid")
+    status, payload, headers = answers.rendered(
+        answers.from_error(AapError(message + ".", status=400, code=code))
+    )
+    headers.pop("Content-Type", None)
+    return status, payload, headers
+
+
 def wants_asgi(scope: Mapping[str, Any]) -> str | None:
     """The request id when this ASGI request is a read with ``wait`` (else Django serves it)."""
     if scope.get("method") != "GET" or b"wait=" not in scope.get("query_string", b""):
