@@ -554,3 +554,7 @@ WAITPOINTS_RATELIMIT_AAP_CALLS = os.environ.get("WAITPOINTS_RATELIMIT_AAP_CALLS"
 WAITPOINTS_RATELIMIT_AAP_PROVISIONING = os.environ.get(
     "WAITPOINTS_RATELIMIT_AAP_PROVISIONING", "60/1m"
 )
+# Receiver verifications per destination host, whichever provisioner, instance or URL path asks.
+WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS = os.environ.get(
+    "WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS", "20/10m"
+)

@@ -32,6 +32,7 @@ def aap_web(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Li
             tmp_path_factory.mktemp("aap-web"),
             WEBHOOKS_ALLOW_PRIVATE_TARGETS="True",
             WAITPOINTS_RATELIMIT_API_KEY_FAILURES="100000/1m",
+            WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS="100000/1m",
         ) as server,
     ):
         yield server

@@ -5,6 +5,7 @@ turns every failure into the spec's error with ``X-Request-ID``."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.http import HttpRequest
 from django.utils import timezone
@@ -34,6 +35,18 @@ def _key(request: HttpRequest) -> str:
     return inputs.clean_key(request.headers.get("Idempotency-Key"))
 
 
+def _verification_allowed(body: dict[str, Any]) -> None:
+    """Receiver verifications are limited per destination host (across provisioners,
+    instances and URL paths), before any is sent."""
+    delivery = body.get("delivery")
+    if not isinstance(delivery, dict) or not isinstance(delivery.get("url"), str):
+        return
+    host = (urlsplit(delivery["url"]).hostname or "").lower()
+    decision = ratelimit.hit(ratelimit.AAP_VERIFICATIONS, f"host:{host}")
+    if decision is not None and not decision.allowed:
+        raise answers.rate_limited(decision, "receiver verifications for this host")
+
+
 def _not_allowed(*methods: str) -> Answer:
     error = AapError("Method not allowed.", status=405, code="method_not_allowed")
     error.kind = "invalid_request"
@@ -57,6 +70,7 @@ def instance_collection(request: HttpRequest) -> Answer:
         return _not_allowed("POST")
     provisioner = credentials.as_provisioner(_caller(request))
     key, body = _key(request), _body(request)
+    _verification_allowed(body)
     status, answer = instances.instance_provision(provisioner=provisioner, key=key, body=body)
     return Answer(status, answer)
 
@@ -76,6 +90,7 @@ def instance_detail(request: HttpRequest, instance_id: str) -> Answer:
         instances.instance_delete(provisioner=provisioner, instance_id=instance_id)
         return Answer(204, None)
     key, body = _key(request), _body(request)
+    _verification_allowed(body)
     updated = instances.instance_update(
         provisioner=provisioner, instance_id=instance_id, key=key, body=body
     )

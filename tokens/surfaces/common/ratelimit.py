@@ -39,6 +39,7 @@ API_CALLS = "api_calls"
 PUBLIC_TOKEN_CALLS = "public_token_calls"
 AAP_CALLS = "aap_calls"
 AAP_PROVISIONING = "aap_provisioning"
+AAP_VERIFICATIONS = "aap_verifications"
 
 _SETTINGS = {
     LOGIN: "WAITPOINTS_RATELIMIT_LOGIN",
@@ -48,6 +49,7 @@ _SETTINGS = {
     PUBLIC_TOKEN_CALLS: "WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS",
     AAP_CALLS: "WAITPOINTS_RATELIMIT_AAP_CALLS",
     AAP_PROVISIONING: "WAITPOINTS_RATELIMIT_AAP_PROVISIONING",
+    AAP_VERIFICATIONS: "WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS",
 }
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smh]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -320,6 +322,7 @@ def message(decision: Decision) -> str:
         PUBLIC_TOKEN_CALLS: "requests for this public access token",
         AAP_CALLS: "requests for this AAP instance",
         AAP_PROVISIONING: "calls for this AAP provisioner token",
+        AAP_VERIFICATIONS: "receiver verifications for this host",
     }[decision.scope]
     return f"Rate limit exceeded: too many {what}; retry in {decision.retry_after} s"
 
