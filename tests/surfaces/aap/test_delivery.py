@@ -401,3 +401,26 @@ def test_removing_delivery_or_deleting_the_instance_ends_retries(
         outcome[how] = row.last_error
     assert len(server.events()) == 2  # one failed attempt each, nothing after
     assert "no receiver" in outcome["remove"] and "deleted" in outcome["delete"]
+
+
+def test_an_expiry_found_by_the_sweep_is_notified_too(base, provisioner, loop, receivers) -> None:
+    from tokens.domain import lifecycle
+
+    receiver = ready_receiver()
+    server = serve(loop, receivers, receiver)
+    token = provision_with(base, provisioner, receiver, server.url).json()["credential"]["token"]
+    created = raw(
+        base,
+        "POST",
+        "/v1/requests",
+        token,
+        json={**BODY, "timeout": "1s"},
+        headers={"Idempotency-Key": new_key()},
+    ).json()
+    request = AapRequest.objects.select_related("token").get(pk=created["id"])
+    assert lifecycle.token_expire_due(now=request.token.timeout_at + timedelta(seconds=1)) == 1
+    assert deliver() == 1
+    (event,) = server.events()
+    read = raw(base, "GET", f"/v1/requests/{created['id']}", token).json()
+    assert read["status"] == "expired"
+    assert json.loads(event.body)["created_at"] == read["decision"]["decided_at"]

@@ -7,6 +7,7 @@ import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -384,3 +385,13 @@ def test_refusals_made_before_django_are_in_the_spec_shape_too(base, credential)
     long_uri = raw(base, "GET", "/v1/requests/" + "a" * 9000, credential)
     assert_spec_error(long_uri, 400, "uri_too_long")
     assert not AapRequest.objects.exists()
+
+
+def test_a_longer_window_than_the_provider_allows_is_shortened_never_lengthened(
+    base, credential
+) -> None:
+    long = parse_request(create(base, credential, {**BODY, "timeout": "9999999h"}).json())
+    assert long.timeout == "9999999h"  # as submitted
+    assert long.deadline_at - long.created_at == timedelta(days=7)
+    short = parse_request(create(base, credential, {**BODY, "timeout": "90s"}).json())
+    assert short.deadline_at - short.created_at == timedelta(seconds=90)
