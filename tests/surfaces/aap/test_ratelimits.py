@@ -102,3 +102,11 @@ def test_each_limit_answers_429_with_retry_after(tmp_path, credential, provision
         refused = raw(base, "GET", f"/v1/requests/{uuid.uuid4()}", "aapi_forged")
         assert_spec_error(refused, 429, "rate_limited")
         assert "Retry-After" in refused.headers
+        # A valid credential from that address is not refused for others' failures.
+        from tokens.domain.aap import instances
+        from tokens.models import Environment
+
+        _fresh, valid = instances.instance_create_for_environment(
+            environment=Environment.objects.get(project__slug="alice"), name="fresh"
+        )
+        assert raw(base, "GET", f"/v1/requests/{uuid.uuid4()}", valid).status_code == 404

@@ -119,14 +119,17 @@ def rate_limited(decision: ratelimit.Decision, what: str) -> AapError:
 
 
 def authenticate(header: str, address: str) -> credentials.Caller:
-    """The caller, within limits: failed credentials per address, then calls per credential."""
-    refused = ratelimit.peek(ratelimit.API_KEY_FAILURES, address)
-    if refused is not None and not refused.allowed:
-        raise rate_limited(refused, "failed credentials from your address")
+    """The caller, within limits. As everywhere in the service (docs/security.md), the
+    credential is checked first and a valid one is held only to its own budget; only a refused
+    one counts against its client address (a missing header is not counted), and once the
+    address is over that limit its refused credentials answer 429 instead of 401."""
     try:
         caller = credentials.authenticate(header)
     except AapError:
-        ratelimit.hit(ratelimit.API_KEY_FAILURES, address)
+        if header.strip():
+            refused = ratelimit.hit(ratelimit.API_KEY_FAILURES, address)
+            if refused is not None and not refused.allowed:
+                raise rate_limited(refused, "failed credentials from your address") from None
         raise
     if caller.instance is not None:
         scope, subject, what = ratelimit.AAP_CALLS, f"i:{caller.instance.pk}", "requests"
