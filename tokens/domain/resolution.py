@@ -91,6 +91,7 @@ def resolve_one(
         notified=resolved.notified,
         listened=resolved.listened,
         messaged=resolved.messaged,
+        notifies_receiver=resolved.notifies_receiver,
     )
     return event
 
@@ -146,6 +147,7 @@ def on_resolved(
     notified: bool = False,
     listened: bool = True,
     messaged: bool = True,
+    notifies_receiver: bool = True,
 ) -> None:
     """Everything that follows a resolution, in the resolving transaction.
 
@@ -153,7 +155,8 @@ def on_resolved(
     tokens' chat messages, …); listeners that only need to know are told through NOTIFY (on
     commit) and the ``token_resolved`` signal. ``notified``: the resolving statement sent the
     NOTIFY itself; ``listened`` False: it found no enabled webhook endpoint in the tokens'
-    environments; ``messaged`` False: no chat message shows the token; so nothing to enqueue.
+    environments; ``messaged`` False: no chat message shows the token; ``notifies_receiver``
+    False: no AAP request with a receiver among them; so nothing to enqueue.
     """
     if listened:
         webhook_events.enqueue_for_resolution(token_ids=token_ids, status=status)
@@ -161,7 +164,8 @@ def on_resolved(
         chat.resolved(token_ids, now=timezone.now())
     # Agent Approval Protocol requests whose instance has a receiver: the request.resolved
     # event, recorded with the decision (tokens.delivery.aap).
-    aap_delivery.enqueue_events(token_ids, now=timezone.now())
+    if notifies_receiver:
+        aap_delivery.enqueue_events(token_ids, now=timezone.now())
     if not notified:
         fast_paths.notify(token_ids)
     statuses = dict.fromkeys(token_ids, status)

@@ -22,6 +22,8 @@ from django.db.models import F, Model, QuerySet
 from django.db.models.sql import UpdateQuery
 
 from tokens.models import (
+    AapInstance,
+    AapRequest,
     ApiKey,
     Environment,
     Project,
@@ -185,11 +187,14 @@ def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
 class Resolved:
     """What a resolving write reports: ``notified`` when it sent the NOTIFY itself, and
     ``listened`` False when it found no enabled webhook endpoint that may want the event, and
-    ``messaged`` False when no chat message shows the token (nothing to update in Slack)."""
+    ``messaged`` False when no chat message shows the token (nothing to update in Slack), and
+    ``notifies_receiver`` False when it is no AAP request whose instance has a receiver (no
+    ``request.resolved`` event to write)."""
 
     notified: bool
     listened: bool
     messaged: bool = True
+    notifies_receiver: bool = True
 
 
 def resolve(
@@ -215,6 +220,7 @@ def resolve(
     events = TokenEvent._meta.db_table
     endpoints = WebhookEndpoint._meta.db_table
     chat_messages = SlackMessage._meta.db_table
+    aap_requests, aap_instances = AapRequest._meta.db_table, AapInstance._meta.db_table
     statement = (
         f"WITH resolved AS ({update_sql} RETURNING id, environment_id, completed_at, "  # noqa: S608 - names are ours
         f"cancelled_at, decision_expires_at), "
@@ -224,7 +230,10 @@ def resolve(
         f"pg_notify(%s, r.id), "
         f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.enabled AND "
         f"w.environment_id = r.environment_id), "
-        f"EXISTS (SELECT 1 FROM {chat_messages} m WHERE m.token_id = r.id) FROM resolved r"
+        f"EXISTS (SELECT 1 FROM {chat_messages} m WHERE m.token_id = r.id), "
+        f"EXISTS (SELECT 1 FROM {aap_requests} a JOIN {aap_instances} i ON i.id = a.instance_id "
+        f"WHERE a.token_id = r.id AND a.event_id IS NULL AND i.deleted_at IS NULL "
+        f"AND i.delivery_url <> '') FROM resolved r"
     )
     with connection.cursor() as cursor:
         cursor.execute(statement, [*update_params, *event_params, NOTIFY_CHANNEL])
@@ -235,9 +244,14 @@ def resolve(
         if not hasattr(value, "resolve_expression"):
             setattr(token, name, value)
     token.completed_at, token.cancelled_at, token.decision_expires_at, event_id = row[:4]
-    listened, messaged = row[5], row[6]
+    listened, messaged, notifies_receiver = row[5], row[6], row[7]
     saved(event, event_id)
-    return Resolved(notified=True, listened=bool(listened), messaged=bool(messaged))
+    return Resolved(
+        notified=True,
+        listened=bool(listened),
+        messaged=bool(messaged),
+        notifies_receiver=bool(notifies_receiver),
+    )
 
 
 def expire(

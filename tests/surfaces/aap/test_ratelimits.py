@@ -22,6 +22,7 @@ def test_each_limit_answers_429_with_retry_after(tmp_path, credential, provision
         WAITPOINTS_RATELIMIT_AAP_PROVISIONING="4/1m",
         WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS="1/1m",
         WAITPOINTS_RATELIMIT_API_KEY_FAILURES="2/1m",
+        WAITPOINTS_RATELIMIT_NAMESPACE=f"rl-aap-limits-{uuid.uuid4().hex}",
     ) as server:
         base = f"{server.url}/api/aap"
         for _ in range(3):
