@@ -318,3 +318,19 @@ def test_deletion_racing_creation_leaves_nothing_pending(base, provisioner) -> N
         base, "POST", "/v1/requests", token, json=BODY, headers={"Idempotency-Key": new_key()}
     )
     assert_spec_error(late, 401, "invalid_credential")
+
+
+def test_concurrent_submissions_with_one_key_create_one_instance(base, provisioner) -> None:
+    key = new_key()
+    start = threading.Barrier(6)
+
+    def submit(_: int) -> tuple[int, str]:
+        start.wait()
+        response = provision(base, provisioner, {"instance_name": "once"}, key)
+        return response.status_code, response.json()["credential"]["token"]
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(submit, range(6)))
+    assert sorted(status for status, _ in results) == [200] * 5 + [201]
+    assert len({token for _, token in results}) == 1
+    assert AapInstance.objects.count() == 1
