@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils import timezone
 
+from tokens.delivery import aap as aap_delivery
 from tokens.domain.durations import resolve_timeout, resolve_ttl
 from tokens.domain.exceptions import InvalidInput
 
@@ -29,6 +30,22 @@ def waitpoints_settings_check(app_configs: object, **kwargs: object) -> list:
             Warning(
                 "PUBLIC_BASE_URL is not set: e-mailed links use http://127.0.0.1:8000.",
                 id="tokens.W001",
+            )
+        )
+    if not aap_delivery.attempt_limit_ok():
+        problems.append(
+            Warning(
+                "WEBHOOKS_TOTAL_TIMEOUT is over 10 s: AAP receiver verification and "
+                "request.resolved attempts must end within 10 s (the protocol's bound).",
+                id="tokens.W002",
+            )
+        )
+    if settings.WAITPOINTS_AAP_APPROVAL_VALID_SECONDS < 1:
+        problems.append(
+            Error(
+                "WAITPOINTS_AAP_APPROVAL_VALID_SECONDS must be at least 1: an AAP approval's "
+                "expires_at must be later than its decided_at.",
+                id="tokens.E003",
             )
         )
     return problems

@@ -51,3 +51,16 @@ def test_a_database_outage_is_a_503_dependency(provisioner, monkeypatch) -> None
     assert response.status_code == 503 and response["Retry-After"]
     error = json.loads(response.content)["error"]
     assert error["type"] == "dependency" and "refused" not in error["message"]
+
+
+def test_startup_checks_guard_the_aap_settings(settings) -> None:
+    from tokens.checks import waitpoints_settings_check
+
+    settings.WEBHOOKS_TOTAL_TIMEOUT = 30
+    settings.WAITPOINTS_AAP_APPROVAL_VALID_SECONDS = 0
+    ids = {problem.id for problem in waitpoints_settings_check(None)}
+    assert {"tokens.W002", "tokens.E003"} <= ids
+    settings.WEBHOOKS_TOTAL_TIMEOUT = 10
+    settings.WAITPOINTS_AAP_APPROVAL_VALID_SECONDS = 600
+    ids = {problem.id for problem in waitpoints_settings_check(None)}
+    assert not ids & {"tokens.W002", "tokens.E003"}
