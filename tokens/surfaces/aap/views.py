@@ -115,7 +115,10 @@ def request_collection(request: HttpRequest) -> Answer:
 def request_detail(request: HttpRequest, request_id: str) -> Answer:
     """``GET /v1/requests/{id}[?wait=30s]`` (read, long poll) and ``DELETE`` (cancel)."""
     if request.method == "GET":
-        return wait.read_view(request, request_id)
+        if "wait" in request.GET:
+            return wait.read_view(request, request_id)
+        reader = credentials.as_instance(_caller(request))
+        return _request_answer(aap_requests.request_get(instance=reader, request_id=request_id))
     if request.method != "DELETE":
         return _not_allowed("GET", "DELETE")
     instance = credentials.as_instance(_caller(request))
