@@ -84,6 +84,7 @@ def token_create(
     escalate_after: Any = None,
     escalate_to: Any = None,
     slack_channel: Any = None,
+    decision_valid_for: Any = None,
     now: datetime | None = None,
 ) -> CreateResult:
     """Nothing → WAITING token, or the original token while its idempotency key is active."""
@@ -107,6 +108,7 @@ def token_create(
         decision=decisions.clean_decision(decision),
         required_approvals=inputs.clean_required_approvals(required_approvals),
         requested_by=inputs.clean_requested_by(requested_by),
+        decision_valid_for=inputs.clean_decision_valid_for(decision_valid_for),
     )
     follow_ups = inputs.clean_follow_ups(
         remind_after=remind_after,
@@ -194,6 +196,7 @@ def _insert_token(
         decision_json=_json_text(request.decision),
         required_approvals=request.required_approvals,
         requested_by=request.requested_by,
+        decision_valid_for=request.decision_valid_for,
         created_at=now,
     )
     event = audit.build(token.pk, TokenEvent.Kind.CREATED, actor, now)

@@ -90,7 +90,7 @@ class BearerScheme(OpenApiAuthenticationExtension):
                     "A public access token: the `x-trigger-jwt` header of the create response "
                     "(HS256, 24 hours, scope `write:waitpoints:<id>`), or one the SDK's "
                     "`auth.createPublicToken` signed with the secret key. Accepted only by "
-                    "complete."
+                    "complete and consume."
                 ),
             },
         ]
@@ -222,6 +222,14 @@ class CreateTokenRequestSerializer(serializers.Serializer):
         "public channel's name) instead of the environment's routing rules; needs `approvers` "
         "and a Slack connection (docs/slack.md).",
     )
+    decisionValidFor = ours(serializers.CharField)(  # noqa: N815
+        required=False,
+        help_text=(
+            f"How long an approval may be acted on, from the moment it is recorded: {DURATION}. "
+            "The token then shows `decisionExpiresAt`; `consume` refuses after it "
+            "(`approval_expired`). Absent: an approval does not expire (it is still used once)."
+        ),
+    )
 
 
 class CreateTokenResponseSerializer(serializers.Serializer):
@@ -265,6 +273,20 @@ class WaitpointTokenSerializer(serializers.Serializer):
     decision = ours(AnyJsonField)(required=False)
     requiredApprovals = ours(serializers.IntegerField)(required=False)  # noqa: N815
     requestedBy = ours(serializers.CharField)(required=False)  # noqa: N815
+    decisionValidFor = ours(serializers.CharField)(  # noqa: N815
+        required=False, help_text="The validity window asked on create, e.g. `15m`."
+    )
+    decisionExpiresAt = ours(serializers.DateTimeField)(  # noqa: N815
+        required=False,
+        help_text="When the approval stops being valid (set when it is approved).",
+    )
+    consumedAt = ours(serializers.DateTimeField)(  # noqa: N815
+        required=False, help_text="When the approval was consumed (used once)."
+    )
+    consumedBy = ours(serializers.CharField)(  # noqa: N815
+        required=False,
+        help_text="Who consumed it: the `consumer` it named, or the credential's label.",
+    )
 
 
 class WaitpointTokenDetailSerializer(WaitpointTokenSerializer):
@@ -328,6 +350,34 @@ class CompleteTokenRequestSerializer(serializers.Serializer):
     output = ours(AnyJsonField)(
         required=False,
         help_text="The same as `data` when `data` is absent (upstream's docs' curl example).",
+    )
+
+
+class ConsumeTokenRequestSerializer(serializers.Serializer):
+    consumer = serializers.CharField(
+        required=False,
+        max_length=300,
+        help_text=(
+            "Who acts on the approval (a worker's name, a host, a job id): recorded, shown on "
+            "the token and named in the 409 of any later consume. Default: the credential."
+        ),
+    )
+    idempotencyKey = serializers.CharField(  # noqa: N815
+        required=False,
+        min_length=1,
+        max_length=300,
+        help_text=(
+            "A retry with the same key (after a lost answer) succeeds again with "
+            "`replayed: true`; any other later consume is a 409. The Python client sends one."
+        ),
+    )
+
+
+class ConsumeTokenResponseSerializer(WaitpointTokenDetailSerializer):
+    """The consumed token (as retrieve shows it, with its output: the decision to act on)."""
+
+    replayed = serializers.BooleanField(
+        help_text="True when this key consumed it before: nothing changed."
     )
 
 
