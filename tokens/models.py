@@ -53,6 +53,9 @@ class Environment(models.Model):
     # Signs the public access tokens we issue on create (x-trigger-jwt).
     signing_secret = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Whether any DeadlineRule exists (kept by tokens.domain.outcomes): a create reads the
+    # rules only then, so the environment loaded with the API key answers for the rest.
+    has_deadline_rules = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
@@ -170,6 +173,15 @@ class Token(models.Model):
     outcome_status = models.CharField(max_length=16, blank=True, default="", db_default="")
     outcome_note = models.TextField(blank=True, default="", db_default="")
     outcome_reported_at = models.DateTimeField(null=True, blank=True)
+    # What the deadline brings when nobody decides in time (tokens.domain.outcomes): the request's
+    # ``onTimeout`` as cleaned (None: the default, time out), what ``timeout_at`` resolves it
+    # to ("" times out, "approved" or "rejected" completes it as the deadline rule's decision;
+    # an escalation has asked more people before, at its first deadline), and whether the
+    # deadline rule did resolve it (the deadline trigger of migration 0002 lets only it commit
+    # after the deadline).
+    on_timeout = models.JSONField(null=True, blank=True)
+    timeout_outcome = models.CharField(max_length=16, blank=True, default="", db_default="")
+    decided_by_deadline = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-id"]
@@ -229,6 +241,54 @@ class Token(models.Model):
         return json.loads(self.decision_json) if self.decision_json else None
 
 
+class DeadlineRule(models.Model):
+    """An environment's default for what happens at a deadline nobody met, for requests that
+    do not say (``onTimeout`` on create wins): those tagged ``tag``, or every request of the
+    environment when ``tag`` is empty. A request with several matching tags takes the rule of
+    its first such tag, in the order it gave its tags (tokens.domain.outcomes)."""
+
+    class Action(models.TextChoices):
+        TIMEOUT = "timeout", "Time out"
+        REJECT = "reject", "Reject"
+        APPROVE = "approve", "Approve"
+        ESCALATE = "escalate", "Escalate, with a second deadline"
+
+    class Then(models.TextChoices):
+        TIMEOUT = "timeout", "Time out"
+        REJECT = "reject", "Reject"
+        APPROVE = "approve", "Approve"
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="deadline_rules"
+    )
+    tag = models.CharField(
+        max_length=128, blank=True, default="", help_text="Empty: every request."
+    )
+    action = models.CharField(max_length=16, choices=Action.choices, default=Action.TIMEOUT)
+    escalate_to = models.JSONField(
+        default=list, blank=True, help_text="E-mail addresses asked at the first deadline."
+    )
+    second_timeout = models.DurationField(
+        null=True, blank=True, help_text="Escalation: how long the escalated people have."
+    )
+    then = models.CharField(
+        max_length=16,
+        choices=Then.choices,
+        default=Then.TIMEOUT,
+        help_text="Escalation: what happens when the second deadline passes too.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["environment_id", "tag"]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "tag"], name="deadlinerule_unique_tag")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag or 'every request'}: {self.get_action_display().lower()}"
+
+
 class TokenTag(models.Model):
     """One row per (token, tag): makes "any of these tags" and the tag typeahead index-backed
     on SQLite and PostgreSQL alike. ``Token.tags`` keeps the order the caller gave."""
@@ -285,6 +345,8 @@ class TokenEvent(models.Model):
         SESSION = "session", "login"
         SLACK_SIGNATURE = "slack_signature", "Slack request signature"
         SYSTEM = "system", "system"
+        # The request's onTimeout (or its environment's deadline rule): never a person.
+        DEADLINE_RULE = "deadline_rule", "deadline rule"
 
     class Channel(models.TextChoices):
         API = "api", "API"
@@ -337,6 +399,8 @@ class TokenEvent(models.Model):
             return key
         if self.channel == self.Channel.CALLBACK:
             return "callback URL"
+        if self.credential == self.Credential.DEADLINE_RULE:
+            return "deadline rule"
         return "system"
 
 

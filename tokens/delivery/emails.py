@@ -115,6 +115,11 @@ def send_reminders(message: OutboxMessage) -> None:
 
 @outbox.handler(OutboxMessage.Kind.ESCALATION, max_attempts=8, backoff=outbox.exponential(60))
 def escalate(message: OutboxMessage) -> None:
-    """At ``escalateAfter``: ask the ``escalateTo`` people too."""
+    """At ``escalateAfter`` (or the first deadline of ``onTimeout`` escalate): ask the
+    ``escalateTo`` people too."""
     _follow_up_due(message)
-    approvals.token_escalate(token=message.token, addresses=list(message.payload.get("to", [])))
+    approvals.token_escalate(
+        token=message.token,
+        addresses=list(message.payload.get("to", [])),
+        by_rule=message.payload.get("rule") == "onTimeout",
+    )

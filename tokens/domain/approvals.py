@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tokens.delivery import chat, outbox
-from tokens.domain import audit, deadline
+from tokens.domain import audit, deadline, outcomes
 from tokens.domain.actors import Actor
 from tokens.domain.inputs import FollowUps
 from tokens.models import OutboxMessage, Recipient, Token, TokenEvent, Vote
@@ -68,6 +68,16 @@ def schedule_follow_ups(token: Token, follow_ups: FollowUps, now: datetime) -> N
         row.next_attempt_at = follow_ups.escalate_at
         rows.append(row)
     outbox.enqueue_many(rows)
+
+
+def schedule_deadline_escalation(token: Token, plan: outcomes.Plan, now: datetime) -> None:
+    """``onTimeout`` escalate: at the first deadline, ask more people (by the deadline rule)."""
+    if plan.escalate_at is None:
+        return
+    payload = {"to": list(plan.escalate_to), "rule": "onTimeout"}
+    row = outbox.message(kind=OutboxMessage.Kind.ESCALATION, token=token, payload=payload, now=now)
+    row.next_attempt_at = plan.escalate_at
+    outbox.enqueue_many([row])
 
 
 @transaction.atomic
@@ -124,8 +134,11 @@ def token_remind(*, token: Token, now: datetime | None = None) -> int:
         return queued
 
 
-def token_escalate(*, token: Token, addresses: list[str], now: datetime | None = None) -> int:
-    """Ask more people: they become approvers of the token (with links of their own)."""
+def token_escalate(
+    *, token: Token, addresses: list[str], now: datetime | None = None, by_rule: bool = False
+) -> int:
+    """Ask more people: they become approvers of the token (with links of their own).
+    ``by_rule``: the deadline rule escalates (``onTimeout``), recorded as its act."""
     with transaction.atomic():
         locked = _lock_waiting(token, now)
         if locked is None:
@@ -137,5 +150,7 @@ def token_escalate(*, token: Token, addresses: list[str], now: datetime | None =
         queued = enqueue_approval_emails(locked, new, now, purpose="escalation")
         if new:
             chat.followed_up(locked, purpose="escalation", addresses=new, now=now)
-        audit.record(locked, TokenEvent.Kind.ESCALATED, Actor.system(), now, to=new)
+        actor = outcomes.rule_actor() if by_rule else Actor.system()
+        detail = {"rule": "onTimeout"} if by_rule else {}
+        audit.record(locked, TokenEvent.Kind.ESCALATED, actor, now, to=new, **detail)
         return queued

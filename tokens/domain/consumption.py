@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tokens.domain import audit, deadline
+from tokens.domain import audit, deadline, resolution
 from tokens.domain.actors import Actor
 from tokens.domain.exceptions import InvalidInput, TokenError
 from tokens.models import Token, TokenEvent, iso
@@ -98,6 +98,10 @@ def token_consume(
     ``key``: an idempotency key, so that a retry with the same key succeeds again."""
     label = _consumer(consumer) or actor_label(actor)
     key = _key(key)
+    if token.status == Token.Status.WAITING and token.timeout_outcome:
+        # Its deadline may have brought an approval (onTimeout) that no sweep has stored yet.
+        with transaction.atomic():
+            resolution.expire_due(now=now, limit=1, token_ids=[token.pk])
     clock = deadline.clock(now)
     consumable = Token.objects.filter(
         pk=token.pk,

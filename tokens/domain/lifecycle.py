@@ -17,7 +17,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tokens.delivery import chat
-from tokens.domain import approvals, audit, deadline, decisions, inputs, keys, markup, resolution
+from tokens.domain import (
+    approvals,
+    audit,
+    deadline,
+    decisions,
+    inputs,
+    keys,
+    markup,
+    outcomes,
+    resolution,
+)
 from tokens.domain.actors import Actor
 from tokens.domain.durations import resolve_timeout, resolve_ttl
 from tokens.domain.exceptions import InvalidInput, NotWaiting
@@ -85,6 +95,7 @@ def token_create(
     escalate_to: Any = None,
     slack_channel: Any = None,
     decision_valid_for: Any = None,
+    on_timeout: Any = None,
     now: datetime | None = None,
 ) -> CreateResult:
     """Nothing → WAITING token, or the original token while its idempotency key is active."""
@@ -118,6 +129,9 @@ def token_create(
         timeout_at=timeout_at,
     )
     routing = _chat_routing(environment, slack_channel, addresses)
+    at_deadline = outcomes.plan(
+        asked=on_timeout, environment=environment, tags=clean, timeout_at=timeout_at
+    )
 
     for _attempt in range(3):
         with transaction.atomic():
@@ -141,6 +155,7 @@ def token_create(
                         request,
                         follow_ups,
                         routing,
+                        at_deadline,
                     )
             except IntegrityError:
                 if not idempotency_key:
@@ -179,11 +194,14 @@ def _insert_token(
     request: inputs.RequestInfo,
     follow_ups: inputs.FollowUps,
     routing: dict[str, str],
+    at_deadline: outcomes.Plan,
 ) -> Token:
     digest = keys.idempotency_digest(idempotency_key) if idempotency_key else None
     token = Token(
         environment=environment,
-        timeout_at=timeout_at,
+        timeout_at=at_deadline.timeout_at,
+        on_timeout=at_deadline.spec,
+        timeout_outcome=at_deadline.outcome,
         idempotency_key=idempotency_key,
         idempotency_key_digest=digest,
         active_key_digest=digest,
@@ -205,6 +223,7 @@ def _insert_token(
         approvals.enqueue_approval_emails(token, approvers, now)
         chat.request_created(token, requested=routing, now=now)
     approvals.schedule_follow_ups(token, follow_ups, now)
+    approvals.schedule_deadline_escalation(token, at_deadline, now)
     return token
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tokens.domain import deadline, keys
+from tokens.domain import deadline, keys, outcomes
 from tokens.domain.durations import format_duration
 from tokens.domain.links import callback_urls
 from tokens.models import Token, iso
@@ -86,6 +86,11 @@ class TokenOutputSerializer:
         data["createdAt"] = iso(token.created_at)
         if cancelled and token.cancelled_at:
             data["cancelledAt"] = iso(token.cancelled_at)
+        if token.on_timeout:
+            data["onTimeout"] = token.on_timeout
+            escalates = outcomes.escalates_at(token.on_timeout, token.timeout_at)
+            if escalates is not None:
+                data["escalatesAt"] = iso(escalates)
         data.update(consumption_fields(token))
         if self.detail:
             if state.output is not None:

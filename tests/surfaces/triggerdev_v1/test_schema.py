@@ -87,7 +87,7 @@ def test_it_describes_bodies_parameters_and_errors(schema) -> None:
     upstream = {"timeout", "idempotencyKey", "idempotencyKeyTTL", "tags"}
     ours = {"approvers", "title", "description", "context", "decision", "requiredApprovals"}
     ours |= {"requestedBy", "remindAfter", "escalateAfter", "escalateTo", "slackChannel"}
-    ours |= {"decisionValidFor"}
+    ours |= {"decisionValidFor", "onTimeout"}
     assert set(request) == upstream | ours
     assert all(request[name].get("x-waitpoints-extension") for name in ours)
     assert [alt.get("type") for alt in request["tags"]["oneOf"]] == ["string", "array"]
@@ -127,10 +127,19 @@ def test_it_marks_our_extensions(schema) -> None:
     assert components["TransitionResponse"]["properties"]["applied"]["x-waitpoints-extension"]
     consume = paths["/api/v1/waitpoints/tokens/{token_id}/consume"]["post"]
     assert consume["x-waitpoints-extension"] and "409" in consume["responses"]
-    for name in ("decisionExpiresAt", "consumedAt", "consumedBy"):
+    assert [alt.get("type") for alt in request_props(schema)["onTimeout"]["oneOf"]] == [
+        "string",
+        "object",
+        "object",
+    ]
+    for name in ("decisionExpiresAt", "consumedAt", "consumedBy", "onTimeout", "escalatesAt"):
         assert token[name]["x-waitpoints-extension"], name
     webhooks = [op for path, item in paths.items() if "/webhooks" in path for op in item.values()]
     assert len(webhooks) == 6 and all(op["x-waitpoints-extension"] for op in webhooks)
+
+
+def request_props(schema) -> dict:
+    return schema["components"]["schemas"]["CreateTokenRequest"]["properties"]
 
 
 def test_the_docs_page_is_served_with_its_own_assets(anonymous_client) -> None:

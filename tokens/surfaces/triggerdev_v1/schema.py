@@ -135,6 +135,55 @@ class TimeoutField(serializers.Field):
     """A duration or date-time string, or a number of epoch milliseconds."""
 
 
+_EMAILS = {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": ["timeout", "reject", "approve"]},
+            {
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string", "enum": ["timeout", "reject", "approve"]}
+                },
+                "required": ["action"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string", "enum": ["escalate"]},
+                    "escalateTo": {**_EMAILS, "maxItems": MAX_APPROVERS},
+                    "timeout": {
+                        "type": "string",
+                        "description": f"The second deadline, after the first: {DURATION}.",
+                    },
+                    "then": {
+                        "type": "string",
+                        "enum": ["timeout", "reject", "approve"],
+                        "description": "What the second deadline brings (default `timeout`).",
+                    },
+                    "rule": {
+                        "type": "string",
+                        "description": (
+                            "Only on the token: the environment's deadline rule that chose it "
+                            "(its tag, `*` for every request)."
+                        ),
+                        "readOnly": True,
+                    },
+                },
+                "required": ["action", "escalateTo", "timeout"],
+                "additionalProperties": False,
+            },
+        ],
+        EXTENSION: True,  # the annotation replaces what ours() would add
+    }
+)
+class OnTimeoutField(serializers.Field):
+    """What the deadline brings when nobody decides in time (tokens.domain.outcomes)."""
+
+
 class CreateTokenRequestSerializer(serializers.Serializer):
     timeout = TimeoutField(
         required=False,
@@ -222,6 +271,19 @@ class CreateTokenRequestSerializer(serializers.Serializer):
         "public channel's name) instead of the environment's routing rules; needs `approvers` "
         "and a Slack connection (docs/slack.md).",
     )
+    onTimeout = OnTimeoutField(  # noqa: N815
+        required=False,
+        help_text=(
+            "What happens when nobody decides before `timeout`: `timeout` (the default, as "
+            'upstream), `reject` or `approve` (completed with `{"status": "rejected"|'
+            '"approved", "by": "deadline rule", "decidedBy": "deadline", …}`, decided by the '
+            'rule, never a person), or `{"action": "escalate", "escalateTo": [...], '
+            '"timeout": "2h", "then": "reject"}`: ask those people at the deadline and give '
+            "them a second one (`timeoutAt` is then the second deadline, `escalatesAt` the "
+            "first). Absent: the environment's deadline rule for the request's tags, if any. "
+            "Needs a timeout."
+        ),
+    )
     decisionValidFor = ours(serializers.CharField)(  # noqa: N815
         required=False,
         help_text=(
@@ -273,6 +335,14 @@ class WaitpointTokenSerializer(serializers.Serializer):
     decision = ours(AnyJsonField)(required=False)
     requiredApprovals = ours(serializers.IntegerField)(required=False)  # noqa: N815
     requestedBy = ours(serializers.CharField)(required=False)  # noqa: N815
+    onTimeout = OnTimeoutField(  # noqa: N815
+        required=False,
+        help_text="What the deadline brings, when not `timeout` (the request's or its rule's).",
+    )
+    escalatesAt = ours(serializers.DateTimeField)(  # noqa: N815
+        required=False,
+        help_text="`onTimeout` escalate: the first deadline, when `escalateTo` are asked.",
+    )
     decisionValidFor = ours(serializers.CharField)(  # noqa: N815
         required=False, help_text="The validity window asked on create, e.g. `15m`."
     )

@@ -77,6 +77,7 @@ NOT_NULL_ON_CREATE = (
     *("timeout", "idempotencyKey", "idempotencyKeyTTL", "tags"),
     *("approvers", "title", "description", "context", "decision", "requiredApprovals"),
     *("requestedBy", "remindAfter", "escalateAfter", "escalateTo", "decisionValidFor"),
+    "onTimeout",
 )
 
 
@@ -134,6 +135,7 @@ class TokenViewSet(viewsets.ViewSet):
             escalate_to=body.get("escalateTo"),
             slack_channel=body.get("slackChannel"),
             decision_valid_for=body.get("decisionValidFor"),
+            on_timeout=body.get("onTimeout"),
         )
         token = result.token
         url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)
