@@ -334,6 +334,8 @@ class TokenEvent(models.Model):
         SLACK_POSTED = "slack_posted", "Slack message posted"
         SLACK_FAILED = "slack_failed", "Slack message failed"
         SLACK_NO_ACCOUNT = "slack_no_account", "No Slack account (asked by e-mail only)"
+        SNOOZED = "snoozed", "Put aside (not now)"
+        UNSNOOZED = "unsnoozed", "Back from aside"
 
     class Credential(models.TextChoices):
         """What proved the actor's right to act, beside the channel it came through."""
@@ -449,6 +451,31 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label}: {self.decision}"
+
+
+class Snooze(models.Model):
+    """One person's "not now" on a request (tokens.domain.snoozes): until ``until`` it leaves
+    their "waiting for me" and their reminders, for them alone. Never a decision. ``person``
+    is the identity key decisions use (``Vote.voter``: a lower-cased e-mail address, or
+    ``user:<username>``), so a request put aside through a personal link is aside on the
+    dashboard too."""
+
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="snoozes")
+    person = models.CharField(max_length=300)
+    label = models.CharField(max_length=254)
+    until = models.DateTimeField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["until", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "person"], name="snooze_unique_person")
+        ]
+        # A person's requests put aside ("waiting for me" leaves them out, then lists them).
+        indexes = [models.Index(fields=["person", "until"], name="snooze_person_until")]
+
+    def __str__(self) -> str:
+        return f"{self.label} until {iso(self.until)}"
 
 
 class OutboxMessage(models.Model):

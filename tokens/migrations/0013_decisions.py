@@ -93,4 +93,26 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(_on_postgresql(DEADLINE_TRIGGER), _on_postgresql(PREVIOUS_TRIGGER)),
+
+        migrations.AlterField(
+            model_name='tokenevent',
+            name='kind',
+            field=models.CharField(choices=[('created', 'Created'), ('completed', 'Completed'), ('timed_out', 'Timed out'), ('cancelled', 'Cancelled'), ('complete_ignored', 'Completion ignored (already resolved)'), ('cancel_ignored', 'Cancel ignored (already resolved)'), ('timeout_ignored', 'Force timeout ignored (already resolved)'), ('denied', 'Action denied'), ('email_sent', 'Approval e-mail sent'), ('email_failed', 'Approval e-mail failed'), ('link_revoked', 'Personal link revoked'), ('voted', 'Vote recorded'), ('reminded', 'Reminder queued'), ('escalated', 'Escalated'), ('extended', 'Deadline extended'), ('extend_ignored', 'Extension refused (already resolved)'), ('consumed', 'Approval consumed'), ('consume_refused', 'Consumption refused'), ('outcome_reported', 'Outcome reported'), ('auth_failed', 'Refused credential'), ('slack_posted', 'Slack message posted'), ('slack_failed', 'Slack message failed'), ('slack_no_account', 'No Slack account (asked by e-mail only)'), ('snoozed', 'Put aside (not now)'), ('unsnoozed', 'Back from aside')], max_length=32),
+        ),
+        migrations.CreateModel(
+            name='Snooze',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('person', models.CharField(max_length=300)),
+                ('label', models.CharField(max_length=254)),
+                ('until', models.DateTimeField()),
+                ('created_at', models.DateTimeField()),
+                ('token', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='snoozes', to='tokens.token')),
+            ],
+            options={
+                'ordering': ['until', 'id'],
+                'indexes': [models.Index(fields=['person', 'until'], name='snooze_person_until')],
+                'constraints': [models.UniqueConstraint(fields=('token', 'person'), name='snooze_unique_person')],
+            },
+        ),
     ]

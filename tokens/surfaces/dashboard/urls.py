@@ -81,6 +81,7 @@ urlpatterns = [
     path("tokens/<str:token_id>", views.token_detail, name="token_detail"),
     path("tokens/<str:token_id>/approve", views.token_approve, name="token_approve"),
     path("tokens/<str:token_id>/reject", views.token_reject, name="token_reject"),
+    path("tokens/<str:token_id>/not-now", views.token_not_now, name="token_not_now"),
     path("tokens/<str:token_id>/complete", views.token_complete, name="token_complete"),
     path(
         "tokens/<str:token_id>/force-timeout",
