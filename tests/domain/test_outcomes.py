@@ -121,8 +121,8 @@ def test_an_escalation_asks_more_people_at_the_deadline_then_applies_its_then(ma
     now = timezone.now()
     token = make_token(timeout="1h", approvers=["ann@example.com"], on_timeout=ESCALATE, now=now)
     assert token.timeout_at == now + timedelta(hours=3)  # the second deadline
-    assert token.on_timeout == ESCALATE and token.timeout_outcome == "rejected"
-    assert outcomes.escalates_at(token.on_timeout, token.timeout_at) == now + timedelta(hours=1)
+    assert outcomes.shown(token.on_timeout) == ESCALATE and token.timeout_outcome == "rejected"
+    assert outcomes.escalates_at(token.on_timeout) == now + timedelta(hours=1)
     row = OutboxMessage.objects.get(token=token, kind=OutboxMessage.Kind.ESCALATION)
     assert row.next_attempt_at == now + timedelta(hours=1)
     assert row.payload == {"to": ["lead@example.com"], "rule": "onTimeout"}
@@ -142,6 +142,18 @@ def test_an_escalation_asks_more_people_at_the_deadline_then_applies_its_then(ma
     assert lifecycle.token_expire_due() == 1
     stored = Token.objects.get(pk=token.pk)
     assert stored.decision == "rejected" and stored.decided_by_deadline
+
+
+@pytest.mark.django_db
+def test_extending_an_escalating_token_moves_only_its_second_deadline(make_token):
+    now = timezone.now()
+    token = make_token(timeout="1h", approvers=["ann@example.com"], on_timeout=ESCALATE, now=now)
+    lifecycle.token_extend(token=token, actor=SYSTEM, timeout="5h")
+    token.refresh_from_db()
+    assert outcomes.escalates_at(token.on_timeout) == now + timedelta(hours=1)
+    row = OutboxMessage.objects.get(token=token, kind=OutboxMessage.Kind.ESCALATION)
+    assert row.next_attempt_at == now + timedelta(hours=1)
+    assert token.timeout_outcome == "rejected"  # the extended deadline still brings its then
 
 
 @pytest.mark.django_db
@@ -206,7 +218,7 @@ def test_environment_rules_set_the_default_by_tag(make_token, environment, other
     assert tagged.on_timeout == {"action": "reject", "rule": "payments"}  # its first ruled tag
     assert tagged.timeout_outcome == "rejected"
     deploy = make_token(timeout="1h", tags=["deploy"])
-    assert deploy.on_timeout == {
+    assert outcomes.shown(deploy.on_timeout) == {
         "action": "escalate",
         "escalateTo": ["oncall@example.com"],
         "timeout": "30m",

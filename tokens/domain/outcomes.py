@@ -28,6 +28,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Exists, QuerySet
+from django.utils.dateparse import parse_datetime
 
 from tokens.domain import inputs
 from tokens.domain.actors import Actor
@@ -255,18 +256,25 @@ def plan(
     if chosen.action != "escalate":
         return Plan(timeout_at=timeout_at, outcome=DECISION_OF[chosen.action], spec=chosen.spec())
     assert timeout_at is not None and chosen.second is not None
+    # The first deadline is kept with the spec: an extension moves the second one only.
+    spec = {**(chosen.spec() or {}), "escalatesAt": timeout_at.isoformat()}
     return Plan(
         timeout_at=timeout_at + chosen.second,
         outcome=DECISION_OF[chosen.then],
-        spec=chosen.spec(),
+        spec=spec,
         escalate_at=timeout_at,
         escalate_to=chosen.escalate_to,
     )
 
 
-def escalates_at(token_spec: dict[str, Any] | None, timeout_at: datetime | None) -> datetime | None:
-    """When an escalating token's first deadline falls (its ``timeout_at`` is the second)."""
-    if not token_spec or token_spec.get("action") != "escalate" or timeout_at is None:
+def shown(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A token's ``onTimeout`` as the API shows it (its first deadline is ``escalatesAt``)."""
+    if not spec:
         return None
-    second = parse_duration(str(token_spec.get("timeout", "")))
-    return timeout_at - second if second else None
+    return {key: value for key, value in spec.items() if key != "escalatesAt"}
+
+
+def escalates_at(spec: dict[str, Any] | None) -> datetime | None:
+    """When an escalating token's first deadline falls (its ``timeout_at`` is the second)."""
+    at = (spec or {}).get("escalatesAt")
+    return parse_datetime(at) if isinstance(at, str) else None

@@ -87,8 +87,8 @@ class TokenOutputSerializer:
         if cancelled and token.cancelled_at:
             data["cancelledAt"] = iso(token.cancelled_at)
         if token.on_timeout:
-            data["onTimeout"] = token.on_timeout
-            escalates = outcomes.escalates_at(token.on_timeout, token.timeout_at)
+            data["onTimeout"] = outcomes.shown(token.on_timeout)
+            escalates = outcomes.escalates_at(token.on_timeout)
             if escalates is not None:
                 data["escalatesAt"] = iso(escalates)
         data.update(consumption_fields(token))

@@ -121,3 +121,12 @@ def test_a_409_is_not_retried(monkeypatch) -> None:
         wp.consume_token("waitpoint_a", consumer="me")
     assert len(calls) == 1 and refused.value.consumed_by == "w"
     assert json.loads(calls[0].content)["consumer"] == "me"
+
+
+def test_on_timeout_reads_back(client: Client) -> None:
+    spec = {"action": "escalate", "escalateTo": ["lead@example.com"], "timeout": "2h"}
+    created = client.create_token(timeout="1h", onTimeout=spec)
+    token = client.retrieve_token(created)
+    assert token.on_timeout == {**spec, "then": "timeout"}
+    assert token.escalates_at is not None and token.timeout_at is not None
+    assert token.timeout_at - token.escalates_at == timedelta(hours=2)

@@ -65,6 +65,10 @@ class Token:
     output_is_error: bool = False
     #: Single use: the approval's validity window (``decisionValidFor`` as asked, e.g. "15m"),
     #: when it ends, and its first consumption (``consume_token``).
+    #: What the deadline brings when not a timeout (``onTimeout``: {"action": "reject"}, …),
+    #: and for an escalation when its first deadline falls (``timeout_at`` is the second).
+    on_timeout: dict[str, Any] | None = None
+    escalates_at: datetime | None = None
     decision_valid_for: str | None = None
     decision_expires_at: datetime | None = None
     consumed_at: datetime | None = None
@@ -91,6 +95,8 @@ class Token:
             output=decode_output(data.get("output"), data.get("outputType")),
             output_type=data.get("outputType"),
             output_is_error=bool(data.get("outputIsError", False)),
+            on_timeout=data.get("onTimeout"),
+            escalates_at=parse_datetime(data.get("escalatesAt")),
             decision_valid_for=data.get("decisionValidFor"),
             decision_expires_at=parse_datetime(data.get("decisionExpiresAt")),
             consumed_at=parse_datetime(data.get("consumedAt")),
