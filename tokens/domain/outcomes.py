@@ -210,6 +210,10 @@ def deadline_rules_delete(*, rules: QuerySet[DeadlineRule]) -> int:
     return deleted
 
 
+def deadline_rule_delete(*, rule: DeadlineRule) -> int:
+    return deadline_rules_delete(rules=DeadlineRule.objects.filter(pk=rule.pk))
+
+
 def _note_rules(environment_id: int) -> None:
     Environment.objects.filter(pk=environment_id).update(
         has_deadline_rules=Exists(DeadlineRule.objects.filter(environment_id=environment_id))

@@ -14,6 +14,7 @@ from tokens.domain.exceptions import NotFound
 from tokens.models import (
     WEBHOOK_PREFIX,
     ApiKey,
+    DeadlineRule,
     Environment,
     Membership,
     OutboxMessage,
@@ -242,6 +243,14 @@ def token_list_waiting_for_user(*, user: Any, now: datetime | None = None) -> Qu
         .filter(deadline.waiting_q(now))
         .select_related("environment__project")
     )
+
+
+def deadline_rule_list(*, environment: Environment) -> QuerySet[DeadlineRule]:
+    return DeadlineRule.objects.filter(environment=environment).order_by("tag")
+
+
+def deadline_rule_get(*, environment: Environment, rule_id: int) -> DeadlineRule | None:
+    return DeadlineRule.objects.filter(environment=environment, pk=rule_id).first()
 
 
 def token_without_aside(

@@ -54,7 +54,7 @@ class DeadlineRuleAdmin(admin.ModelAdmin):
         outcomes.deadline_rule_save(rule=obj)
 
     def delete_model(self, request: HttpRequest, obj: DeadlineRule) -> None:
-        outcomes.deadline_rules_delete(rules=DeadlineRule.objects.filter(pk=obj.pk))
+        outcomes.deadline_rule_delete(rule=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[DeadlineRule]) -> None:
         outcomes.deadline_rules_delete(rules=queryset)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tokens.surfaces.dashboard import bulk, members, slack, views, webhooks
+from tokens.surfaces.dashboard import bulk, deadlines, members, slack, views, webhooks
 
 app_name = "dashboard"
 
@@ -75,6 +75,21 @@ urlpatterns = [
         "projects/<slug:project_slug>/<str:environment_slug>/slack/disconnect",
         slack.slack_disconnect,
         name="slack_disconnect",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/deadline-rules",
+        deadlines.deadline_rules,
+        name="deadline_rules",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/deadline-rules/new",
+        deadlines.deadline_rule_add,
+        name="deadline_rule_add",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/deadline-rules/<int:rule_id>/delete",
+        deadlines.deadline_rule_delete,
+        name="deadline_rule_delete",
     ),
     # Before tokens/<token_id>: "bulk" is also a well-formed token id.
     path("tokens/bulk", bulk.token_bulk, name="token_bulk"),
