@@ -221,6 +221,13 @@ class Token(models.Model):
                 name="token_waiting_deadline",
                 condition=Q(status="WAITING"),
             ),
+            # Only waiting rows whose deadline brings a decision (onTimeout): the sweep finds
+            # the few due ones (resolution.expire_due) without reading a backlog of timeouts.
+            models.Index(
+                fields=["timeout_at"],
+                name="token_waiting_ruled",
+                condition=Q(status="WAITING") & ~Q(timeout_outcome=""),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -115,4 +115,9 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('token', 'person'), name='snooze_unique_person')],
             },
         ),
+
+        migrations.AddIndex(
+            model_name='token',
+            index=models.Index(condition=models.Q(('status', 'WAITING'), models.Q(('timeout_outcome', ''), _negated=True)), fields=['timeout_at'], name='token_waiting_ruled'),
+        ),
     ]
