@@ -54,6 +54,9 @@ class Environment(models.Model):
     # Signs the public access tokens we issue on create (x-trigger-jwt).
     signing_secret = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Whether any DeadlineRule exists (kept by tokens.domain.outcomes): a create reads the
+    # rules only then, so the environment loaded with the API key answers for the rest.
+    has_deadline_rules = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
@@ -171,6 +174,15 @@ class Token(models.Model):
     outcome_status = models.CharField(max_length=16, blank=True, default="", db_default="")
     outcome_note = models.TextField(blank=True, default="", db_default="")
     outcome_reported_at = models.DateTimeField(null=True, blank=True)
+    # What the deadline brings when nobody decides in time (tokens.domain.outcomes): the request's
+    # ``onTimeout`` as cleaned (None: the default, time out), what ``timeout_at`` resolves it
+    # to ("" times out, "approved" or "rejected" completes it as the deadline rule's decision;
+    # an escalation has asked more people before, at its first deadline), and whether the
+    # deadline rule did resolve it (the deadline trigger of migration 0002 lets only it commit
+    # after the deadline).
+    on_timeout = models.JSONField(null=True, blank=True)
+    timeout_outcome = models.CharField(max_length=16, blank=True, default="", db_default="")
+    decided_by_deadline = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-id"]
@@ -210,6 +222,13 @@ class Token(models.Model):
                 name="token_waiting_deadline",
                 condition=Q(status="WAITING"),
             ),
+            # Only waiting rows whose deadline brings a decision (onTimeout): the sweep finds
+            # the few due ones (resolution.expire_due) without reading a backlog of timeouts.
+            models.Index(
+                fields=["timeout_at"],
+                name="token_waiting_ruled",
+                condition=Q(status="WAITING") & ~Q(timeout_outcome=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -228,6 +247,54 @@ class Token(models.Model):
     def decision_spec(self) -> dict[str, Any] | None:
         """The decision's labels and input fields (``tokens.domain.decisions.clean_decision``)."""
         return json.loads(self.decision_json) if self.decision_json else None
+
+
+class DeadlineRule(models.Model):
+    """An environment's default for what happens at a deadline nobody met, for requests that
+    do not say (``onTimeout`` on create wins): those tagged ``tag``, or every request of the
+    environment when ``tag`` is empty. A request with several matching tags takes the rule of
+    its first such tag, in the order it gave its tags (tokens.domain.outcomes)."""
+
+    class Action(models.TextChoices):
+        TIMEOUT = "timeout", "Time out"
+        REJECT = "reject", "Reject"
+        APPROVE = "approve", "Approve"
+        ESCALATE = "escalate", "Escalate, with a second deadline"
+
+    class Then(models.TextChoices):
+        TIMEOUT = "timeout", "Time out"
+        REJECT = "reject", "Reject"
+        APPROVE = "approve", "Approve"
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="deadline_rules"
+    )
+    tag = models.CharField(
+        max_length=128, blank=True, default="", help_text="Empty: every request."
+    )
+    action = models.CharField(max_length=16, choices=Action.choices, default=Action.TIMEOUT)
+    escalate_to = models.JSONField(
+        default=list, blank=True, help_text="E-mail addresses asked at the first deadline."
+    )
+    second_timeout = models.DurationField(
+        null=True, blank=True, help_text="Escalation: how long the escalated people have."
+    )
+    then = models.CharField(
+        max_length=16,
+        choices=Then.choices,
+        default=Then.TIMEOUT,
+        help_text="Escalation: what happens when the second deadline passes too.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["environment_id", "tag"]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "tag"], name="deadlinerule_unique_tag")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag or 'every request'}: {self.get_action_display().lower()}"
 
 
 class TokenTag(models.Model):
@@ -275,6 +342,8 @@ class TokenEvent(models.Model):
         SLACK_POSTED = "slack_posted", "Slack message posted"
         SLACK_FAILED = "slack_failed", "Slack message failed"
         SLACK_NO_ACCOUNT = "slack_no_account", "No Slack account (asked by e-mail only)"
+        SNOOZED = "snoozed", "Put aside (not now)"
+        UNSNOOZED = "unsnoozed", "Back from aside"
 
     class Credential(models.TextChoices):
         """What proved the actor's right to act, beside the channel it came through."""
@@ -287,6 +356,8 @@ class TokenEvent(models.Model):
         SLACK_SIGNATURE = "slack_signature", "Slack request signature"
         AAP_CREDENTIAL = "aap_credential", "AAP instance credential"
         SYSTEM = "system", "system"
+        # The request's onTimeout (or its environment's deadline rule): never a person.
+        DEADLINE_RULE = "deadline_rule", "deadline rule"
 
     class Channel(models.TextChoices):
         API = "api", "API"
@@ -340,6 +411,8 @@ class TokenEvent(models.Model):
             return key
         if self.channel == self.Channel.CALLBACK:
             return "callback URL"
+        if self.credential == self.Credential.DEADLINE_RULE:
+            return "deadline rule"
         return "system"
 
 
@@ -388,6 +461,31 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label}: {self.decision}"
+
+
+class Snooze(models.Model):
+    """One person's "not now" on a request (tokens.domain.snoozes): until ``until`` it leaves
+    their "waiting for me" and their reminders, for them alone. Never a decision. ``person``
+    is the identity key decisions use (``Vote.voter``: a lower-cased e-mail address, or
+    ``user:<username>``), so a request put aside through a personal link is aside on the
+    dashboard too."""
+
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="snoozes")
+    person = models.CharField(max_length=300)
+    label = models.CharField(max_length=254)
+    until = models.DateTimeField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["until", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "person"], name="snooze_unique_person")
+        ]
+        # A person's requests put aside ("waiting for me" leaves them out, then lists them).
+        indexes = [models.Index(fields=["person", "until"], name="snooze_person_until")]
+
+    def __str__(self) -> str:
+        return f"{self.label} until {iso(self.until)}"
 
 
 class OutboxMessage(models.Model):

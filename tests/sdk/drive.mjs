@@ -218,8 +218,14 @@ await step("retrieveUnknown", () => wait.retrieveToken("waitpoint_doesnotexist00
 const shortToken = await step("createShort", () =>
   wait.createToken({ timeout: "1s", tags: [runTag, `${runTag}-short`] }),
 );
+// 10b. Our onTimeout (passed through as an unknown option): the deadline rule rejects it, and
+// the SDK reads a completion whose output is a decision, as a person's would be.
+const ruledToken = await step("createDeadlineRejects", () =>
+  wait.createToken({ timeout: "1s", onTimeout: "reject", tags: [runTag, `${runTag}-ruled`] }),
+);
 if (shortToken) {
   await sleep(1500);
+  if (ruledToken) await step("retrieveDecidedByDeadline", () => wait.retrieveToken(ruledToken.id));
   await step("retrieveTimedOut", () => wait.retrieveToken(shortToken.id));
   await step("completeTimedOut", () => wait.completeToken(shortToken.id, { late: true }));
   await step("retrieveTimedOutAfterComplete", () => wait.retrieveToken(shortToken.id));

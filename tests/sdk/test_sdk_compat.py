@@ -395,6 +395,13 @@ def test_official_sdk_against_live_server(live_server, settings) -> None:
         check.that(unknown["ms"] < 3000, f"retrieveUnknown took {unknown['ms']} ms (retried?)")
 
     # --- timeout --------------------------------------------------------------------------
+    ruled = ok("retrieveDecidedByDeadline")
+    if ruled:
+        check.eq("decided by the deadline: status", ruled["status"], "COMPLETED")
+        check.that("error" not in ruled, f"decided by the deadline: an error: {ruled}")
+        decided = ruled.get("output") or {}
+        check.eq("decided by the deadline: status in output", decided.get("status"), "rejected")
+        check.eq("decided by the deadline: by", decided.get("by"), "deadline rule")
     timed_out = ok("retrieveTimedOut")
     if timed_out:
         check.eq("retrieveTimedOut status", timed_out["status"], "TIMED_OUT")

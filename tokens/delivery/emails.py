@@ -108,13 +108,24 @@ def _follow_up_due(message: OutboxMessage) -> None:
 
 @outbox.handler(OutboxMessage.Kind.REMINDER, max_attempts=8, backoff=outbox.exponential(60))
 def send_reminders(message: OutboxMessage) -> None:
-    """At ``remindAfter``: queue one reminder e-mail per approver who has not decided."""
+    """At ``remindAfter``: queue one reminder e-mail per approver who has not decided (or, when
+    a request comes back from "not now", to that approver alone)."""
     _follow_up_due(message)
-    approvals.token_remind(token=message.token)
+    to = message.payload.get("to")
+    approvals.token_remind(
+        token=message.token,
+        only=list(to) if isinstance(to, list) else None,
+        aside_until=message.payload.get("aside_until"),
+    )
 
 
 @outbox.handler(OutboxMessage.Kind.ESCALATION, max_attempts=8, backoff=outbox.exponential(60))
 def escalate(message: OutboxMessage) -> None:
-    """At ``escalateAfter``: ask the ``escalateTo`` people too."""
+    """At ``escalateAfter`` (or the first deadline of ``onTimeout`` escalate): ask the
+    ``escalateTo`` people too."""
     _follow_up_due(message)
-    approvals.token_escalate(token=message.token, addresses=list(message.payload.get("to", [])))
+    approvals.token_escalate(
+        token=message.token,
+        addresses=list(message.payload.get("to", [])),
+        by_rule=message.payload.get("rule") == "onTimeout",
+    )

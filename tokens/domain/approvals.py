@@ -17,10 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from tokens.delivery import chat, outbox
-from tokens.domain import audit, deadline
+from tokens.domain import audit, deadline, outcomes
 from tokens.domain.actors import Actor
 from tokens.domain.inputs import FollowUps
-from tokens.models import OutboxMessage, Recipient, Token, TokenEvent, Vote
+from tokens.models import OutboxMessage, Recipient, Snooze, Token, TokenEvent, Vote, iso
 
 
 def enqueue_approval_emails(
@@ -70,6 +70,16 @@ def schedule_follow_ups(token: Token, follow_ups: FollowUps, now: datetime) -> N
     outbox.enqueue_many(rows)
 
 
+def schedule_deadline_escalation(token: Token, plan: outcomes.Plan, now: datetime) -> None:
+    """``onTimeout`` escalate: at the first deadline, ask more people (by the deadline rule)."""
+    if plan.escalate_at is None:
+        return
+    payload = {"to": list(plan.escalate_to), "rule": "onTimeout"}
+    row = outbox.message(kind=OutboxMessage.Kind.ESCALATION, token=token, payload=payload, now=now)
+    row.next_attempt_at = plan.escalate_at
+    outbox.enqueue_many([row])
+
+
 @transaction.atomic
 def token_resend_approval_emails(*, token: Token, now: datetime | None = None) -> int:
     """Queue the approval e-mails of a WAITING token again (admin action)."""
@@ -95,13 +105,15 @@ def recipient_revoke(*, recipient: Recipient, actor: Actor, now: datetime | None
     return updated == 1
 
 
-def _undecided(token: Token) -> list[str]:
-    """The e-mailed approvers who have not voted (all of them while a 1-approval token waits)."""
+def _undecided(token: Token, now: datetime) -> list[str]:
+    """The e-mailed approvers who have not voted (all of them while a 1-approval token waits)
+    and have not put it aside ("not now", tokens.domain.snoozes) past ``now``."""
     voted = set(Vote.objects.filter(token=token).values_list("voter", flat=True))
+    aside = set(Snooze.objects.filter(token=token, until__gt=now).values_list("person", flat=True))
     return [
         recipient.email
         for recipient in Recipient.objects.filter(token=token, revoked_at__isnull=True)
-        if recipient.email.lower() not in voted
+        if recipient.email.lower() not in voted | aside
     ]
 
 
@@ -110,22 +122,43 @@ def _lock_waiting(token: Token, now: datetime | None) -> Token | None:
     return Token.objects.select_for_update().filter(deadline.waiting_q(now), pk=token.pk).first()
 
 
-def token_remind(*, token: Token, now: datetime | None = None) -> int:
-    """One reminder e-mail to each approver who has not decided; 0 if the token was resolved."""
+def token_remind(
+    *,
+    token: Token,
+    now: datetime | None = None,
+    only: list[str] | None = None,
+    aside_until: str | None = None,
+) -> int:
+    """One reminder e-mail to each approver who has not decided; 0 if the token was resolved.
+
+    ``only``: these addresses alone (a request coming back from "not now"); ``aside_until``:
+    the moment it was put aside until, so that a reminder for a time the person has since
+    moved (or cleared) is not sent."""
     with transaction.atomic():
         locked = _lock_waiting(token, now)
         if locked is None:
             return 0
         now = now or timezone.now()
-        addresses = _undecided(locked)
+        addresses = _undecided(locked, now)
+        if only is not None:
+            wanted = {address.lower() for address in only}
+            if aside_until is not None:
+                still = Snooze.objects.filter(token=locked, person__in=wanted)
+                wanted = {s.person for s in still if iso(s.until) == aside_until}
+            addresses = [a for a in addresses if a.lower() in wanted]
+            if not addresses:
+                return 0
         queued = enqueue_approval_emails(locked, addresses, now, purpose="reminder")
         chat.followed_up(locked, purpose="reminder", addresses=addresses, now=now)
         audit.record(locked, TokenEvent.Kind.REMINDED, Actor.system(), now, to=addresses)
         return queued
 
 
-def token_escalate(*, token: Token, addresses: list[str], now: datetime | None = None) -> int:
-    """Ask more people: they become approvers of the token (with links of their own)."""
+def token_escalate(
+    *, token: Token, addresses: list[str], now: datetime | None = None, by_rule: bool = False
+) -> int:
+    """Ask more people: they become approvers of the token (with links of their own).
+    ``by_rule``: the deadline rule escalates (``onTimeout``), recorded as its act."""
     with transaction.atomic():
         locked = _lock_waiting(token, now)
         if locked is None:
@@ -137,5 +170,7 @@ def token_escalate(*, token: Token, addresses: list[str], now: datetime | None =
         queued = enqueue_approval_emails(locked, new, now, purpose="escalation")
         if new:
             chat.followed_up(locked, purpose="escalation", addresses=new, now=now)
-        audit.record(locked, TokenEvent.Kind.ESCALATED, Actor.system(), now, to=new)
+        actor = outcomes.rule_actor() if by_rule else Actor.system()
+        detail = {"rule": "onTimeout"} if by_rule else {}
+        audit.record(locked, TokenEvent.Kind.ESCALATED, actor, now, to=new, **detail)
         return queued

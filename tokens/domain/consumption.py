@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tokens.domain import audit, deadline
+from tokens.domain import audit, deadline, resolution
 from tokens.domain.actors import Actor
 from tokens.domain.exceptions import InvalidInput, TokenError
 from tokens.models import Token, TokenEvent, iso
@@ -65,6 +65,17 @@ def _consumer(value: Any) -> str:
     return value.strip()
 
 
+def _key(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_CONSUMER_LENGTH or "\x00" in value:
+        raise InvalidInput(
+            "Invalid idempotencyKey: expected a non-empty string of at most "
+            f"{MAX_CONSUMER_LENGTH} characters."
+        )
+    return value
+
+
 def describe(token: Token) -> str:
     """ "consumed at 2026-…Z by billing-worker", for refusals and pages."""
     if token.consumed_at is None:
@@ -78,7 +89,7 @@ def token_consume(
     token: Token,
     actor: Actor,
     consumer: Any = None,
-    key: str = "",
+    key: Any = "",
     now: datetime | None = None,
 ) -> ConsumeResult:
     """Approved, within its window, not yet consumed → consumed now, by ``consumer``.
@@ -86,6 +97,11 @@ def token_consume(
     ``consumer`` names who acts (recorded and shown; the actor's credential is recorded too);
     ``key``: an idempotency key, so that a retry with the same key succeeds again."""
     label = _consumer(consumer) or actor_label(actor)
+    key = _key(key)
+    if token.status == Token.Status.WAITING and token.timeout_outcome:
+        # Its deadline may have brought an approval (onTimeout) that no sweep has stored yet.
+        with transaction.atomic():
+            resolution.expire_due(now=now, limit=1, token_ids=[token.pk])
     clock = deadline.clock(now)
     consumable = Token.objects.filter(
         pk=token.pk,
@@ -185,6 +201,8 @@ def actor_label(actor: Actor) -> str:
         return actor.user.get_username()
     if actor.email:
         return actor.email
-    if actor.api_key is not None:
-        return f"API key {actor.api_key.prefix}…"
-    return actor.credential or actor.channel
+    key = f"API key {actor.api_key.prefix}…" if actor.api_key is not None else ""
+    if actor.credential == TokenEvent.Credential.PUBLIC_ACCESS_TOKEN:
+        # Signed by a secret key (the SDK's auth.createPublicToken) or issued on create.
+        return f"public access token ({key or 'issued on create'})"
+    return key or actor.credential or actor.channel

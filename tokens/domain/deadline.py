@@ -11,7 +11,8 @@ that failure apart.
 
 A waiting token past its deadline reads as TIMED_OUT everywhere before the sweep persists it;
 its output is derived from ``timeout_at`` (``timeout_output``), so reads before and after the
-sweep agree.
+sweep agree. One whose deadline brings a decision (``onTimeout``: reject or approve,
+``tokens.domain.outcomes``) reads as that completion the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.db import IntegrityError
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from tokens.domain.outcomes import rule_output
 from tokens.models import Token, iso
 
 TIMEOUT_CODE = "TRIGGER_WAITPOINT_TIMEOUT"
@@ -52,8 +54,12 @@ def reads_as_q(status: str, now: datetime | None = None) -> Q:
     """The rows a reader sees in ``status``: overdue WAITING rows already count as TIMED_OUT."""
     if status == Token.Status.WAITING:
         return waiting_q(now)
+    # An overdue token whose deadline brings a decision (tokens.domain.outcomes) reads as that
+    # completion; the others as timed out.
     if status == Token.Status.TIMED_OUT:
-        return Q(status=Token.Status.TIMED_OUT) | due_q(now)
+        return Q(status=Token.Status.TIMED_OUT) | (due_q(now) & Q(timeout_outcome=""))
+    if status == Token.Status.COMPLETED:
+        return Q(status=Token.Status.COMPLETED) | (due_q(now) & ~Q(timeout_outcome=""))
     return Q(status=status)
 
 
@@ -88,6 +94,14 @@ def effective(token: Token, now: datetime) -> EffectiveState:
     at = getattr(token, "db_now", None) or now
     if token.status == Token.Status.WAITING and is_past(token.timeout_at, at):
         assert token.timeout_at is not None
+        if token.timeout_outcome:  # the deadline rule decides (tokens.domain.outcomes)
+            return EffectiveState(
+                status=Token.Status.COMPLETED,
+                completed_at=token.timeout_at,
+                output=rule_output(token.timeout_outcome),
+                output_type="application/super+json",
+                output_is_error=False,
+            )
         return EffectiveState(
             status=Token.Status.TIMED_OUT,
             completed_at=token.timeout_at,

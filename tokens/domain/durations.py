@@ -34,6 +34,17 @@ def parse_duration(value: str) -> timedelta | None:
         return timedelta.max
 
 
+def format_duration(duration: timedelta) -> str:
+    """A whole number of seconds in the grammar ``parse_duration`` reads: ``1h30m``, ``15m``."""
+    remaining = max(0, int(duration.total_seconds()))
+    parts = []
+    for unit in ("w", "d", "h", "m", "s"):
+        count, remaining = divmod(remaining, _UNIT_SECONDS[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 def _parse_iso(value: str) -> datetime | None:
     try:
         parsed = parse_datetime(value.strip().replace("z", "Z"))

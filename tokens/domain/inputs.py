@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from tokens.domain.durations import DURATION_HELP, parse_duration
+from tokens.domain.durations import DURATION_HELP, TTL_HELP, parse_duration
 from tokens.domain.exceptions import InvalidInput, TooManyTags
 from tokens.domain.limits import (
     MAX_APPROVERS,
@@ -39,6 +39,8 @@ class RequestInfo:
     decision: dict[str, Any] | None = None
     required_approvals: int = 1
     requested_by: str = ""
+    # How long an approval may be acted on (tokens.domain.consumption); None: no limit.
+    decision_valid_for: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,19 @@ def clean_follow_ups(
         if moment is not None and timeout_at is not None and moment >= timeout_at:
             raise InvalidInput(f"Invalid {name}: it must come before the timeout.")
     return FollowUps(remind_at=remind_at, escalate_at=escalate_at, escalate_to=tuple(addresses))
+
+
+def clean_decision_valid_for(value: Any) -> timedelta | None:
+    """How long an approval may be acted on once it is recorded (``decisionValidFor``):
+    a duration of the create grammar, more than zero and at most 365 days."""
+    if value is None:
+        return None
+    duration = parse_duration(value) if isinstance(value, str) else None
+    if duration is None or not timedelta(0) < duration <= MAX_DURATION:
+        raise InvalidInput(
+            f"Invalid decisionValidFor: expected a duration from the approval, {TTL_HELP}."
+        )
+    return duration
 
 
 def clean_idempotency_key(value: Any) -> str | None:

@@ -17,7 +17,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tokens.delivery import chat
-from tokens.domain import approvals, audit, deadline, decisions, inputs, keys, markup, resolution
+from tokens.domain import (
+    approvals,
+    audit,
+    deadline,
+    decisions,
+    inputs,
+    keys,
+    markup,
+    outcomes,
+    resolution,
+)
 from tokens.domain.aap import representation as aap_representation
 from tokens.domain.actors import Actor
 from tokens.domain.durations import resolve_timeout, resolve_ttl
@@ -85,6 +95,8 @@ def token_create(
     escalate_after: Any = None,
     escalate_to: Any = None,
     slack_channel: Any = None,
+    decision_valid_for: Any = None,
+    on_timeout: Any = None,
     now: datetime | None = None,
 ) -> CreateResult:
     """Nothing → WAITING token, or the original token while its idempotency key is active."""
@@ -108,6 +120,7 @@ def token_create(
         decision=decisions.clean_decision(decision),
         required_approvals=inputs.clean_required_approvals(required_approvals),
         requested_by=inputs.clean_requested_by(requested_by),
+        decision_valid_for=inputs.clean_decision_valid_for(decision_valid_for),
     )
     follow_ups = inputs.clean_follow_ups(
         remind_after=remind_after,
@@ -117,6 +130,9 @@ def token_create(
         timeout_at=timeout_at,
     )
     routing = _chat_routing(environment, slack_channel, addresses)
+    at_deadline = outcomes.plan(
+        asked=on_timeout, environment=environment, tags=clean, timeout_at=timeout_at
+    )
 
     for _attempt in range(3):
         with transaction.atomic():
@@ -140,6 +156,7 @@ def token_create(
                         request,
                         follow_ups,
                         routing,
+                        at_deadline,
                     )
             except IntegrityError:
                 if not idempotency_key:
@@ -178,11 +195,14 @@ def _insert_token(
     request: inputs.RequestInfo,
     follow_ups: inputs.FollowUps,
     routing: dict[str, str],
+    at_deadline: outcomes.Plan,
 ) -> Token:
     digest = keys.idempotency_digest(idempotency_key) if idempotency_key else None
     token = Token(
         environment=environment,
-        timeout_at=timeout_at,
+        timeout_at=at_deadline.timeout_at,
+        on_timeout=at_deadline.spec,
+        timeout_outcome=at_deadline.outcome,
         idempotency_key=idempotency_key,
         idempotency_key_digest=digest,
         active_key_digest=digest,
@@ -195,6 +215,7 @@ def _insert_token(
         decision_json=_json_text(request.decision),
         required_approvals=request.required_approvals,
         requested_by=request.requested_by,
+        decision_valid_for=request.decision_valid_for,
         created_at=now,
     )
     event = audit.build(token.pk, TokenEvent.Kind.CREATED, actor, now)
@@ -203,6 +224,7 @@ def _insert_token(
         approvals.enqueue_approval_emails(token, approvers, now)
         chat.request_created(token, requested=routing, now=now)
     approvals.schedule_follow_ups(token, follow_ups, now)
+    approvals.schedule_deadline_escalation(token, at_deadline, now)
     return token
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tokens.domain import deadline, keys
+from tokens.domain import deadline, keys, outcomes
+from tokens.domain.durations import format_duration
 from tokens.domain.links import callback_urls
 from tokens.models import Token, iso
 
@@ -85,6 +86,12 @@ class TokenOutputSerializer:
         data["createdAt"] = iso(token.created_at)
         if cancelled and token.cancelled_at:
             data["cancelledAt"] = iso(token.cancelled_at)
+        if token.on_timeout:
+            data["onTimeout"] = outcomes.shown(token.on_timeout)
+            escalates = outcomes.escalates_at(token.on_timeout)
+            if escalates is not None:
+                data["escalatesAt"] = iso(escalates)
+        data.update(consumption_fields(token))
         if self.detail:
             if state.output is not None:
                 data["output"] = state.output
@@ -108,3 +115,19 @@ def _idempotency_of_retrieve(token: Token) -> dict[str, Any]:
             "inactiveIdempotencyKey": token.idempotency_key,
         }
     return {"idempotencyKey": token.idempotency_key, "userProvidedIdempotencyKey": True}
+
+
+def consumption_fields(token: Token) -> dict[str, Any]:
+    """Our extensions for single use (``tokens.domain.consumption``): how long an approval may
+    be acted on (``decisionValidFor`` as asked on create, e.g. ``15m``; ``decisionExpiresAt``,
+    fixed when it was approved) and its first consumption. Omitted when absent."""
+    data: dict[str, Any] = {}
+    if token.decision_valid_for is not None:
+        data["decisionValidFor"] = format_duration(token.decision_valid_for)
+    if token.decision_expires_at is not None:
+        data["decisionExpiresAt"] = iso(token.decision_expires_at)
+    if token.consumed_at is not None:
+        data["consumedAt"] = iso(token.consumed_at)
+        if token.consumed_by:
+            data["consumedBy"] = token.consumed_by
+    return data

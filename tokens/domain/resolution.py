@@ -21,13 +21,20 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Value
+from django.db.models import (
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    QuerySet,
+    Value,
+)
 from django.utils import timezone
 
 from tokens.delivery import aap as aap_delivery
 from tokens.delivery import chat
 from tokens.delivery.webhooks import events as webhook_events
-from tokens.domain import audit, deadline, signals
+from tokens.domain import audit, deadline, outcomes, signals
 from tokens.domain.actors import Actor
 from tokens.models import Token, TokenEvent
 from tokens.persistence import fast_paths
@@ -99,7 +106,8 @@ def resolve_one(
 def expire_due(
     *, now: datetime | None = None, limit: int, token_ids: Iterable[str] | None = None
 ) -> list[str]:
-    """Up to ``limit`` WAITING tokens past their deadline → TIMED_OUT, in one statement.
+    """Up to ``limit`` WAITING tokens past their deadline → TIMED_OUT, in one statement (or,
+    for the few whose ``onTimeout`` brings a decision, COMPLETED by the deadline rule).
 
     Each token's resolution time is its ``timeout_at`` (so reads before and after the sweep
     agree); its output is derived from it on read (``deadline.effective``). The sweep skips
@@ -113,6 +121,20 @@ def expire_due(
         if not ids:
             return []
         due = due.filter(pk__in=ids)
+    decided = _decide_due(due, now=now, limit=limit, skip_locked=token_ids is None)
+    if len(decided) >= limit:
+        return decided
+    return decided + _time_out_due(
+        due.filter(timeout_outcome=""),
+        now=now,
+        limit=limit - len(decided),
+        skip_locked=token_ids is None,
+    )
+
+
+def _time_out_due(
+    due: QuerySet[Token], *, now: datetime | None, limit: int, skip_locked: bool
+) -> list[str]:
     due = due.order_by("timeout_at")[:limit]
     moment = now or timezone.now()
     event = audit.build("", TokenEvent.Kind.TIMED_OUT, Actor.system(), moment)
@@ -124,7 +146,7 @@ def expire_due(
         "output_is_error": True,
     }
     expired, events_written = fast_paths.expire(
-        due, skip_locked=token_ids is None, fields=fields, event=event
+        due, skip_locked=skip_locked, fields=fields, event=event
     )
     if expired and not events_written:
         TokenEvent.objects.bulk_create(
@@ -133,6 +155,60 @@ def expire_due(
     if expired:
         on_resolved(token_ids=expired, status=Token.Status.TIMED_OUT)
     return expired
+
+
+def _decide_due(
+    due: QuerySet[Token], *, now: datetime | None, limit: int, skip_locked: bool
+) -> list[str]:
+    """Overdue tokens whose deadline brings a decision (``onTimeout``: reject or approve, or
+    an escalation's ``then``) → COMPLETED with the deadline rule's decision, one at a time
+    (they are the few; the many time out in one statement). Each is resolved at its
+    ``timeout_at``, as readers saw it (``deadline.effective``), by the rule, never a person."""
+    rows = due.exclude(timeout_outcome="").order_by("timeout_at")
+    rows = rows.select_for_update(skip_locked=skip_locked)  # no effect on SQLite
+    decided = []
+    for token in rows[:limit]:
+        if _decide_at_deadline(token, now=now) is not None:
+            decided.append(token.pk)
+    return decided
+
+
+def _decide_at_deadline(token: Token, *, now: datetime | None) -> TokenEvent | None:
+    decision = token.timeout_outcome
+    fields: dict[str, Any] = {
+        "status": Token.Status.COMPLETED,
+        "completed_at": F("timeout_at"),
+        "output": outcomes.rule_output(decision),
+        "output_type": "application/super+json",
+        "output_is_error": False,
+        "decision": decision,
+        "decided_by_deadline": True,
+    }
+    if decision == "approved" and token.decision_valid_for is not None:
+        # The approval's window starts when it was recorded: at the deadline.
+        fields["decision_expires_at"] = ExpressionWrapper(
+            F("timeout_at") + Value(token.decision_valid_for, output_field=DurationField()),
+            output_field=DateTimeField(),
+        )
+    still_due = Token.objects.filter(deadline.due_q(now), pk=token.pk)
+    detail = {"decision": decision, "rule": "onTimeout"}
+    spec = token.on_timeout or {}
+    if spec.get("rule"):
+        detail["environmentRule"] = spec["rule"]
+    event = audit.build(
+        token.pk, TokenEvent.Kind.COMPLETED, outcomes.rule_actor(), now or timezone.now(), **detail
+    )
+    resolved = fast_paths.resolve(token, still_due, fields, event)
+    if resolved is None:
+        return None
+    on_resolved(
+        token_ids=[token.pk],
+        status=Token.Status.COMPLETED,
+        notified=resolved.notified,
+        listened=resolved.listened,
+        messaged=resolved.messaged,
+    )
+    return event
 
 
 # ------------------------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ ACTION_ROLES = {
     "revoke_link": Membership.Role.ADMIN,
     "manage_webhooks": Membership.Role.ADMIN,
     "manage_integrations": Membership.Role.ADMIN,  # Slack (the dashboard's Slack page)
+    "manage_deadline_rules": Membership.Role.ADMIN,  # onTimeout defaults (tokens.domain.outcomes)
 }
 
 

@@ -14,6 +14,7 @@ from tokens.domain.exceptions import NotFound
 from tokens.models import (
     WEBHOOK_PREFIX,
     ApiKey,
+    DeadlineRule,
     Environment,
     Membership,
     OutboxMessage,
@@ -22,6 +23,7 @@ from tokens.models import (
     SlackConnection,
     SlackMessage,
     SlackRoute,
+    Snooze,
     Token,
     TokenEvent,
     TokenTag,
@@ -241,6 +243,41 @@ def token_list_waiting_for_user(*, user: Any, now: datetime | None = None) -> Qu
         .filter(deadline.waiting_q(now))
         .select_related("environment__project")
     )
+
+
+def deadline_rule_list(*, environment: Environment) -> QuerySet[DeadlineRule]:
+    return DeadlineRule.objects.filter(environment=environment).order_by("tag")
+
+
+def deadline_rule_get(*, environment: Environment, rule_id: int) -> DeadlineRule | None:
+    return DeadlineRule.objects.filter(environment=environment, pk=rule_id).first()
+
+
+def token_without_aside(
+    queryset: QuerySet[Token], *, person: str, now: datetime
+) -> QuerySet[Token]:
+    """``queryset`` less the requests ``person`` put aside past ``now`` ("not now")."""
+    aside = Snooze.objects.filter(token=OuterRef("pk"), person=person, until__gt=now)
+    return queryset.exclude(Exists(aside))
+
+
+def token_list_aside_for_user(
+    *, user: Any, person: str, now: datetime, limit: int = 50
+) -> list[Token]:
+    """The requests ``person`` (the user's identity key) put aside, soonest back first; each
+    carries ``aside_until``."""
+    snoozes = (
+        Snooze.objects.filter(
+            person=person, until__gt=now, token__in=token_list_waiting_for_user(user=user, now=now)
+        )
+        .select_related("token__environment__project")
+        .order_by("until", "id")[:limit]
+    )
+    tokens = []
+    for snooze in snoozes:
+        snooze.token.aside_until = snooze.until  # type: ignore[attr-defined]
+        tokens.append(snooze.token)
+    return tokens
 
 
 def token_triage_page(

@@ -55,3 +55,18 @@ def test_many_concurrent_waits_on_one_client(async_client_factory) -> None:
             assert [r.unwrap() for r in results] == list(range(20))
 
     asyncio.run(scenario())
+
+
+def test_the_async_client_consumes_once(async_client_factory) -> None:
+    from waitpoints_client import AlreadyConsumedError
+
+    async def scenario() -> None:
+        async with async_client_factory() as client:
+            created = await client.create_token(timeout="1h")
+            await client.complete_token(created, {"status": "approved"})
+            used = await client.consume_token(created, consumer="async-worker")
+            assert used.consumed_by == "async-worker" and not used.replayed
+            with pytest.raises(AlreadyConsumedError):
+                await client.consume_token(created)
+
+    asyncio.run(scenario())

@@ -1,13 +1,17 @@
-"""Python client for waitpoints: create, list, complete, cancel and wait for waitpoint tokens,
-and verify webhook deliveries."""
+"""Python client for waitpoints: create, list, complete, cancel, wait for and consume
+waitpoint tokens, and verify webhook deliveries."""
 
 from ._core import RetryPolicy, __version__
 from .client import AsyncClient, Client
 from .errors import (
+    AlreadyConsumedError,
     ApiConnectionError,
     ApiError,
+    ApprovalExpiredError,
     AuthenticationError,
     BadRequestError,
+    ConsumptionRefusedError,
+    NotApprovedError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -18,17 +22,29 @@ from .errors import (
     WaitpointTimeoutError,
     WebhookVerificationError,
 )
-from .models import CreatedToken, Token, TransitionResult, WaitResult, decode_output
+from .models import (
+    Consumption,
+    CreatedToken,
+    Token,
+    TransitionResult,
+    WaitResult,
+    decode_output,
+)
 from .webhooks import verify_webhook
 
 __all__ = [
+    "AlreadyConsumedError",
     "ApiConnectionError",
     "ApiError",
     "AsyncClient",
+    "ApprovalExpiredError",
     "AuthenticationError",
     "BadRequestError",
     "Client",
+    "Consumption",
+    "ConsumptionRefusedError",
     "CreatedToken",
+    "NotApprovedError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",

@@ -10,6 +10,7 @@ import os
 import random
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -272,6 +273,21 @@ def complete_request(
 def cancel_request(token: str | Token | CreatedToken, reason: str | None) -> Request:
     body = {"reason": reason} if reason else {}
     return Request("POST", f"{TOKENS}/{token_id(token)}/cancel", body=body)
+
+
+def consume_request(
+    token: str | Token | CreatedToken,
+    consumer: str | None,
+    idempotency_key: str | None,
+    access_token: str | None,
+) -> Request:
+    """A key is always sent (a fresh one unless given), so that this client's own retry after
+    a lost answer replays the consumption instead of being refused as a second one."""
+    body: dict[str, Any] = {"idempotencyKey": idempotency_key or uuid.uuid4().hex}
+    if consumer is not None:
+        body["consumer"] = consumer
+    path = f"{TOKENS}/{token_id(token)}/consume"
+    return Request("POST", path, body=body, access_token=access_token)
 
 
 def list_request(params: dict[str, str]) -> Request:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from . import _core as core
-from .models import CreatedToken, Token, TransitionResult, WaitResult
+from .models import Consumption, CreatedToken, Token, TransitionResult, WaitResult
 
 TokenRef = str | Token | CreatedToken
 Duration = float | timedelta | str
@@ -135,6 +135,22 @@ class Client(_Base):
     def cancel_token(self, token: TokenRef, reason: str | None = None) -> TransitionResult:
         _, body = self._send(core.cancel_request(token, reason))
         return TransitionResult.from_json(body)
+
+    def consume_token(
+        self,
+        token: TokenRef,
+        *,
+        consumer: str | None = None,
+        idempotency_key: str | None = None,
+        access_token: str | None = None,
+    ) -> Consumption:
+        """Consume an approval just before acting on it: the first call succeeds (recorded
+        with ``consumer``); a later one raises ``AlreadyConsumedError`` naming the first, one
+        after the approval's window ``ApprovalExpiredError``, one of a token that is not
+        approved ``NotApprovedError`` (all ``ConsumptionRefusedError``, never retried)."""
+        request = core.consume_request(token, consumer, idempotency_key, access_token)
+        _, body = self._send(request)
+        return Consumption.from_json(body)
 
     def wait_for_token(
         self,
@@ -261,6 +277,18 @@ class AsyncClient(_Base):
     async def cancel_token(self, token: TokenRef, reason: str | None = None) -> TransitionResult:
         _, body = await self._send(core.cancel_request(token, reason))
         return TransitionResult.from_json(body)
+
+    async def consume_token(
+        self,
+        token: TokenRef,
+        *,
+        consumer: str | None = None,
+        idempotency_key: str | None = None,
+        access_token: str | None = None,
+    ) -> Consumption:
+        request = core.consume_request(token, consumer, idempotency_key, access_token)
+        _, body = await self._send(request)
+        return Consumption.from_json(body)
 
     async def wait_for_token(
         self,

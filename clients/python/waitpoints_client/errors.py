@@ -34,6 +34,9 @@ class ApiError(WaitpointsError):
             message, details = body["error"], body.get("details")
         else:
             message, details = (text.strip()[:500] or f"HTTP {status}"), None
+        if status == 409 and isinstance(body, dict) and body.get("code") in _REFUSALS:
+            refusal = _REFUSALS[body["code"]]
+            return refusal(status, message, details=details, headers=headers, body=body)
         kind = _BY_STATUS.get(status) or (ServerError if status >= 500 else ApiError)
         return kind(status, message, details=details, headers=headers)
 
@@ -60,6 +63,43 @@ class RateLimitError(ApiError):
 
 class ServerError(ApiError):
     """5xx, after the retries were used up."""
+
+
+class ConsumptionRefusedError(ApiError):
+    """409 from ``consume_token``: the approval cannot be acted on. ``code`` says why; the
+    subclasses below are the three codes. Never retried: asking again cannot change it."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        details: Any = None,
+        headers: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(status, message, details=details, headers=headers)
+        from .models import parse_datetime  # models imports this module
+
+        body = body or {}
+        self.code: str = str(body.get("code", ""))
+        #: The token's status (``WAITING``, ``COMPLETED``, ``TIMED_OUT``, ``CANCELLED``).
+        self.token_status: str | None = body.get("statusDetail")
+        self.consumed_at = parse_datetime(body.get("consumedAt"))
+        self.consumed_by: str | None = body.get("consumedBy")
+        self.decision_expires_at = parse_datetime(body.get("decisionExpiresAt"))
+
+
+class AlreadyConsumedError(ConsumptionRefusedError):
+    """Somebody consumed this approval first: ``consumed_at`` and ``consumed_by`` say who."""
+
+
+class ApprovalExpiredError(ConsumptionRefusedError):
+    """The approval's validity window ended at ``decision_expires_at``: ask again."""
+
+
+class NotApprovedError(ConsumptionRefusedError):
+    """The token is not approved (still waiting, rejected, timed out or cancelled)."""
 
 
 class ApiConnectionError(WaitpointsError):
@@ -99,4 +139,10 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     429: RateLimitError,
+}
+
+_REFUSALS: dict[str, type[ConsumptionRefusedError]] = {
+    "already_consumed": AlreadyConsumedError,
+    "approval_expired": ApprovalExpiredError,
+    "not_approved": NotApprovedError,
 }

@@ -63,6 +63,16 @@ class Token:
     output: Any = None
     output_type: str | None = None
     output_is_error: bool = False
+    #: Single use: the approval's validity window (``decisionValidFor`` as asked, e.g. "15m"),
+    #: when it ends, and its first consumption (``consume_token``).
+    #: What the deadline brings when not a timeout (``onTimeout``: {"action": "reject"}, …),
+    #: and for an escalation when its first deadline falls (``timeout_at`` is the second).
+    on_timeout: dict[str, Any] | None = None
+    escalates_at: datetime | None = None
+    decision_valid_for: str | None = None
+    decision_expires_at: datetime | None = None
+    consumed_at: datetime | None = None
+    consumed_by: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -85,6 +95,12 @@ class Token:
             output=decode_output(data.get("output"), data.get("outputType")),
             output_type=data.get("outputType"),
             output_is_error=bool(data.get("outputIsError", False)),
+            on_timeout=data.get("onTimeout"),
+            escalates_at=parse_datetime(data.get("escalatesAt")),
+            decision_valid_for=data.get("decisionValidFor"),
+            decision_expires_at=parse_datetime(data.get("decisionExpiresAt")),
+            consumed_at=parse_datetime(data.get("consumedAt")),
+            consumed_by=data.get("consumedBy"),
             raw=data,
         )
 
@@ -114,6 +130,31 @@ class TransitionResult:
             applied=bool(data.get("applied", True)),
             status=data.get("statusDetail") or data.get("status", ""),
         )
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """The answer of ``consume_token``: the consumed token (with its output, the decision to
+    act on) and whether this was a replay of an earlier consume with the same key."""
+
+    token: Token
+    replayed: bool
+
+    @property
+    def consumed_at(self) -> datetime | None:
+        return self.token.consumed_at
+
+    @property
+    def consumed_by(self) -> str | None:
+        return self.token.consumed_by
+
+    @property
+    def output(self) -> Any:
+        return self.token.output
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Consumption:
+        return cls(token=Token.from_json(data), replayed=bool(data.get("replayed")))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ DATE_KEYS = {
     "idempotencyKeyExpiresAt",
     "createdAt",
     "cancelledAt",
+    "decisionExpiresAt",
+    "consumedAt",
+    "escalatesAt",
 }
 
 

@@ -94,6 +94,7 @@ def test_it_describes_bodies_parameters_and_errors(schema) -> None:
     upstream = {"timeout", "idempotencyKey", "idempotencyKeyTTL", "tags"}
     ours = {"approvers", "title", "description", "context", "decision", "requiredApprovals"}
     ours |= {"requestedBy", "remindAfter", "escalateAfter", "escalateTo", "slackChannel"}
+    ours |= {"decisionValidFor", "onTimeout"}
     assert set(request) == upstream | ours
     assert all(request[name].get("x-waitpoints-extension") for name in ours)
     assert [alt.get("type") for alt in request["tags"]["oneOf"]] == ["string", "array"]
@@ -111,6 +112,8 @@ def test_it_says_who_may_call_what(schema) -> None:
     paths = schema["paths"]
     complete = paths["/api/v1/waitpoints/tokens/{token_id}/complete"]["post"]
     assert complete["security"] == [{"secretKey": []}, {"publicAccessToken": []}]
+    consume = paths["/api/v1/waitpoints/tokens/{token_id}/consume"]["post"]
+    assert consume["security"] == [{"secretKey": []}, {"publicAccessToken": []}]
     assert paths["/api/v1/waitpoints/tokens"]["post"]["security"] == [{"secretKey": []}]
     callback = paths["/api/v1/waitpoints/tokens/{token_id}/callback/{digest}"]
     assert "security" not in callback["post"] and "security" not in callback["get"]
@@ -129,8 +132,21 @@ def test_it_marks_our_extensions(schema) -> None:
     assert "x-waitpoints-extension" not in token["status"]
     assert components["CreateTokenRequest"]["properties"]["approvers"]["x-waitpoints-extension"]
     assert components["TransitionResponse"]["properties"]["applied"]["x-waitpoints-extension"]
+    consume = paths["/api/v1/waitpoints/tokens/{token_id}/consume"]["post"]
+    assert consume["x-waitpoints-extension"] and "409" in consume["responses"]
+    assert [alt.get("type") for alt in request_props(schema)["onTimeout"]["oneOf"]] == [
+        "string",
+        "object",
+        "object",
+    ]
+    for name in ("decisionExpiresAt", "consumedAt", "consumedBy", "onTimeout", "escalatesAt"):
+        assert token[name]["x-waitpoints-extension"], name
     webhooks = [op for path, item in paths.items() if "/webhooks" in path for op in item.values()]
     assert len(webhooks) == 6 and all(op["x-waitpoints-extension"] for op in webhooks)
+
+
+def request_props(schema) -> dict:
+    return schema["components"]["schemas"]["CreateTokenRequest"]["properties"]
 
 
 def test_the_docs_page_is_served_with_its_own_assets(anonymous_client) -> None:

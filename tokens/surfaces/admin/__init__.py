@@ -10,7 +10,16 @@ secrets) are never displayed; a new API key's secret is shown once, on the page 
 from django.contrib import admin
 
 # One module per model group; importing them registers their pages.
-from tokens.surfaces.admin import aap, mail, outbox, slack, tenancy, tokens, webhooks  # noqa: F401
+from tokens.surfaces.admin import (  # noqa: F401
+    aap,
+    deadlines,
+    mail,
+    outbox,
+    slack,
+    tenancy,
+    tokens,
+    webhooks,
+)
 
 admin.site.site_header = "waitpoints support"
 admin.site.site_title = "waitpoints support"

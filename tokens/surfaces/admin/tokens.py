@@ -157,6 +157,19 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
             {"fields": ("idempotency_key", "idempotency_key_expires_at")},
         ),
         ("Approvers", {"fields": ("approvers",)}),
+        (
+            "At the deadline and after the decision",
+            {
+                "fields": (
+                    "on_timeout",
+                    "decided_by_deadline",
+                    "decision_valid_for",
+                    "decision_expires_at",
+                    "consumed_at",
+                    "consumed_by",
+                )
+            },
+        ),
     )
     readonly_fields = (
         "friendly_id",
@@ -175,6 +188,12 @@ class TokenAdmin(CheckedFilters, NoSaveButtons, admin.ModelAdmin):
         "idempotency_key",
         "idempotency_key_expires_at",
         "approvers",
+        "on_timeout",
+        "decided_by_deadline",
+        "decision_valid_for",
+        "decision_expires_at",
+        "consumed_at",
+        "consumed_by",
     )
 
     class Media:

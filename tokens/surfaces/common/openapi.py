@@ -92,9 +92,28 @@ class ErrorSerializer(serializers.Serializer):
     )
     # Upstream's 403 for a public access token without the scope; the SDK copies these onto its
     # PermissionDeniedError.
-    code = serializers.CharField(required=False, help_text="`unauthorized` on a refused scope.")
+    code = serializers.CharField(
+        required=False,
+        help_text=(
+            "`unauthorized` on a refused scope; on a refused consume, why: `already_consumed`, "
+            "`approval_expired` or `not_approved`."
+        ),
+    )
     param = serializers.CharField(required=False, help_text="`access_token` on a refused scope.")
     type = serializers.CharField(required=False, help_text="`authorization` on a refused scope.")
+    # A refused consume (409) names the first consumption, or when the approval expired.
+    consumedAt = ours(serializers.DateTimeField)(  # noqa: N815
+        required=False, help_text="`already_consumed`: when the approval was consumed."
+    )
+    consumedBy = ours(serializers.CharField)(  # noqa: N815
+        required=False, help_text="`already_consumed`: who consumed it."
+    )
+    decisionExpiresAt = ours(serializers.DateTimeField)(  # noqa: N815
+        required=False, help_text="`approval_expired`: when the approval stopped being valid."
+    )
+    statusDetail = ours(serializers.ChoiceField)(  # noqa: N815
+        choices=API_STATUSES, required=False, help_text="On a refused consume: the token's status."
+    )
 
 
 class TransitionResponseSerializer(serializers.Serializer):
@@ -148,6 +167,12 @@ ERROR_DESCRIPTIONS = {
     404: "`Waitpoint not found`: unknown id, or a token of another environment.",
     405: "`Method not allowed`.",
     411: "`Content-Length header is required`: a body was sent without one (chunked).",
+    409: (
+        "Consume refused, and retrying cannot help (`x-should-retry: false`): `code` says why, "
+        "`already_consumed` (naming the first consumption), `approval_expired` (the approval's "
+        "validity window ended) or `not_approved` (still waiting, rejected, timed out, "
+        "cancelled, or completed without an approval)."
+    ),
     413: "`Request body too large`.",
     422: (
         "More than 10 tags (`Waitpoints can only have 10 tags, you're trying to set 11.`), or, on "

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tokens.surfaces.dashboard import bulk, members, slack, views, webhooks
+from tokens.surfaces.dashboard import bulk, deadlines, members, slack, views, webhooks
 
 app_name = "dashboard"
 
@@ -76,11 +76,27 @@ urlpatterns = [
         slack.slack_disconnect,
         name="slack_disconnect",
     ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/deadline-rules",
+        deadlines.deadline_rules,
+        name="deadline_rules",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/deadline-rules/new",
+        deadlines.deadline_rule_add,
+        name="deadline_rule_add",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/deadline-rules/<int:rule_id>/delete",
+        deadlines.deadline_rule_delete,
+        name="deadline_rule_delete",
+    ),
     # Before tokens/<token_id>: "bulk" is also a well-formed token id.
     path("tokens/bulk", bulk.token_bulk, name="token_bulk"),
     path("tokens/<str:token_id>", views.token_detail, name="token_detail"),
     path("tokens/<str:token_id>/approve", views.token_approve, name="token_approve"),
     path("tokens/<str:token_id>/reject", views.token_reject, name="token_reject"),
+    path("tokens/<str:token_id>/not-now", views.token_not_now, name="token_not_now"),
     path("tokens/<str:token_id>/complete", views.token_complete, name="token_complete"),
     path(
         "tokens/<str:token_id>/force-timeout",

@@ -25,6 +25,7 @@ from tokens.domain import (
     decisions,
     keys,
     lifecycle,
+    snoozes,
     tenancy,
 )
 from tokens.domain.decisions import DECISIONS, decision_of
@@ -79,7 +80,10 @@ def home(request: HttpRequest) -> HttpResponse:
     projects = sorted({env.project.slug for env in environments})
     project = request.GET.get("project", "")
     slug = request.GET.get("env", "")
-    queryset = selectors.token_list_waiting_for_user(user=request.user, now=now)
+    person = access.voter(request).key
+    queryset = selectors.token_without_aside(
+        selectors.token_list_waiting_for_user(user=request.user, now=now), person=person, now=now
+    )
     if project in projects:
         queryset = queryset.filter(environment__project__slug=project)
     else:
@@ -123,6 +127,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "env": slug,
         "clear_project_url": _without(request, "project"),
         "clear_env_url": _without(request, "env"),
+        "aside": selectors.token_list_aside_for_user(user=request.user, person=person, now=now),
     }
     return render(request, "dashboard/home.html", context)
 
@@ -253,6 +258,9 @@ def _render_detail(
         "in_queue": request.GET.get("queue") == "1" or request.POST.get("queue") == "1",
         "decided_fields": decided.get("fields") if isinstance(decided.get("fields"), dict) else {},
         "environment": token.environment,
+        "aside": snoozes.snooze_of(token, access.voter(request), now),
+        "not_now_choices": snoozes.UNTIL_CHOICES,
+        "not_now_action": reverse("dashboard:token_not_now", args=[token.friendly_id]),
     }
     return render(request, "dashboard/token_detail.html", context, status=status)
 
@@ -354,8 +362,10 @@ def _asks_once_more(request: HttpRequest, token: Token, decision: str) -> bool:
 
 def _next_in_queue(request: HttpRequest, decided: Token) -> str:
     """The next request of the user's triage queue (its page, still in queue mode), or home."""
+    now = timezone.now()
+    waiting = selectors.token_list_waiting_for_user(user=request.user, now=now)
     queue = (
-        selectors.token_list_waiting_for_user(user=request.user, now=timezone.now())
+        selectors.token_without_aside(waiting, person=access.voter(request).key, now=now)
         .exclude(pk=decided.pk)
         .exclude(votes__voter=access.voter(request).key)  # not yet decided by me
     )
@@ -377,6 +387,36 @@ def token_approve(request: HttpRequest, token_id: str) -> HttpResponse:
 @require_POST
 def token_reject(request: HttpRequest, token_id: str) -> HttpResponse:
     return _decide(request, token_id, "rejected")
+
+
+@login_required
+@require_POST
+def token_not_now(request: HttpRequest, token_id: str) -> HttpResponse:
+    """Put the request aside for me until a time I choose, or bring it back ("Back now")."""
+    token, role = access.token_for_user(request, token_id)
+    voter, actor = access.voter(request), access.actor(request)
+    if request.POST.get("not_now") == "clear":
+        snoozes.token_unsnooze(token=token, actor=actor, voter=voter)
+        messages.success(request, f"{token.friendly_id} is back in your queue.")
+        return redirect(access.detail_url(token))
+    until = snoozes.form_until(request.POST.get("until", ""), request.POST.get("until_at", ""))
+    try:
+        aside = snoozes.token_snooze(
+            token=token,
+            actor=actor,
+            authority=decide.Authority.member(role),
+            voter=voter,
+            until=until,
+        )
+    except (DecisionRefused, TokenError) as refused:
+        messages.error(request, f"Not put aside: {refused.message}")
+        return redirect(access.detail_url(token))
+    at = aside.until.astimezone(UTC)
+    messages.success(
+        request,
+        f"Put {token.friendly_id} aside until {at.day} {at:%b %Y, %H:%M} UTC; nothing was decided.",
+    )
+    return redirect(reverse("dashboard:home"))
 
 
 @login_required

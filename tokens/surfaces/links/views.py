@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
-from tokens.domain import actors, deadline, decide, decisions, keys, lifecycle
+from tokens.domain import actors, deadline, decide, decisions, keys, lifecycle, snoozes
 from tokens.domain.decisions import DECISIONS, decision_of
 from tokens.domain.exceptions import (
     DecisionInvalid,
@@ -305,6 +305,8 @@ def _decide_from_form(
     refusal = CsrfViewMiddleware(_no_view).process_view(request, _no_view, (), {})
     if refusal is not None:
         return _private(refusal)
+    if "not_now" in request.POST:
+        return _not_now(request, token, recipient, link)
     comment = request.POST.get("comment", "")
     try:
         result = decide.decide(
@@ -326,6 +328,29 @@ def _decide_from_form(
     if result.applied and not result.resolved:
         return _private(redirect(f"{request.path}?voted=1"))
     return _private(redirect(request.path if result.applied else f"{request.path}?ignored=1"))
+
+
+def _not_now(
+    request: HttpRequest, token: Token, recipient: Recipient | None, link: Link
+) -> HttpResponse:
+    """The personal link's "not now": aside for that address until the chosen time (or back)."""
+    voter = decide.Voter.for_email(recipient.email) if recipient else None
+    actor = _actor(request, recipient)
+    if voter is not None and request.POST.get("not_now") == "clear":
+        snoozes.token_unsnooze(token=token, actor=actor, voter=voter)
+        return _private(redirect(f"{request.path}?back=1"))
+    until = snoozes.form_until(request.POST.get("until", ""), request.POST.get("until_at", ""))
+    try:
+        snoozes.token_snooze(
+            token=token,
+            actor=actor,
+            authority=decide.Authority.recipient() if recipient else decide.Authority.link(),
+            voter=voter,
+            until=until,
+        )
+    except (DecisionRefused, TokenError) as refused:
+        return confirmation_page(request, link, error=f"Not put aside: {refused.message}")
+    return _private(redirect(request.path))
 
 
 @ensure_csrf_cookie
@@ -375,5 +400,10 @@ def confirmation_page(
         ),
         "output": decision_of(state.output, state.output_type),
         "resolution": selectors.token_resolution_event(token=token),
+        "aside": snoozes.snooze_of(
+            token, decide.Voter.for_email(recipient.email) if recipient else None, now
+        ),
+        "not_now_choices": snoozes.UNTIL_CHOICES,
+        "back": request.GET.get("back") == "1",
     }
     return _private(render(request, "callback/confirm.html", context, status=status))

@@ -90,7 +90,7 @@ class BearerScheme(OpenApiAuthenticationExtension):
                     "A public access token: the `x-trigger-jwt` header of the create response "
                     "(HS256, 24 hours, scope `write:waitpoints:<id>`), or one the SDK's "
                     "`auth.createPublicToken` signed with the secret key. Accepted only by "
-                    "complete."
+                    "complete and consume."
                 ),
             },
         ]
@@ -133,6 +133,55 @@ class OneOrManyFieldExtension(OpenApiSerializerFieldExtension):
 )
 class TimeoutField(serializers.Field):
     """A duration or date-time string, or a number of epoch milliseconds."""
+
+
+_EMAILS = {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": ["timeout", "reject", "approve"]},
+            {
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string", "enum": ["timeout", "reject", "approve"]}
+                },
+                "required": ["action"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string", "enum": ["escalate"]},
+                    "escalateTo": {**_EMAILS, "maxItems": MAX_APPROVERS},
+                    "timeout": {
+                        "type": "string",
+                        "description": f"The second deadline, after the first: {DURATION}.",
+                    },
+                    "then": {
+                        "type": "string",
+                        "enum": ["timeout", "reject", "approve"],
+                        "description": "What the second deadline brings (default `timeout`).",
+                    },
+                    "rule": {
+                        "type": "string",
+                        "description": (
+                            "Only on the token: the environment's deadline rule that chose it "
+                            "(its tag, `*` for every request)."
+                        ),
+                        "readOnly": True,
+                    },
+                },
+                "required": ["action", "escalateTo", "timeout"],
+                "additionalProperties": False,
+            },
+        ],
+        EXTENSION: True,  # the annotation replaces what ours() would add
+    }
+)
+class OnTimeoutField(serializers.Field):
+    """What the deadline brings when nobody decides in time (tokens.domain.outcomes)."""
 
 
 class CreateTokenRequestSerializer(serializers.Serializer):
@@ -222,6 +271,27 @@ class CreateTokenRequestSerializer(serializers.Serializer):
         "public channel's name) instead of the environment's routing rules; needs `approvers` "
         "and a Slack connection (docs/slack.md).",
     )
+    onTimeout = OnTimeoutField(  # noqa: N815
+        required=False,
+        help_text=(
+            "What happens when nobody decides before `timeout`: `timeout` (the default, as "
+            'upstream), `reject` or `approve` (completed with `{"status": "rejected"|'
+            '"approved", "by": "deadline rule", "decidedBy": "deadline", …}`, decided by the '
+            'rule, never a person), or `{"action": "escalate", "escalateTo": [...], '
+            '"timeout": "2h", "then": "reject"}`: ask those people at the deadline and give '
+            "them a second one (`timeoutAt` is then the second deadline, `escalatesAt` the "
+            "first). Absent: the environment's deadline rule for the request's tags, if any. "
+            "Needs a timeout."
+        ),
+    )
+    decisionValidFor = ours(serializers.CharField)(  # noqa: N815
+        required=False,
+        help_text=(
+            f"How long an approval may be acted on, from the moment it is recorded: {DURATION}. "
+            "The token then shows `decisionExpiresAt`; `consume` refuses after it "
+            "(`approval_expired`). Absent: an approval does not expire (it is still used once)."
+        ),
+    )
 
 
 class CreateTokenResponseSerializer(serializers.Serializer):
@@ -265,6 +335,28 @@ class WaitpointTokenSerializer(serializers.Serializer):
     decision = ours(AnyJsonField)(required=False)
     requiredApprovals = ours(serializers.IntegerField)(required=False)  # noqa: N815
     requestedBy = ours(serializers.CharField)(required=False)  # noqa: N815
+    onTimeout = OnTimeoutField(  # noqa: N815
+        required=False,
+        help_text="What the deadline brings, when not `timeout` (the request's or its rule's).",
+    )
+    escalatesAt = ours(serializers.DateTimeField)(  # noqa: N815
+        required=False,
+        help_text="`onTimeout` escalate: the first deadline, when `escalateTo` are asked.",
+    )
+    decisionValidFor = ours(serializers.CharField)(  # noqa: N815
+        required=False, help_text="The validity window asked on create, e.g. `15m`."
+    )
+    decisionExpiresAt = ours(serializers.DateTimeField)(  # noqa: N815
+        required=False,
+        help_text="When the approval stops being valid (set when it is approved).",
+    )
+    consumedAt = ours(serializers.DateTimeField)(  # noqa: N815
+        required=False, help_text="When the approval was consumed (used once)."
+    )
+    consumedBy = ours(serializers.CharField)(  # noqa: N815
+        required=False,
+        help_text="Who consumed it: the `consumer` it named, or the credential's label.",
+    )
 
 
 class WaitpointTokenDetailSerializer(WaitpointTokenSerializer):
@@ -328,6 +420,34 @@ class CompleteTokenRequestSerializer(serializers.Serializer):
     output = ours(AnyJsonField)(
         required=False,
         help_text="The same as `data` when `data` is absent (upstream's docs' curl example).",
+    )
+
+
+class ConsumeTokenRequestSerializer(serializers.Serializer):
+    consumer = serializers.CharField(
+        required=False,
+        max_length=300,
+        help_text=(
+            "Who acts on the approval (a worker's name, a host, a job id): recorded, shown on "
+            "the token and named in the 409 of any later consume. Default: the credential."
+        ),
+    )
+    idempotencyKey = serializers.CharField(  # noqa: N815
+        required=False,
+        min_length=1,
+        max_length=300,
+        help_text=(
+            "A retry with the same key (after a lost answer) succeeds again with "
+            "`replayed: true`; any other later consume is a 409. The Python client sends one."
+        ),
+    )
+
+
+class ConsumeTokenResponseSerializer(WaitpointTokenDetailSerializer):
+    """The consumed token (as retrieve shows it, with its output: the decision to act on)."""
+
+    replayed = serializers.BooleanField(
+        help_text="True when this key consumed it before: nothing changed."
     )
 
 

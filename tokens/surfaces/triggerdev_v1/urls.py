@@ -13,6 +13,11 @@ urlpatterns = [
         views.TokenCompleteView.as_view(),
         name="token-complete",
     ),
+    path(
+        "waitpoints/tokens/<str:token_id>/consume",
+        views.TokenConsumeView.as_view(),
+        name="token-consume",
+    ),
     # Served by wait.asgi_wait under ASGI; this route is for WSGI and tests.
     path("waitpoints/tokens/<str:token_id>/wait", wait.wait_view, name="token-wait"),
     path("auth/jwt/claims", views.JwtClaimsView.as_view(), name="jwt-claims"),

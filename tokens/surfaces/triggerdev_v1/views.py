@@ -15,9 +15,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tokens.domain import actors, lifecycle
+from tokens.domain import actors, consumption, deadline, lifecycle
 from tokens.domain.exceptions import InvalidInput, TokenError
-from tokens.domain.representation import TokenOutputSerializer, transition_body, v1_filter_statuses
+from tokens.domain.representation import (
+    TokenOutputSerializer,
+    consumption_fields,
+    transition_body,
+    v1_filter_statuses,
+)
 from tokens.models import Token, TokenEvent
 from tokens.persistence import selectors
 from tokens.persistence.filters import ApiTokenFilterSet
@@ -46,6 +51,8 @@ from tokens.surfaces.triggerdev_v1.schema import (
     LIST_PARAMETERS,
     CancelTokenRequestSerializer,
     CompleteTokenRequestSerializer,
+    ConsumeTokenRequestSerializer,
+    ConsumeTokenResponseSerializer,
     CreateTokenRequestSerializer,
     CreateTokenResponseSerializer,
     ExtendTokenRequestSerializer,
@@ -69,7 +76,8 @@ FILTER_PARAMS = {
 NOT_NULL_ON_CREATE = (
     *("timeout", "idempotencyKey", "idempotencyKeyTTL", "tags"),
     *("approvers", "title", "description", "context", "decision", "requiredApprovals"),
-    *("requestedBy", "remindAfter", "escalateAfter", "escalateTo"),
+    *("requestedBy", "remindAfter", "escalateAfter", "escalateTo", "decisionValidFor"),
+    "onTimeout",
 )
 
 
@@ -126,6 +134,8 @@ class TokenViewSet(viewsets.ViewSet):
             escalate_after=body.get("escalateAfter"),
             escalate_to=body.get("escalateTo"),
             slack_channel=body.get("slackChannel"),
+            decision_valid_for=body.get("decisionValidFor"),
+            on_timeout=body.get("onTimeout"),
         )
         token = result.token
         url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)
@@ -322,6 +332,61 @@ class TokenCompleteView(CorsMixin, APIView):  # type: ignore[misc]
             data = lifecycle.NO_OUTPUT
         result = lifecycle.token_complete(token=token, actor=api_actor(request), data=data)
         return transition_response(result)
+
+
+class TokenConsumeView(APIView):
+    """``POST …/{id}/consume``: act on an approval once (``tokens.domain.consumption``)."""
+
+    allow_public_access_token = True
+
+    @extend_schema(
+        operation_id="consumeWaitpointToken",
+        summary="Consume an approval, just before acting on it",
+        description=(
+            "Our extension. The first consume of an approved token succeeds and records who "
+            "consumed it; every later one is a 409 naming that first consumption "
+            "(`already_consumed`), one after the approval's `decisionExpiresAt` a 409 "
+            "`approval_expired`, one of a token that is not approved a 409 `not_approved`. "
+            "The 409s carry `x-should-retry: false`. Of concurrent consumes exactly one wins. "
+            "Audited, refusals too."
+        ),
+        tags=[TOKENS_TAG],
+        request=ConsumeTokenRequestSerializer,
+        parameters=[token_id_parameter("token_id"), *RATE_LIMIT_HEADERS],
+        responses={
+            200: ConsumeTokenResponseSerializer,
+            **errors(400, 403, 404, 409, 411, 413, *COMMON_ERRORS),
+        },
+        extensions={EXTENSION: True},
+    )
+    def post(self, request: Request, token_id: str) -> Response:
+        caller = principal(request)
+        check_write_scope(caller, token_id)
+        token = selectors.token_get_for_environment(
+            environment=caller.environment, token_id=token_id
+        )
+        body = read_json_object(request, limit=CREATE_BODY_LIMIT)
+        try:
+            result = consumption.token_consume(
+                token=token,
+                actor=api_actor(request),
+                consumer=body.get("consumer"),
+                key=body.get("idempotencyKey", ""),
+            )
+        except consumption.ConsumptionRefused as refused:
+            return consume_refused(refused)
+        output = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=True)
+        return Response({**output.to_representation(result.token), "replayed": result.replayed})
+
+
+def consume_refused(refused: consumption.ConsumptionRefused) -> Response:
+    """409 naming why, with what the caller needs to say so (never retried: the state holds)."""
+    token = refused.token
+    body: dict[str, Any] = {"error": refused.message, "code": refused.code}
+    body.update(consumption_fields(token))
+    body.pop("decisionValidFor", None)
+    body["statusDetail"] = deadline.effective(token, timezone.now()).status
+    return Response(body, status=409, headers={"x-should-retry": "false"})
 
 
 class JwtClaimsView(APIView):
