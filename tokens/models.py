@@ -170,6 +170,12 @@ class Token(models.Model):
     outcome_status = models.CharField(max_length=16, blank=True, default="", db_default="")
     outcome_note = models.TextField(blank=True, default="", db_default="")
     outcome_reported_at = models.DateTimeField(null=True, blank=True)
+    # The head of the audit trail's hash chain (tokens.domain.chain): how many events the token
+    # has and the digest of the latest. Every event write advances it in the same statement (a
+    # row lock), which keeps the chain linear under concurrent writers and shows when events
+    # were removed from the end.
+    audit_seq = models.PositiveIntegerField(default=0, db_default=0)
+    audit_head = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-id"]
@@ -314,10 +320,20 @@ class TokenEvent(models.Model):
     email = models.CharField(max_length=254, blank=True, default="", db_default="")
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
+    # Who acted, as the digest covers it ("key:<id>", "user:<id>", both, or ""): the foreign
+    # keys above are cleared when a key or user is deleted, this stays.
+    actor_ref = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # The hash chain (tokens.domain.chain): this event's place in its token's trail (1, 2, …)
+    # and the digest of its content and of the previous event's digest.
+    seq = models.PositiveIntegerField()
+    digest = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["token", "created_at"], name="tokenevent_token")]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "seq"], name="tokenevent_unique_seq")
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} via {self.channel}"

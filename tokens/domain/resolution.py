@@ -125,9 +125,10 @@ def expire_due(
         due, skip_locked=token_ids is None, fields=fields, event=event
     )
     if expired and not events_written:
-        TokenEvent.objects.bulk_create(
-            [audit.build(pk, TokenEvent.Kind.TIMED_OUT, Actor.system(), moment) for pk in expired]
-        )
+        for pk in expired:  # each one the next link of its token's chain
+            fast_paths.append_event(
+                audit.build(pk, TokenEvent.Kind.TIMED_OUT, Actor.system(), moment)
+            )
     if expired:
         on_resolved(token_ids=expired, status=Token.Status.TIMED_OUT)
     return expired

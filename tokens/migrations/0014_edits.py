@@ -1,0 +1,78 @@
+"""The audit trail as a hash chain (tokens.domain.chain): each event's place and digest, each
+token's head; existing events are linked in the order they were written."""
+
+from django.db import migrations, models
+
+BATCH = 500
+
+
+def link_existing_events(apps, schema_editor):
+    from tokens.domain import chain
+
+    Token = apps.get_model("tokens", "Token")
+    TokenEvent = apps.get_model("tokens", "TokenEvent")
+    with_events = Token.objects.filter(events__isnull=False).distinct().order_by("pk")
+    ids = list(with_events.values_list("pk", flat=True))
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        events = TokenEvent.objects.filter(token_id__in=chunk).order_by("token_id", "created_at", "id")
+        heads: dict[str, tuple[int, str]] = {}
+        changed = []
+        for event in events:
+            seq, previous = heads.get(event.token_id, (0, chain.GENESIS))
+            event.actor_ref = chain.actor_ref(api_key_id=event.api_key_id, user_id=event.user_id)
+            event.seq = seq + 1
+            event.digest = chain.link(previous, event.seq, event.token_id, chain.content_digest(event))
+            heads[event.token_id] = (event.seq, event.digest)
+            changed.append(event)
+        TokenEvent.objects.bulk_update(changed, ["actor_ref", "seq", "digest"], batch_size=BATCH)
+        tokens = list(Token.objects.filter(pk__in=chunk).only("pk"))
+        for token in tokens:
+            token.audit_seq, token.audit_head = heads[token.pk]
+        Token.objects.bulk_update(tokens, ["audit_seq", "audit_head"], batch_size=BATCH)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("tokens", "0011_event_kinds_consumption_and_slack"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="token",
+            name="audit_seq",
+            field=models.PositiveIntegerField(db_default=0, default=0),
+        ),
+        migrations.AddField(
+            model_name="token",
+            name="audit_head",
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
+        ),
+        migrations.AddField(
+            model_name="tokenevent",
+            name="actor_ref",
+            field=models.CharField(blank=True, db_default="", default="", max_length=64),
+        ),
+        migrations.AddField(
+            model_name="tokenevent",
+            name="seq",
+            field=models.PositiveIntegerField(null=True),
+        ),
+        migrations.AddField(
+            model_name="tokenevent",
+            name="digest",
+            field=models.CharField(default="", max_length=64),
+            preserve_default=False,
+        ),
+        migrations.RunPython(link_existing_events, migrations.RunPython.noop),
+        migrations.AlterField(
+            model_name="tokenevent",
+            name="seq",
+            field=models.PositiveIntegerField(),
+        ),
+        migrations.AddConstraint(
+            model_name="tokenevent",
+            constraint=models.UniqueConstraint(fields=("token", "seq"), name="tokenevent_unique_seq"),
+        ),
+    ]
