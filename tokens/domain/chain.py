@@ -95,8 +95,11 @@ def link(previous: str, seq: int, token_id: str, content_hex: str) -> str:
     return hashlib.sha256(f"{previous}|{seq}|{token_id}|{content_hex}".encode()).hexdigest()
 
 
-def export_line(event: TokenEvent, *, previous: str) -> dict[str, Any]:
-    """One line of a JSON Lines export: the content, the event's place and its digest."""
+def export_line(event: TokenEvent, *, previous: str | None = None) -> dict[str, Any]:
+    """One line of a JSON Lines export: the content, the event's place and its digest
+    (``previous``: the digest before it, or the ``previous`` its read annotated)."""
+    if previous is None:
+        previous = getattr(event, "previous", GENESIS)
     return {
         "token": keys.friendly_id(event.token_id),
         "seq": event.seq,
@@ -106,6 +109,15 @@ def export_line(event: TokenEvent, *, previous: str) -> dict[str, Any]:
         "previous": previous,
         "digest": event.digest,
     }
+
+
+JSONL_MEDIA_TYPE = "application/jsonl"
+
+
+def jsonl(events: Iterable[TokenEvent]) -> Iterator[str]:
+    """An export, one JSON object per line (``export_line``)."""
+    for event in events:
+        yield json.dumps(export_line(event), ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 @dataclass(frozen=True)
