@@ -110,6 +110,11 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} ({self.role})"
 
 
+def every_field() -> bool:
+    """``Token.proposal_editable``'s default: an approver may edit any field."""
+    return True
+
+
 class Token(models.Model):
     class Status(models.TextChoices):
         WAITING = "WAITING", "Waiting"
@@ -174,6 +179,15 @@ class Token(models.Model):
     # has and the digest of the latest. Every event write advances it in the same statement (a
     # row lock), which keeps the chain linear under concurrent writers and shows when events
     # were removed from the end.
+    # A proposal the approvers may edit before approving (tokens.domain.proposals): the
+    # original as created, the JSON Schema it must keep satisfying, what may be edited (true,
+    # false or a list of top-level field names), the latest version ("": the original) and its
+    # number (1 for the original): a vote binds to the version it approved.
+    proposal_json = models.TextField(blank=True, default="", db_default="")
+    proposal_schema_json = models.TextField(blank=True, default="", db_default="")
+    proposal_editable = models.JSONField(default=every_field, blank=True, db_default=True)
+    proposal_current_json = models.TextField(blank=True, default="", db_default="")
+    proposal_version = models.PositiveIntegerField(default=1, db_default=1)
     audit_seq = models.PositiveIntegerField(default=0, db_default=0)
     audit_head = models.CharField(max_length=64, blank=True, default="", db_default="")
 
@@ -230,6 +244,20 @@ class Token(models.Model):
         return json.loads(self.context_json) if self.context_json else None
 
     @property
+    def proposal(self) -> dict[str, Any] | None:
+        """The proposal's latest version (None when the request carries none)."""
+        text = self.proposal_current_json or self.proposal_json
+        return json.loads(text) if text else None
+
+    @property
+    def proposal_original(self) -> dict[str, Any] | None:
+        return json.loads(self.proposal_json) if self.proposal_json else None
+
+    @property
+    def proposal_schema(self) -> dict[str, Any] | None:
+        return json.loads(self.proposal_schema_json) if self.proposal_schema_json else None
+
+    @property
     def decision_spec(self) -> dict[str, Any] | None:
         """The decision's labels and input fields (``tokens.domain.decisions.clean_decision``)."""
         return json.loads(self.decision_json) if self.decision_json else None
@@ -280,6 +308,7 @@ class TokenEvent(models.Model):
         SLACK_POSTED = "slack_posted", "Slack message posted"
         SLACK_FAILED = "slack_failed", "Slack message failed"
         SLACK_NO_ACCOUNT = "slack_no_account", "No Slack account (asked by e-mail only)"
+        PROPOSAL_EDITED = "proposal_edited", "Proposal edited"
 
     class Credential(models.TextChoices):
         """What proved the actor's right to act, beside the channel it came through."""
@@ -393,6 +422,9 @@ class Vote(models.Model):
     decision = models.CharField(max_length=16)  # "approved" | "rejected"
     comment = models.TextField(blank=True, default="")
     fields = models.JSONField(default=dict, blank=True)
+    # The proposal version this vote approved (Token.proposal_version): an edit after it
+    # makes it stale, and the person is asked again.
+    proposal_version = models.PositiveIntegerField(default=1, db_default=1)
     created_at = models.DateTimeField()
 
     class Meta:

@@ -17,7 +17,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tokens.delivery import chat
-from tokens.domain import approvals, audit, deadline, decisions, inputs, keys, markup, resolution
+from tokens.domain import (
+    approvals,
+    audit,
+    deadline,
+    decisions,
+    inputs,
+    keys,
+    markup,
+    proposals,
+    resolution,
+)
 from tokens.domain.actors import Actor
 from tokens.domain.durations import resolve_timeout, resolve_ttl
 from tokens.domain.exceptions import InvalidInput, NotWaiting
@@ -84,6 +94,9 @@ def token_create(
     escalate_after: Any = None,
     escalate_to: Any = None,
     slack_channel: Any = None,
+    proposal: Any = None,
+    proposal_schema: Any = None,
+    proposal_editable: Any = None,
     now: datetime | None = None,
 ) -> CreateResult:
     """Nothing → WAITING token, or the original token while its idempotency key is active."""
@@ -116,6 +129,7 @@ def token_create(
         timeout_at=timeout_at,
     )
     routing = _chat_routing(environment, slack_channel, addresses)
+    offer = proposals.clean(proposal, proposal_schema, proposal_editable)
 
     for _attempt in range(3):
         with transaction.atomic():
@@ -139,6 +153,7 @@ def token_create(
                         request,
                         follow_ups,
                         routing,
+                        offer,
                     )
             except IntegrityError:
                 if not idempotency_key:
@@ -177,6 +192,7 @@ def _insert_token(
     request: inputs.RequestInfo,
     follow_ups: inputs.FollowUps,
     routing: dict[str, str],
+    offer: proposals.Proposal | None = None,
 ) -> Token:
     digest = keys.idempotency_digest(idempotency_key) if idempotency_key else None
     token = Token(
@@ -196,6 +212,10 @@ def _insert_token(
         requested_by=request.requested_by,
         created_at=now,
     )
+    if offer is not None:
+        token.proposal_json = _json_text(offer.value) if offer.value else "{}"
+        token.proposal_schema_json = _json_text(offer.schema)
+        token.proposal_editable = offer.editable
     event = audit.build(token.pk, TokenEvent.Kind.CREATED, actor, now)
     fast_paths.insert_token(token, tags, event)
     if approvers:
@@ -259,7 +279,13 @@ def refused(token: Token, kind: str, actor: Actor, now: datetime | None) -> Tran
 
 
 def token_complete(
-    *, token: Token, actor: Actor, data: Any = NO_OUTPUT, now: datetime | None = None
+    *,
+    token: Token,
+    actor: Actor,
+    data: Any = NO_OUTPUT,
+    now: datetime | None = None,
+    detail: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> TransitionResult:
     """WAITING → COMPLETED with this output; the first writer wins, later ones change nothing.
 
@@ -273,6 +299,10 @@ def token_complete(
         output=output,
         output_type=output_type,
         decision=said if said in decisions.DECISIONS else "",
+        # What the completing event records besides, and columns written with it (a person's
+        # edited proposal: domain.decide).
+        detail=detail or {},
+        fields=fields or {},
     )
     return _transition(
         token=token, actor=actor, outcome=outcome, ignored=TokenEvent.Kind.COMPLETE_IGNORED, now=now

@@ -45,6 +45,8 @@ class Outcome:
     # A person's decision that resolves the token ("approved" or "rejected"), if it is one.
     decision: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    # More columns written with the transition (the final version of an edited proposal).
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_one(
@@ -63,6 +65,7 @@ def resolve_one(
     }
     if outcome.status == Token.Status.CANCELLED:
         fields.update(cancelled_at=clock, cancel_reason=outcome.cancel_reason)
+    fields.update(outcome.fields)
     if outcome.decision:
         fields["decision"] = outcome.decision
         if outcome.decision == "approved" and token.decision_valid_for is not None:

@@ -215,6 +215,25 @@ class CreateTokenRequestSerializer(serializers.Serializer):
         required=False,
         help_text="E-mail addresses asked at `escalateAfter`.",
     )
+    proposal = ours(AnyJsonField)(
+        required=False,
+        help_text=(
+            "A JSON object (at most 32 KiB) the approvers may edit before approving, e.g. the "
+            "arguments of the call that waits. The approval's output carries the final "
+            '`proposal` and `"edited": true|false` (docs/edits.md).'
+        ),
+    )
+    proposalSchema = ours(AnyJsonField)(  # noqa: N815
+        required=False,
+        help_text=(
+            "A JSON Schema (an object schema, at most 16 KiB) that the proposal and every edit "
+            "of it must satisfy."
+        ),
+    )
+    proposalEditable = ours(AnyJsonField)(  # noqa: N815
+        required=False,
+        help_text="`true` (default), `false`, or a list of the top-level fields that may change.",
+    )
     slackChannel = ours(serializers.CharField)(  # noqa: N815
         required=False,
         max_length=81,
@@ -265,6 +284,10 @@ class WaitpointTokenSerializer(serializers.Serializer):
     decision = ours(AnyJsonField)(required=False)
     requiredApprovals = ours(serializers.IntegerField)(required=False)  # noqa: N815
     requestedBy = ours(serializers.CharField)(required=False)  # noqa: N815
+    proposal = ours(AnyJsonField)(required=False, help_text="Its latest version.")
+    proposalVersion = ours(serializers.IntegerField)(required=False)  # noqa: N815
+    proposalEditable = ours(AnyJsonField)(required=False)  # noqa: N815
+    proposalSchema = ours(AnyJsonField)(required=False)  # noqa: N815
 
 
 class WaitpointTokenDetailSerializer(WaitpointTokenSerializer):

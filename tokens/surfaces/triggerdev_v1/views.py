@@ -75,6 +75,7 @@ NOT_NULL_ON_CREATE = (
     *("timeout", "idempotencyKey", "idempotencyKeyTTL", "tags"),
     *("approvers", "title", "description", "context", "decision", "requiredApprovals"),
     *("requestedBy", "remindAfter", "escalateAfter", "escalateTo"),
+    *("proposal", "proposalSchema", "proposalEditable"),
 )
 
 
@@ -145,6 +146,9 @@ class TokenViewSet(viewsets.ViewSet):
             escalate_after=body.get("escalateAfter"),
             escalate_to=body.get("escalateTo"),
             slack_channel=body.get("slackChannel"),
+            proposal=body.get("proposal"),
+            proposal_schema=body.get("proposalSchema"),
+            proposal_editable=body.get("proposalEditable"),
         )
         token = result.token
         url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)
