@@ -348,3 +348,45 @@ def _typed(field: FormField, text: str) -> Any:
 def display_json(value: Any) -> str:
     """How the raw-JSON editor shows a proposal (and recognises it unchanged)."""
     return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def version_of(form: Mapping[str, Any]) -> int | None:
+    """The proposal version a person's form was showing (None: it showed none)."""
+    raw = str(form.get("proposal_version", "") or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise DecisionInvalid(
+            "Reload the page: the proposal's version is garbled.", problem="proposal_stale"
+        )
+    return int(raw)
+
+
+def form_context(token: Token, posted: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a page needs to show the proposal's form (empty when the token has none)."""
+    if token.proposal is None:
+        return {}
+    simple, other = form_fields(token)
+    posted = posted or {}
+    values = {
+        field.name: posted.get(FORM_PREFIX + field.name, field.value) if posted else field.value
+        for field in simple
+    }
+    if posted:  # an unchecked box is absent from the form
+        values.update(
+            {
+                f.name: posted.get(FORM_PREFIX + f.name) == "on"
+                for f in simple
+                if f.type == "boolean"
+            }
+        )
+    allowed = token.proposal_editable
+    return {
+        "proposal_fields": simple,
+        "proposal_other": other,
+        "proposal_values": values,
+        "proposal_raw": str(posted.get(RAW_FIELD) or display_json(token.proposal)),
+        "proposal_can_edit": allowed is True or (isinstance(allowed, list) and bool(allowed)),
+        "proposal_edited": bool(token.proposal_current_json)
+        and token.proposal != token.proposal_original,
+    }

@@ -33,6 +33,7 @@ from tokens.domain import (
     decisions,
     keys,
     lifecycle,
+    proposals,
     tenancy,
 )
 from tokens.domain.decisions import DECISIONS, decision_of
@@ -263,6 +264,8 @@ def _render_detail(
         "environment": token.environment,
         # Whether the history verifies (tokens.domain.chain): the trail read in chain order.
         "audit_break": chain.verify(token, sorted(events, key=lambda event: event.seq)),
+        # The proposal's form, with what was posted when it is shown again with errors.
+        **proposals.form_context(token, request.POST if request.method == "POST" else None),
     }
     return render(request, "dashboard/token_detail.html", context, status=status)
 
@@ -304,8 +307,15 @@ def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
             decision=decision,
             comment=request.POST.get("comment", ""),
             fields=decisions.form_values(request.POST),
+            proposal=proposals.from_form(token, request.POST),
+            proposal_version=proposals.version_of(request.POST),
         )
     except DecisionInvalid as invalid:
+        if invalid.problem.startswith("proposal") and invalid.field_errors:
+            messages.error(request, invalid.message)
+            return _render_detail(
+                request, token, role, field_errors=invalid.field_errors, status=400
+            )
         if invalid.problem != "fields":
             messages.error(request, DECISION_PROBLEMS.get(invalid.problem, invalid.message))
         elif request.POST.get("next"):  # a quick decision from a list: ask on the token's page

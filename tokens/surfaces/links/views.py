@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
-from tokens.domain import actors, deadline, decide, decisions, keys, lifecycle
+from tokens.domain import actors, deadline, decide, decisions, keys, lifecycle, proposals
 from tokens.domain.decisions import DECISIONS, decision_of
 from tokens.domain.exceptions import DecisionInvalid, DecisionRefused, NotFound, TokenError
 from tokens.domain.limits import MAX_COMMENT_LENGTH
@@ -306,6 +306,8 @@ def _decide_from_form(
             decision=request.POST.get("decision", ""),
             comment=comment,
             fields=decisions.form_values(request.POST),
+            proposal=proposals.from_form(token, request.POST),
+            proposal_version=proposals.version_of(request.POST),
         )
     except (DecisionInvalid, DecisionRefused) as refused:
         # 200, as Django re-renders an invalid form (a 4xx HTML page on /api/ becomes JSON).
@@ -366,5 +368,6 @@ def confirmation_page(
         ),
         "output": decision_of(state.output, state.output_type),
         "resolution": selectors.token_resolution_event(token=token),
+        **proposals.form_context(token, request.POST if request.method == "POST" else None),
     }
     return _private(render(request, "callback/confirm.html", context, status=status))

@@ -1,0 +1,105 @@
+"""The confirmation page's proposal form: generated inputs and raw JSON, through decide."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.test import Client
+
+from tokens.domain.links import personal_url
+from tokens.models import Recipient, Token
+
+PROPOSAL = {"to": "c@example.com", "amount": 120, "express": False, "lines": [1, 2]}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "to": {"type": "string"},
+        "amount": {"type": "integer", "maximum": 500, "title": "Amount (EUR)"},
+        "express": {"type": "boolean"},
+        "lines": {"type": "array"},
+    },
+}
+
+
+@pytest.fixture
+def token(make_token) -> Token:
+    return make_token(
+        timeout="1h",
+        approvers=["ann@example.com"],
+        proposal=PROPOSAL,
+        proposal_schema=SCHEMA,
+        proposal_editable=["amount", "express"],
+    )
+
+
+def page(token: Token) -> tuple[Client, str, str]:
+    browser = Client(enforce_csrf_checks=True)
+    recipient = Recipient.objects.get(token=token)
+    path = personal_url(token, recipient, base="")
+    html = browser.get(path).content.decode()
+    return browser, path, html
+
+
+def post(browser: Client, path: str, html: str, **data: str):
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    form = {"csrfmiddlewaretoken": csrf, "decision": "approved", "proposal_version": "1"}
+    for name in ("to", "amount"):
+        form[f"proposal.{name}"] = str(PROPOSAL[name])
+    return browser.post(path, {**form, **data})
+
+
+def output_of(token: Token) -> dict:
+    token.refresh_from_db()
+    return json.loads(token.output)["json"]
+
+
+def test_the_page_shows_a_form_generated_from_the_schema(token):
+    _browser, _path, html = page(token)
+    assert 'name="proposal.amount"' in html and 'type="number"' in html
+    assert "Amount (EUR)" in html
+    assert re.search(r'name="proposal.to" value="c@example.com" readonly', html)
+    assert 'name="proposal.express"' in html
+    assert 'name="proposal_json"' in html and "Edit as JSON (lines)" in html
+    assert 'name="proposal_version" value="1"' in html
+
+
+def test_approving_with_an_edited_field(token):
+    browser, path, html = page(token)
+    response = post(browser, path, html, **{"proposal.amount": "80", "proposal.express": "on"})
+    assert response.status_code == 302
+    output = output_of(token)
+    assert output["proposal"] == {**PROPOSAL, "amount": 80, "express": True}
+    assert output["edited"] is True and output["by"] == "ann@example.com"
+
+
+def test_approving_unchanged(token):
+    browser, path, html = page(token)
+    assert post(browser, path, html).status_code == 302
+    assert output_of(token)["edited"] is False
+
+
+def test_a_schema_invalid_edit_is_shown_at_its_field(token):
+    browser, path, html = page(token)
+    response = post(browser, path, html, **{"proposal.amount": "900"})
+    body = response.content.decode()
+    assert "900 is greater than the maximum of 500" in body
+    assert 'value="900"' in body  # what was typed, shown again
+    token.refresh_from_db()
+    assert token.status == Token.Status.WAITING
+
+
+def test_a_forbidden_field_edit_is_refused(token):
+    browser, path, html = page(token)
+    raw = json.dumps({**PROPOSAL, "lines": [9]})
+    response = post(browser, path, html, proposal_json=raw)
+    assert "Only amount, express may be edited, not lines" in response.content.decode()
+    token.refresh_from_db()
+    assert token.status == Token.Status.WAITING and token.proposal == PROPOSAL
+
+
+def test_raw_json_that_is_not_json(token):
+    browser, path, html = page(token)
+    response = post(browser, path, html, proposal_json="{nope")
+    assert "Not valid JSON" in response.content.decode()
