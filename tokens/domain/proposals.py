@@ -267,22 +267,23 @@ def from_form(token: Token, form: Mapping[str, Any]) -> dict[str, Any] | None:
     if current is None or not any(k == RAW_FIELD or k.startswith(FORM_PREFIX) for k in form):
         return None
     raw = str(form.get(RAW_FIELD, "") or "").strip()
-    if raw and raw != display_json(current):
+    if raw:
         try:
-            edited = json.loads(raw, parse_constant=_no_constant)
+            parsed = json.loads(raw, parse_constant=_no_constant)
         except json.JSONDecodeError as error:
             raise DecisionInvalid(
                 f"The proposal's JSON is not valid JSON ({error.msg}, line {error.lineno}).",
                 problem="proposal_json",
                 field_errors={RAW_FIELD: f"Not valid JSON: {error.msg} (line {error.lineno})."},
             ) from None
-        if not isinstance(edited, dict):
+        if not isinstance(parsed, dict):
             raise DecisionInvalid(
                 "The proposal must be a JSON object.",
                 problem="proposal_json",
                 field_errors={RAW_FIELD: "Must be a JSON object ({…})."},
             )
-        return edited
+        if parsed != current:  # compared as JSON: browsers send the text back re-wrapped
+            return parsed
     simple, _other = form_fields(token)
     edited = dict(current)
     problems: dict[str, str] = {}

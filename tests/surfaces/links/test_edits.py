@@ -103,3 +103,11 @@ def test_raw_json_that_is_not_json(token):
     browser, path, html = page(token)
     response = post(browser, path, html, proposal_json="{nope")
     assert "Not valid JSON" in response.content.decode()
+
+
+def test_the_json_shown_unchanged_leaves_the_fields_in_charge(token):
+    """Browsers send a textarea back with CRLF line breaks: the same JSON, not an edit."""
+    browser, path, html = page(token)
+    shown = json.dumps(PROPOSAL, indent=2).replace("\n", "\r\n")
+    post(browser, path, html, proposal_json=shown, **{"proposal.amount": "80"})
+    assert output_of(token)["proposal"]["amount"] == 80
