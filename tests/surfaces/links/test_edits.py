@@ -111,3 +111,47 @@ def test_the_json_shown_unchanged_leaves_the_fields_in_charge(token):
     shown = json.dumps(PROPOSAL, indent=2).replace("\n", "\r\n")
     post(browser, path, html, proposal_json=shown, **{"proposal.amount": "80"})
     assert output_of(token)["proposal"]["amount"] == 80
+
+
+# ------------------------------------------------------------------------------------------------
+# Over the API: a JSON decision on the approver's personal link
+# ------------------------------------------------------------------------------------------------
+
+
+def api_decide(token: Token, body: dict):
+    recipient = Recipient.objects.get(token=token)
+    path = personal_url(token, recipient, base="")
+    return Client().post(path, json.dumps(body), content_type="application/json")
+
+
+def test_an_approver_edits_over_the_api(token):
+    response = api_decide(
+        token,
+        {"decision": "approved", "proposal": {**PROPOSAL, "amount": 99}, "proposalVersion": 1},
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["applied"], body["resolved"], body["edited"]) == (True, True, True)
+    output = output_of(token)
+    assert output["proposal"]["amount"] == 99 and output["by"] == "ann@example.com"
+
+
+def test_api_edits_are_refused_with_clear_errors(token):
+    invalid = api_decide(token, {"decision": "approved", "proposal": {**PROPOSAL, "amount": 900}})
+    assert invalid.status_code == 400
+    assert invalid.json()["details"] == [
+        {"path": ["proposal.amount"], "message": "900 is greater than the maximum of 500"}
+    ]
+    forbidden = api_decide(token, {"decision": "approved", "proposal": {**PROPOSAL, "to": "x"}})
+    assert forbidden.status_code == 403
+    assert forbidden.json()["error"].startswith("Only amount, express may be edited, not to")
+    stale = api_decide(token, {"decision": "approved", "proposalVersion": 3})
+    assert stale.status_code == 400 and "changed" in stale.json()["error"]
+    token.refresh_from_db()
+    assert token.status == Token.Status.WAITING and token.proposal == PROPOSAL
+
+
+def test_other_json_on_a_personal_link_is_still_the_output(token):
+    response = api_decide(token, {"status": "approved", "note": "as upstream"})
+    assert response.json()["applied"] is True
+    assert output_of(token) == {"status": "approved", "note": "as upstream"}
