@@ -114,6 +114,11 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} ({self.role})"
 
 
+def every_field() -> bool:
+    """``Token.proposal_editable``'s default: an approver may edit any field."""
+    return True
+
+
 class Token(models.Model):
     class Status(models.TextChoices):
         WAITING = "WAITING", "Waiting"
@@ -183,6 +188,21 @@ class Token(models.Model):
     on_timeout = models.JSONField(null=True, blank=True)
     timeout_outcome = models.CharField(max_length=16, blank=True, default="", db_default="")
     decided_by_deadline = models.BooleanField(default=False, db_default=False)
+    # The head of the audit trail's hash chain (tokens.domain.chain): how many events the token
+    # has and the digest of the latest. Every event write advances it in the same statement (a
+    # row lock), which keeps the chain linear under concurrent writers and shows when events
+    # were removed from the end.
+    # A proposal the approvers may edit before approving (tokens.domain.proposals): the
+    # original as created, the JSON Schema it must keep satisfying, what may be edited (true,
+    # false or a list of top-level field names), the latest version ("": the original) and its
+    # number (1 for the original): a vote binds to the version it approved.
+    proposal_json = models.TextField(blank=True, default="", db_default="")
+    proposal_schema_json = models.TextField(blank=True, default="", db_default="")
+    proposal_editable = models.JSONField(default=every_field, blank=True, db_default=True)
+    proposal_current_json = models.TextField(blank=True, default="", db_default="")
+    proposal_version = models.PositiveIntegerField(default=1, db_default=1)
+    audit_seq = models.PositiveIntegerField(default=0, db_default=0)
+    audit_head = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-id"]
@@ -242,6 +262,20 @@ class Token(models.Model):
     def context(self) -> dict[str, Any] | None:
         """The request's context object (None when the caller sent none)."""
         return json.loads(self.context_json) if self.context_json else None
+
+    @property
+    def proposal(self) -> dict[str, Any] | None:
+        """The proposal's latest version (None when the request carries none)."""
+        text = self.proposal_current_json or self.proposal_json
+        return json.loads(text) if text else None
+
+    @property
+    def proposal_original(self) -> dict[str, Any] | None:
+        return json.loads(self.proposal_json) if self.proposal_json else None
+
+    @property
+    def proposal_schema(self) -> dict[str, Any] | None:
+        return json.loads(self.proposal_schema_json) if self.proposal_schema_json else None
 
     @property
     def decision_spec(self) -> dict[str, Any] | None:
@@ -344,6 +378,7 @@ class TokenEvent(models.Model):
         SLACK_NO_ACCOUNT = "slack_no_account", "No Slack account (asked by e-mail only)"
         SNOOZED = "snoozed", "Put aside (not now)"
         UNSNOOZED = "unsnoozed", "Back from aside"
+        PROPOSAL_EDITED = "proposal_edited", "Proposal edited"
 
     class Credential(models.TextChoices):
         """What proved the actor's right to act, beside the channel it came through."""
@@ -388,10 +423,20 @@ class TokenEvent(models.Model):
     email = models.CharField(max_length=254, blank=True, default="", db_default="")
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
+    # Who acted, as the digest covers it ("key:<id>", "user:<id>", both, or ""): the foreign
+    # keys above are cleared when a key or user is deleted, this stays.
+    actor_ref = models.CharField(max_length=64, blank=True, default="", db_default="")
+    # The hash chain (tokens.domain.chain): this event's place in its token's trail (1, 2, …)
+    # and the digest of its content and of the previous event's digest.
+    seq = models.PositiveIntegerField()
+    digest = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["token", "created_at"], name="tokenevent_token")]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "seq"], name="tokenevent_unique_seq")
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} via {self.channel}"
@@ -453,6 +498,9 @@ class Vote(models.Model):
     decision = models.CharField(max_length=16)  # "approved" | "rejected"
     comment = models.TextField(blank=True, default="")
     fields = models.JSONField(default=dict, blank=True)
+    # The proposal version this vote approved (Token.proposal_version): an edit after it
+    # makes it stale, and the person is asked again.
+    proposal_version = models.PositiveIntegerField(default=1, db_default=1)
     created_at = models.DateTimeField()
 
     class Meta:

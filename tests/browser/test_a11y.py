@@ -133,6 +133,7 @@ class World:
     titled: Token
     done: Token
     endpoint_id: str
+    proposed: Token | None = None
 
     @property
     def url(self) -> str:
@@ -180,7 +181,23 @@ def world(live_server) -> World:
         url="https://hooks.example.com/waitpoints",
         description="Order service",
     )
-    return World(live_server, environment, admin, titled, done, endpoint.friendly_id)
+    proposed = create(
+        environment,
+        approvers=["adam@example.com"],
+        title="Refund order 4411",
+        proposal={"to": "c@example.com", "amount": 340, "notify": True, "lines": [1, 2]},
+        proposal_schema={
+            "type": "object",
+            "properties": {
+                "to": {"type": "string", "title": "Refund to"},
+                "amount": {"type": "integer", "maximum": 500},
+                "notify": {"type": "boolean"},
+                "lines": {"type": "array"},
+            },
+        },
+        proposal_editable=["amount", "notify", "lines"],
+    )
+    return World(live_server, environment, admin, titled, done, endpoint.friendly_id, proposed)
 
 
 def log_in(driver, world: World, user: User) -> None:
@@ -280,6 +297,13 @@ def personal_confirmation(driver, world: World) -> None:
     ready(driver, "form.confirm-form")
 
 
+def proposal_confirmation(driver, world: World) -> None:
+    assert world.proposed is not None
+    recipient = world.proposed.recipients.get()
+    driver.get(personal_url(world.proposed, recipient, base=world.url))
+    ready(driver, "fieldset.proposal-form")
+
+
 def approved(driver, world: World) -> None:
     confirmation(driver, world)
     driver.find_element(By.CSS_SELECTOR, "input[name=field_amount]").send_keys("3400")
@@ -346,6 +370,8 @@ PAGES: dict[str, Callable] = {
     "bulk-review": bulk_review,
     "token-detail-request": token_detail("titled"),
     "token-detail-completed": token_detail("done"),
+    "token-detail-proposal": token_detail("proposed"),
+    "audit-export": visit("/projects/payments/prod/audit", as_admin=True, selector="form"),
     "webhook-list": visit("/projects/payments/prod/webhooks", as_admin=True),
     "members": members,
     "invitation-accept": invitation_accept,
@@ -354,6 +380,7 @@ PAGES: dict[str, Callable] = {
     "slack-not-connected": slack_page_new,
     "callback-confirmation": confirmation,
     "callback-personal": personal_confirmation,
+    "callback-proposal": proposal_confirmation,
     "callback-approved": approved,
     "callback-invalid-link": invalid_link,
     "callback-too-many": too_many,

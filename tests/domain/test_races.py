@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from tokens.domain import actors, deadline, lifecycle
+from tokens.domain import actors, chain, deadline, lifecycle
 from tokens.domain.links import callback_url
 from tokens.models import Token, TokenEvent
 
@@ -88,6 +88,7 @@ def test_it_applies_exactly_one_of_50_concurrent_completions(environment, secret
     assert events.filter(kind=TokenEvent.Kind.COMPLETE_IGNORED).count() == 49
     winner_channel = "api" if outputs[winners[0]]["via"] == "api" else "callback"
     assert events.get(kind=TokenEvent.Kind.COMPLETED).channel == winner_channel
+    assert chain.verify(stored) is None  # 50 writers, one linear audit chain
 
     # A later replay changes nothing: the first writer won.
     completed_at = stored.completed_at

@@ -18,6 +18,7 @@ advance what a decision would do (bulk review).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +28,16 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tokens.delivery import chat
-from tokens.domain import audit, deadline, decisions, lifecycle, resolution, tenancy
+from tokens.domain import (
+    approvals,
+    audit,
+    deadline,
+    decisions,
+    lifecycle,
+    proposals,
+    resolution,
+    tenancy,
+)
 from tokens.domain.actors import Actor
 from tokens.domain.exceptions import DecisionInvalid, DecisionRefused
 from tokens.domain.limits import MAX_COMMENT_LENGTH
@@ -88,6 +98,7 @@ class DecideResult:
     approvals: int = 0
     required: int = 1
     resolution: TokenEvent | None = None
+    edited: bool = False  # this decision changed the request's proposal
 
 
 @dataclass(frozen=True)
@@ -207,11 +218,17 @@ def decide(
     decision: str,
     comment: str = "",
     fields: Mapping[str, Any] | None = None,
+    proposal: Any = None,
+    proposal_version: int | None = None,
     now: datetime | None = None,
 ) -> DecideResult:
     """A person approves or rejects.
 
     ``fields`` holds the request's input fields by name (strings from a form, or JSON values).
+    ``proposal``: the request's proposal as this person approves it, edited or not (None: as
+    it stands); ``proposal_version``: the version they saw, refused if it changed since. An
+    edit is checked by ``proposals.check_edit`` (allowed fields, the schema) and kept in the
+    audit trail as a JSON Patch; under a quorum it asks those who approved before it again.
     With ``required_approvals`` 1 the decision completes the token at once; otherwise it is a
     vote, and the N-th distinct approval (or the first rejection) resolves the token through
     ``resolution.resolve_one``, in the same transaction, with every vote in the output. A token
@@ -222,21 +239,26 @@ def decide(
     valid = validate(token, decision, comment, fields)
     if refusal is not None:
         raise _audited(refusal, token, actor, now)
+    edit = _edit_of(token, valid.value, proposal, proposal_version, actor, now)
     if token.required_approvals <= 1:
         by = voter.label if voter else None
         output = decisions.decision_output(valid.value, valid.comment, by=by, fields=valid.fields)
-        result = lifecycle.token_complete(token=token, actor=actor, data=output, now=now)
+        detail, columns = _with_proposal(token, output, valid.value, edit)
+        result = lifecycle.token_complete(
+            token=token, actor=actor, data=output, now=now, detail=detail, fields=columns
+        )
         return DecideResult(
             token=result.token,
             applied=result.applied,
             resolved=result.applied,
             approvals=int(result.applied and valid.value == "approved"),
             resolution=result.resolution,
+            edited=result.applied and edit is not None,
         )
     assert voter is not None  # _refusal: a quorum needs to know who votes
     try:
         with transaction.atomic():
-            return _vote(token, actor, voter, valid, now)
+            return _vote(token, actor, voter, valid, edit, now)
     except IntegrityError as error:
         if not deadline.is_deadline_refusal(error):
             raise
@@ -244,6 +266,8 @@ def decide(
         pass
     except _AlreadyVoted:
         raise _audited(_voted_twice(), token, actor, now) from None
+    except _Stale as stale:
+        raise _stale(stale.version) from None
     with transaction.atomic():
         refused = lifecycle.refused(token, TokenEvent.Kind.COMPLETE_IGNORED, actor, now)
     return DecideResult(
@@ -259,21 +283,97 @@ class _TooLate(Exception):  # noqa: N818 - internal: roll a vote back with its t
     pass
 
 
+class _Stale(Exception):  # noqa: N818 - internal: the proposal changed before the lock
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+
+def _stale(version: int) -> DecisionInvalid:
+    return DecisionInvalid(
+        f"The proposal changed while you were deciding (it is now version {version}): "
+        "review it again. Nothing was recorded.",
+        problem="proposal_stale",
+    )
+
+
+def _edit_of(
+    token: Token,
+    value: str,
+    proposal: Any,
+    version: int | None,
+    actor: Actor,
+    now: datetime | None,
+) -> proposals.Edit | None:
+    """What this decision changes in the proposal (None: nothing), or why it may not."""
+    if version is not None and token.proposal is not None and version != token.proposal_version:
+        raise _stale(token.proposal_version)
+    try:
+        edit = proposals.check_edit(token, proposal)
+    except DecisionRefused as refused:
+        raise _audited(refused, token, actor, now) from None
+    if edit is not None and value != "approved":
+        raise DecisionInvalid(
+            "An edit goes with an approval: approve the edited proposal, or reject it as it "
+            "stands. Nothing was recorded.",
+            problem="proposal_with_rejection",
+        )
+    return edit
+
+
+def _with_proposal(
+    token: Token, output: dict[str, Any], value: str, edit: proposals.Edit | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Put the final proposal into an approval's output; the audit detail and the columns
+    that record an edit."""
+    if token.proposal is None or value != "approved":
+        return {}, {}
+    final = edit.final if edit is not None else token.proposal
+    edited = final != token.proposal_original
+    output["proposal"] = final
+    output["edited"] = edited
+    if edit is None:
+        return ({"proposal": _proposal_record(token, final)} if edited else {}), {}
+    columns = {
+        "proposal_current_json": json.dumps(final, ensure_ascii=False, separators=(",", ":")),
+        "proposal_version": token.proposal_version + 1,
+    }
+    return {"proposal": _proposal_record(token, final)}, columns
+
+
+def _proposal_record(token: Token, final: dict[str, Any]) -> dict[str, Any]:
+    """What the audit keeps of an approved, edited proposal: the original, the final version
+    and the change between them as a JSON Patch (RFC 6902)."""
+    return {
+        "original": token.proposal_original,
+        "final": final,
+        "patch": proposals.patch_from_original(token, final),
+    }
+
+
 class _AlreadyVoted(Exception):  # noqa: N818 - internal: refused after the lock, audited after
     pass
 
 
 def _vote(
-    token: Token, actor: Actor, voter: Voter, decision: Decision, now: datetime | None
+    token: Token,
+    actor: Actor,
+    voter: Voter,
+    decision: Decision,
+    edit: proposals.Edit | None,
+    now: datetime | None,
 ) -> DecideResult:
     # The row lock serialises the votes on one token: two final votes cannot both resolve it,
     # and neither is recorded against a token the other one resolved.
     locked = Token.objects.select_for_update().filter(deadline.waiting_q(now), pk=token.pk).first()
     if locked is None:
         raise _TooLate
+    if locked.proposal_version != token.proposal_version:
+        raise _Stale(locked.proposal_version)  # an edit won the lock: this one saw another
     if _has_voted(token, voter):
         raise _AlreadyVoted  # a concurrent vote of the same person won the lock
     moment = now or timezone.now()
+    if edit is not None:
+        _apply_edit(token, actor, voter, edit, moment)
     Vote.objects.create(
         token=token,
         voter=voter.key,
@@ -281,10 +381,14 @@ def _vote(
         decision=decision.value,
         comment=decision.comment,
         fields=decision.fields,
+        proposal_version=token.proposal_version,
         created_at=moment,
     )
     votes = list(Vote.objects.filter(token=token).order_by("id"))
-    approvals = sum(vote.decision == "approved" for vote in votes)
+    approvals = sum(
+        vote.decision == "approved" and vote.proposal_version == token.proposal_version
+        for vote in votes
+    )
     required = token.required_approvals
     audit.record(
         token,
@@ -298,11 +402,17 @@ def _vote(
     if decision.value == "approved" and approvals < required:
         chat.voted(token, now=moment)  # the chat messages show the approvals so far
         return DecideResult(
-            token=token, applied=True, resolved=False, approvals=approvals, required=required
+            token=token,
+            applied=True,
+            resolved=False,
+            approvals=approvals,
+            required=required,
+            edited=edit is not None,
         )
     output = decisions.decision_output(
         decision.value, decision.comment, by=voter.label, fields=decision.fields
     )
+    detail, _columns = _with_proposal(token, output, decision.value, None)
     output["votes"] = [_vote_json(vote) for vote in votes]
     encoded, output_type = lifecycle.encode_output(output)
     outcome = resolution.Outcome(
@@ -311,6 +421,7 @@ def _vote(
         output=encoded,
         output_type=output_type,
         decision=decision.value,
+        detail=detail,
     )
     event = resolution.resolve_one(token=token, outcome=outcome, actor=actor, now=now)
     if event is None:
@@ -322,7 +433,40 @@ def _vote(
         approvals=approvals,
         required=required,
         resolution=event,
+        edited=edit is not None,
     )
+
+
+def _apply_edit(
+    token: Token, actor: Actor, voter: Voter, edit: proposals.Edit, moment: datetime
+) -> None:
+    """A new version of the proposal (under the token's lock): the approvals given to the
+    version before no longer count, and those who gave them are asked again."""
+    previous = token.proposal
+    stale = list(Vote.objects.filter(token=token, decision="approved").exclude(voter=voter.key))
+    Vote.objects.filter(pk__in=[vote.pk for vote in stale]).delete()
+    token.proposal_current_json = json.dumps(edit.final, ensure_ascii=False, separators=(",", ":"))
+    token.proposal_version += 1
+    Token.objects.filter(pk=token.pk).update(
+        proposal_current_json=token.proposal_current_json,
+        proposal_version=token.proposal_version,
+    )
+    audit.record(
+        token,
+        TokenEvent.Kind.PROPOSAL_EDITED,
+        actor,
+        moment,
+        by=voter.label,
+        version=token.proposal_version,
+        previous=previous,
+        final=edit.final,
+        patch=edit.patch,
+        asked_again=[vote.label for vote in stale],
+    )
+    again = {vote.voter for vote in stale}
+    addresses = [address for address in token.approvers if address.lower() in again]
+    if addresses:
+        approvals.enqueue_approval_emails(token, addresses, moment, purpose="edited")
 
 
 def _vote_json(vote: Vote) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from tokens.domain import (
     keys,
     markup,
     outcomes,
+    proposals,
     resolution,
 )
 from tokens.domain.aap import representation as aap_representation
@@ -97,6 +98,9 @@ def token_create(
     slack_channel: Any = None,
     decision_valid_for: Any = None,
     on_timeout: Any = None,
+    proposal: Any = None,
+    proposal_schema: Any = None,
+    proposal_editable: Any = None,
     now: datetime | None = None,
 ) -> CreateResult:
     """Nothing → WAITING token, or the original token while its idempotency key is active."""
@@ -133,6 +137,7 @@ def token_create(
     at_deadline = outcomes.plan(
         asked=on_timeout, environment=environment, tags=clean, timeout_at=timeout_at
     )
+    offer = proposals.clean(proposal, proposal_schema, proposal_editable)
 
     for _attempt in range(3):
         with transaction.atomic():
@@ -157,6 +162,7 @@ def token_create(
                         follow_ups,
                         routing,
                         at_deadline,
+                        offer,
                     )
             except IntegrityError:
                 if not idempotency_key:
@@ -196,6 +202,7 @@ def _insert_token(
     follow_ups: inputs.FollowUps,
     routing: dict[str, str],
     at_deadline: outcomes.Plan,
+    offer: proposals.Proposal | None = None,
 ) -> Token:
     digest = keys.idempotency_digest(idempotency_key) if idempotency_key else None
     token = Token(
@@ -218,6 +225,10 @@ def _insert_token(
         decision_valid_for=request.decision_valid_for,
         created_at=now,
     )
+    if offer is not None:
+        token.proposal_json = _json_text(offer.value) if offer.value else "{}"
+        token.proposal_schema_json = _json_text(offer.schema)
+        token.proposal_editable = offer.editable
     event = audit.build(token.pk, TokenEvent.Kind.CREATED, actor, now)
     fast_paths.insert_token(token, tags, event)
     if approvers:
@@ -282,7 +293,13 @@ def refused(token: Token, kind: str, actor: Actor, now: datetime | None) -> Tran
 
 
 def token_complete(
-    *, token: Token, actor: Actor, data: Any = NO_OUTPUT, now: datetime | None = None
+    *,
+    token: Token,
+    actor: Actor,
+    data: Any = NO_OUTPUT,
+    now: datetime | None = None,
+    detail: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> TransitionResult:
     """WAITING → COMPLETED with this output; the first writer wins, later ones change nothing.
 
@@ -302,6 +319,10 @@ def token_complete(
         output=output,
         output_type=output_type,
         decision=said if said in decisions.DECISIONS else "",
+        # What the completing event records besides, and columns written with it (a person's
+        # edited proposal: domain.decide).
+        detail=detail or {},
+        fields=fields or {},
     )
     return _transition(
         token=token, actor=actor, outcome=outcome, ignored=TokenEvent.Kind.COMPLETE_IGNORED, now=now

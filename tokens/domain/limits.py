@@ -18,6 +18,8 @@ MAX_DURATION = timedelta(days=365)  # timeout, idempotencyKeyTTL, remindAfter, e
 MAX_TITLE_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 10_000
 MAX_CONTEXT_BYTES = 64 * 1024
+MAX_PROPOSAL_BYTES = 32 * 1024  # a proposal, as JSON (create and every edited version)
+MAX_PROPOSAL_SCHEMA_BYTES = 16 * 1024
 
 # A person's decision
 MAX_COMMENT_LENGTH = 2000

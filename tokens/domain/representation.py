@@ -83,6 +83,12 @@ class TokenOutputSerializer:
             data["requiredApprovals"] = token.required_approvals
         if token.requested_by:
             data["requestedBy"] = token.requested_by
+        if token.proposal_json:  # its latest version, edited or not (domain.proposals)
+            data["proposal"] = token.proposal
+            data["proposalVersion"] = token.proposal_version
+            data["proposalEditable"] = token.proposal_editable
+            if token.proposal_schema_json:
+                data["proposalSchema"] = token.proposal_schema
         data["createdAt"] = iso(token.created_at)
         if cancelled and token.cancelled_at:
             data["cancelledAt"] = iso(token.cancelled_at)

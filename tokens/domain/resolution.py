@@ -53,6 +53,8 @@ class Outcome:
     # A person's decision that resolves the token ("approved" or "rejected"), if it is one.
     decision: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    # More columns written with the transition (the final version of an edited proposal).
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_one(
@@ -71,6 +73,7 @@ def resolve_one(
     }
     if outcome.status == Token.Status.CANCELLED:
         fields.update(cancelled_at=clock, cancel_reason=outcome.cancel_reason)
+    fields.update(outcome.fields)
     if outcome.decision:
         fields["decision"] = outcome.decision
         if outcome.decision == "approved" and token.decision_valid_for is not None:
@@ -149,9 +152,10 @@ def _time_out_due(
         due, skip_locked=skip_locked, fields=fields, event=event
     )
     if expired and not events_written:
-        TokenEvent.objects.bulk_create(
-            [audit.build(pk, TokenEvent.Kind.TIMED_OUT, Actor.system(), moment) for pk in expired]
-        )
+        for pk in expired:  # each one the next link of its token's chain
+            fast_paths.append_event(
+                audit.build(pk, TokenEvent.Kind.TIMED_OUT, Actor.system(), moment)
+            )
     if expired:
         on_resolved(token_ids=expired, status=Token.Status.TIMED_OUT)
     return expired

@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Model, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.sql import UpdateQuery
 
+from tokens.domain import chain
 from tokens.models import (
     AapInstance,
     AapRequest,
@@ -157,7 +159,12 @@ def token_in_environment(
 
 def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
     """The token, its tag rows and its audit event. On PostgreSQL in one statement: three
-    round trips and three passes through the ORM's insert machinery were most of a create."""
+    round trips and three passes through the ORM's insert machinery were most of a create.
+    The event is the first link of the token's hash chain (``tokens.domain.chain``)."""
+    event.seq = token.audit_seq = 1
+    event.digest = token.audit_head = chain.link(
+        chain.GENESIS, 1, token.pk, chain.content_digest(event)
+    )
     if not _postgresql():
         token.save(force_insert=True)
         TokenTag.objects.bulk_create(
@@ -210,22 +217,24 @@ def resolve(
     if not _postgresql():
         if not still_waiting.update(**fields):
             return None
+        append_event(event)
         token.refresh_from_db()
-        event.save()
         return Resolved(notified=False, listened=True)
     query = cast(UpdateQuery, still_waiting.query.chain(UpdateQuery))
-    query.add_update_values(fields)
+    # The UPDATE that resolves the token advances its audit chain too (its row lock orders the
+    # links); the event takes its place and digest from what it returns.
+    query.add_update_values({**fields, **_chain_advance(event)})
     update_sql, update_params = query.get_compiler(still_waiting.db).as_sql()
-    event_columns, event_values, event_params = insert_parts(event)
+    event_columns, event_values, event_params = _event_parts(event, skip=_CHAIN_FIELDS)
     events = TokenEvent._meta.db_table
     endpoints = WebhookEndpoint._meta.db_table
     chat_messages = SlackMessage._meta.db_table
     aap_requests, aap_instances = AapRequest._meta.db_table, AapInstance._meta.db_table
     statement = (
         f"WITH resolved AS ({update_sql} RETURNING id, environment_id, completed_at, "  # noqa: S608 - names are ours
-        f"cancelled_at, decision_expires_at), "
-        f"event AS (INSERT INTO {events} ({event_columns}) "
-        f"SELECT {event_values} FROM resolved RETURNING id) "
+        f"cancelled_at, decision_expires_at, audit_seq, audit_head), "
+        f"event AS (INSERT INTO {events} ({event_columns}, seq, digest) "
+        f"SELECT {event_values}, audit_seq, audit_head FROM resolved RETURNING id) "
         f"SELECT r.completed_at, r.cancelled_at, r.decision_expires_at, (SELECT id FROM event), "
         f"pg_notify(%s, r.id), "
         f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.enabled AND "
@@ -233,7 +242,7 @@ def resolve(
         f"EXISTS (SELECT 1 FROM {chat_messages} m WHERE m.token_id = r.id), "
         f"EXISTS (SELECT 1 FROM {aap_requests} a JOIN {aap_instances} i ON i.id = a.instance_id "
         f"WHERE a.token_id = r.id AND a.event_id IS NULL AND i.deleted_at IS NULL "
-        f"AND i.delivery_url <> '') FROM resolved r"
+        f"AND i.delivery_url <> ''), r.audit_seq, r.audit_head FROM resolved r"
     )
     with connection.cursor() as cursor:
         cursor.execute(statement, [*update_params, *event_params, NOTIFY_CHANNEL])
@@ -245,6 +254,8 @@ def resolve(
             setattr(token, name, value)
     token.completed_at, token.cancelled_at, token.decision_expires_at, event_id = row[:4]
     listened, messaged, notifies_receiver = row[5], row[6], row[7]
+    event.seq = token.audit_seq = row[8]
+    event.digest = token.audit_head = row[9]
     saved(event, event_id)
     return Resolved(
         notified=True,
@@ -279,11 +290,15 @@ def expire(
         for name, value in fields.items()
         if not isinstance(value, F)
     ]
+    if _postgresql():
+        # Each row's audit chain advances with its transition (see ``_chain_advance``).
+        assignments += f', "audit_seq" = "audit_seq" + 1, "audit_head" = {_LINK_SQL}'
+        values.append(chain.content_digest(event))
     # MATERIALIZED: as a plain IN (subquery), PostgreSQL may run the LIMIT more than once and
     # update more rows than the batch (seen in tests); a materialized CTE runs it once.
     update = (
         f"UPDATE {table} SET {assignments} "  # noqa: S608 - names are ours
-        f"WHERE status = %s AND id IN (SELECT id FROM due) RETURNING id"
+        f"WHERE status = %s AND id IN (SELECT id FROM due) RETURNING id, audit_seq, audit_head"
     )
     params: list[Any] = [*due_params, *values, Token.Status.WAITING.value]
     statement = f"WITH due AS MATERIALIZED ({due_sql}) "
@@ -292,7 +307,8 @@ def expire(
         columns, placeholders, event_params = _event_columns(event)
         statement += (
             f", expired AS ({update}) INSERT INTO {TokenEvent._meta.db_table} "  # noqa: S608
-            f"(token_id, {columns}) SELECT id, {placeholders} FROM expired RETURNING token_id"
+            f"(token_id, seq, digest, {columns}) "
+            f"SELECT id, audit_seq, audit_head, {placeholders} FROM expired RETURNING token_id"
         )
         params += event_params
     else:
@@ -303,14 +319,80 @@ def expire(
 
 
 def _event_columns(event: TokenEvent) -> tuple[str, str, list[Any]]:
-    """``insert_parts`` of ``event`` without its token (each expired row names its own)."""
+    """``insert_parts`` of ``event`` without its token (each expired row names its own) and its
+    place in the chain (each row's own)."""
+    return _event_parts(event, skip=("token_id", *_CHAIN_FIELDS))
+
+
+_CHAIN_FIELDS = ("seq", "digest")
+
+
+def _event_parts(event: TokenEvent, *, skip: Sequence[str]) -> tuple[str, str, list[Any]]:
+    """``insert_parts`` of ``event`` without its primary key and the fields in ``skip``."""
     fields = [
-        f for f in TokenEvent._meta.concrete_fields if not f.primary_key and f.attname != "token_id"
+        f for f in TokenEvent._meta.concrete_fields if not f.primary_key and f.attname not in skip
     ]
     columns = ", ".join(f'"{f.column}"' for f in fields)
     placeholders = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
     params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
     return columns, placeholders, params
+
+
+# ------------------------------------------------------------------------------------------------
+# The audit chain (tokens.domain.chain): every event advances its token's head
+# ------------------------------------------------------------------------------------------------
+
+# ``chain.link`` in SQL, for the row being updated: the new head from the old one.
+_LINK_SQL = (
+    "encode(sha256(convert_to(\"audit_head\" || '|' || (\"audit_seq\" + 1)::text || '|' || "
+    "\"id\" || '|' || %s::text, 'UTF8')), 'hex')"
+)
+
+
+def _chain_advance(event: TokenEvent) -> dict[str, Any]:
+    """The assignments that make ``event`` the next link of the token's chain (PostgreSQL)."""
+    return {
+        "audit_seq": F("audit_seq") + 1,
+        "audit_head": RawSQL(_LINK_SQL, [chain.content_digest(event)]),  # noqa: S611 - ours
+    }
+
+
+def append_event(event: TokenEvent) -> None:
+    """Write ``event`` as the next link of its token's chain (``tokens.domain.chain``).
+
+    The UPDATE of the token's head takes its row lock, so concurrent writers to one token queue
+    there and each links to the head the previous one committed (in READ COMMITTED an UPDATE
+    re-reads a row it waited for). On PostgreSQL the head and the event are one statement."""
+    if event.token_id is None:
+        raise ValueError("an audit event needs its token")
+    if not _postgresql():
+        with transaction.atomic():
+            heads = Token.objects.filter(pk=event.token_id)
+            if not heads.update(audit_seq=F("audit_seq") + 1):  # the row lock first
+                raise Token.DoesNotExist(event.token_id)
+            seq, head = heads.values_list("audit_seq", "audit_head").get()
+            event.seq = seq
+            event.digest = chain.link(head, seq, event.token_id, chain.content_digest(event))
+            heads.update(audit_head=event.digest)
+            event.save(force_insert=True)
+    else:
+        columns, values, params = _event_parts(event, skip=_CHAIN_FIELDS)
+        statement = (
+            f"WITH head AS (UPDATE {Token._meta.db_table} SET "  # noqa: S608 - names are ours
+            f'"audit_seq" = "audit_seq" + 1, "audit_head" = {_LINK_SQL} '
+            f'WHERE "id" = %s RETURNING "audit_seq", "audit_head") '
+            f"INSERT INTO {TokenEvent._meta.db_table} ({columns}, seq, digest) "
+            f"SELECT {values}, head.audit_seq, head.audit_head FROM head RETURNING id, seq, digest"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [chain.content_digest(event), event.token_id, *params])
+            row = cursor.fetchone()
+        if row is None:
+            raise Token.DoesNotExist(event.token_id)
+        event_id, event.seq, event.digest = row
+        saved(event, event_id)
+    if TokenEvent.token.is_cached(event):  # keep the caller's token in step with its head
+        event.token.audit_seq, event.token.audit_head = event.seq, event.digest
 
 
 def notify(token_ids: list[str]) -> None:

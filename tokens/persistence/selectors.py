@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, F, IntegerField, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Now
+from django.db.models import Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Now
 
 from tokens.domain import deadline, keys, tenancy
 from tokens.domain.exceptions import NotFound
@@ -352,6 +352,44 @@ def token_resolution_event(*, token: Token) -> TokenEvent | None:
 
 def token_events_for_token(*, token: Token) -> QuerySet[TokenEvent]:
     return token.events.select_related("user", "api_key").order_by("created_at", "id")
+
+
+def _with_previous(events: QuerySet[TokenEvent]) -> QuerySet[TokenEvent]:
+    """Each event with the digest of the one before it in its token's chain (``previous``; ""
+    for the first), found through ``tokenevent_unique_seq``; in chain order, token by token."""
+    before = TokenEvent.objects.filter(token_id=OuterRef("token_id"), seq=OuterRef("seq") - 1)
+    return (
+        events.select_related("user", "api_key")
+        .annotate(previous=Coalesce(Subquery(before.values("digest")[:1]), Value("")))
+        .order_by("token_id", "seq")
+    )
+
+
+def audit_events_for_token(*, token: Token) -> QuerySet[TokenEvent]:
+    """A token's audit trail in chain order, for its export."""
+    return _with_previous(TokenEvent.objects.filter(token_id=token.pk))
+
+
+def audit_events_for_environment(
+    *, environment: Environment, since: datetime | None, until: datetime | None
+) -> QuerySet[TokenEvent]:
+    """The audit events of an environment's tokens written in ``[since, until)``, token by
+    token in chain order (an export per period: each line names the digest before it)."""
+    events = TokenEvent.objects.filter(token__environment=environment)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    if until is not None:
+        events = events.filter(created_at__lt=until)
+    return _with_previous(events)
+
+
+def tokens_with_events_since(*, since: datetime | None) -> QuerySet[Token]:
+    """Every token (with any event written since ``since``), for ``verify_audit``."""
+    tokens = Token.objects.all()
+    if since is not None:
+        recent = TokenEvent.objects.filter(token_id=OuterRef("pk"), created_at__gte=since)
+        tokens = tokens.filter(Exists(recent))
+    return tokens.order_by("pk")
 
 
 def token_ids_resolved(*, token_ids: list[str]) -> list[str]:

@@ -2,6 +2,7 @@
 waitpoint tokens, and verify webhook deliveries."""
 
 from ._core import RetryPolicy, __version__
+from .audit import verify_audit
 from .client import AsyncClient, Client
 from .errors import (
     AlreadyConsumedError,
@@ -60,5 +61,6 @@ __all__ = [
     "WebhookVerificationError",
     "__version__",
     "decode_output",
+    "verify_audit",
     "verify_webhook",
 ]

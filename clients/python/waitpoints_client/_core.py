@@ -290,6 +290,15 @@ def consume_request(
     return Request("POST", path, body=body, access_token=access_token)
 
 
+def audit_request(token: str | Token | CreatedToken) -> Request:
+    return Request("GET", f"{TOKENS}/{token_id(token)}/audit")
+
+
+def audit_lines(response: httpx.Response) -> list[dict[str, Any]]:
+    """The events of a JSON Lines export, in chain order."""
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+
 def list_request(params: dict[str, str]) -> Request:
     return Request("GET", TOKENS, params=params)
 

@@ -97,6 +97,12 @@ class Client(_Base):
         _, body = self._send(core.retrieve_request(token))
         return Token.from_json(body)
 
+    def export_audit(self, token: TokenRef) -> list[dict[str, Any]]:
+        """The token's audit trail, one dict per event in chain order, each with its
+        ``digest`` (``verify_audit`` checks them without the server)."""
+        response, _ = self._send(core.audit_request(token))
+        return core.audit_lines(response)
+
     def list_tokens(
         self,
         *,
@@ -240,6 +246,11 @@ class AsyncClient(_Base):
     async def retrieve_token(self, token: TokenRef) -> Token:
         _, body = await self._send(core.retrieve_request(token))
         return Token.from_json(body)
+
+    async def export_audit(self, token: TokenRef) -> list[dict[str, Any]]:
+        """The token's audit trail, one dict per event in chain order (as ``Client``)."""
+        response, _ = await self._send(core.audit_request(token))
+        return core.audit_lines(response)
 
     async def list_tokens(
         self,

@@ -252,7 +252,7 @@ def test_it_accepts_a_128_character_tag(api_client):
 
 
 def test_it_refuses_a_create_body_over_the_limit(api_client):
-    body = json.dumps({"tags": ["a"], "pad": "x" * (140 * 1024)}).encode()
+    body = json.dumps({"tags": ["a"], "pad": "x" * (190 * 1024)}).encode()
     response = post_raw(api_client, TOKENS, body)
     assert_error(response, 413, "Request body too large")
     assert not Token.objects.exists()

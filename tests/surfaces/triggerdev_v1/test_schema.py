@@ -95,6 +95,7 @@ def test_it_describes_bodies_parameters_and_errors(schema) -> None:
     ours = {"approvers", "title", "description", "context", "decision", "requiredApprovals"}
     ours |= {"requestedBy", "remindAfter", "escalateAfter", "escalateTo", "slackChannel"}
     ours |= {"decisionValidFor", "onTimeout"}
+    ours |= {"proposal", "proposalSchema", "proposalEditable"}
     assert set(request) == upstream | ours
     assert all(request[name].get("x-waitpoints-extension") for name in ours)
     assert [alt.get("type") for alt in request["tags"]["oneOf"]] == ["string", "array"]

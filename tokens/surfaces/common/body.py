@@ -15,8 +15,9 @@ from django.http import HttpRequest
 from tokens.domain.exceptions import BodyTooLarge, InvalidInput, LengthRequired
 
 # Upstream's 10 KiB plus room for our extensions: `approvers`, `context` (64 KiB of JSON), a
-# `description` (10,000 characters, up to 4 bytes each in UTF-8) and `decision`.
-CREATE_BODY_LIMIT = 10 * 1024 + 6 * 1024 + 64 * 1024 + 40 * 1024 + 16 * 1024
+# `description` (10,000 characters, up to 4 bytes each in UTF-8), `decision`, and a `proposal`
+# (32 KiB) with its `proposalSchema` (16 KiB).
+CREATE_BODY_LIMIT = 10 * 1024 + 6 * 1024 + 64 * 1024 + 40 * 1024 + 16 * 1024 + 48 * 1024
 COMPLETE_BODY_LIMIT = 3 * 1024 * 1024  # upstream's TASK_PAYLOAD_MAXIMUM_SIZE
 # Deeper than any real output, shallow enough that nothing downstream (json.dumps, the SDK's
 # superjson, PostgreSQL's jsonb) gets near a recursion limit.

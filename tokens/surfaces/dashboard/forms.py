@@ -170,3 +170,27 @@ class BulkDecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approved", "Approve"), ("rejected", "Reject")])
     ids = TokenIdListField(error_messages={"required": "Select at least one token."})
     comment = forms.CharField(required=False, max_length=MAX_COMMENT_LENGTH)
+
+
+class AuditExportForm(forms.Form):
+    """The period of an environment's audit export: whole UTC days, both ends included."""
+
+    since = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError("The period ends before it starts: check From and To.")
+        if since and until and (until - since).days > 366:
+            raise forms.ValidationError("Export at most a year at a time.")
+        return cleaned
+
+    def period(self) -> tuple[datetime, datetime]:
+        since: date = self.cleaned_data["since"]
+        until: date = self.cleaned_data["until"]
+        return (
+            datetime.combine(since, time.min, tzinfo=UTC),
+            datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC),
+        )

@@ -28,6 +28,11 @@ urlpatterns = [
         name="tag_list",
     ),
     path(
+        "projects/<slug:project_slug>/<str:environment_slug>/audit",
+        views.audit_export,
+        name="audit_export",
+    ),
+    path(
         "projects/<slug:project_slug>/<str:environment_slug>/webhooks",
         webhooks.webhook_list,
         name="webhook_list",
@@ -94,6 +99,7 @@ urlpatterns = [
     # Before tokens/<token_id>: "bulk" is also a well-formed token id.
     path("tokens/bulk", bulk.token_bulk, name="token_bulk"),
     path("tokens/<str:token_id>", views.token_detail, name="token_detail"),
+    path("tokens/<str:token_id>/audit.jsonl", views.token_audit, name="token_audit"),
     path("tokens/<str:token_id>/approve", views.token_approve, name="token_approve"),
     path("tokens/<str:token_id>/reject", views.token_reject, name="token_reject"),
     path("tokens/<str:token_id>/not-now", views.token_not_now, name="token_not_now"),

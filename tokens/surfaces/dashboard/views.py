@@ -12,7 +12,14 @@ from datetime import UTC
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,11 +27,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from tokens.domain import (
     approvals,
+    chain,
     deadline,
     decide,
     decisions,
     keys,
     lifecycle,
+    proposals,
     snoozes,
     tenancy,
 )
@@ -261,6 +270,10 @@ def _render_detail(
         "aside": snoozes.snooze_of(token, access.voter(request), now),
         "not_now_choices": snoozes.UNTIL_CHOICES,
         "not_now_action": reverse("dashboard:token_not_now", args=[token.friendly_id]),
+        # Whether the history verifies (tokens.domain.chain): the trail read in chain order.
+        "audit_break": chain.verify(token, sorted(events, key=lambda event: event.seq)),
+        # The proposal's form, with what was posted when it is shown again with errors.
+        **proposals.form_context(token, request.POST if request.method == "POST" else None),
     }
     return render(request, "dashboard/token_detail.html", context, status=status)
 
@@ -302,8 +315,15 @@ def _decide(request: HttpRequest, token_id: str, decision: str) -> HttpResponse:
             decision=decision,
             comment=request.POST.get("comment", ""),
             fields=decisions.form_values(request.POST),
+            proposal=proposals.from_form(token, request.POST),
+            proposal_version=proposals.version_of(request.POST),
         )
     except DecisionInvalid as invalid:
+        if invalid.problem.startswith("proposal") and invalid.field_errors:
+            messages.error(request, invalid.message)
+            return _render_detail(
+                request, token, role, field_errors=invalid.field_errors, status=400
+            )
         if invalid.problem != "fields":
             messages.error(request, DECISION_PROBLEMS.get(invalid.problem, invalid.message))
         elif request.POST.get("next"):  # a quick decision from a list: ask on the token's page
@@ -520,3 +540,44 @@ def recipient_revoke(request: HttpRequest, token_id: str, recipient_id: int) -> 
     else:
         messages.info(request, f"The personal link of {recipient.email} was already revoked.")
     return redirect(access.detail_url(token))
+
+
+# ------------------------------------------------------------------------------------------------
+# The audit trail, exported as JSON Lines (tokens.domain.chain)
+# ------------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def token_audit(request: HttpRequest, token_id: str) -> HttpResponse:
+    """The token's audit trail as a JSON Lines download (anyone who may see the token)."""
+    token, _role = access.token_for_user(request, token_id)
+    lines = chain.jsonl(selectors.audit_events_for_token(token=token))
+    response = HttpResponse("".join(lines), content_type=f"{chain.JSONL_MEDIA_TYPE}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{token.friendly_id}-audit.jsonl"'
+    return response
+
+
+@login_required
+@require_GET
+def audit_export(
+    request: HttpRequest, project_slug: str, environment_slug: str
+) -> HttpResponse | StreamingHttpResponse:
+    """The environment's audit events of a period: a form, then a JSON Lines download."""
+    environment = access.environment_for_user(request, project_slug, environment_slug)
+    form = forms.AuditExportForm(request.GET if request.GET else None)
+    if not form.is_valid():
+        context = {"environment": environment, "form": form}
+        status = 400 if form.is_bound else 200
+        return render(request, "dashboard/audit_export.html", context, status=status)
+    since, until = form.period()
+    events = selectors.audit_events_for_environment(
+        environment=environment, since=since, until=until
+    )
+    response = StreamingHttpResponse(
+        chain.jsonl(events.iterator(chunk_size=500)),
+        content_type=f"{chain.JSONL_MEDIA_TYPE}; charset=utf-8",
+    )
+    name = f"{environment.project.slug}-{environment.slug}-audit-{since:%Y%m%d}-{until:%Y%m%d}"
+    response["Content-Disposition"] = f'attachment; filename="{name}.jsonl"'
+    return response

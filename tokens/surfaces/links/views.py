@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
-from tokens.domain import actors, deadline, decide, decisions, keys, lifecycle, snoozes
+from tokens.domain import actors, deadline, decide, decisions, keys, lifecycle, proposals, snoozes
 from tokens.domain.decisions import DECISIONS, decision_of
 from tokens.domain.exceptions import (
     DecisionInvalid,
@@ -208,7 +208,11 @@ def token_callback(request: HttpRequest, token_id: str, digest: str) -> HttpResp
             "Our extension. The link e-mailed to one approver: the hash is an HMAC-SHA256 of "
             "the token's id and that address, keyed by the environment's callback secret. As "
             "the callback URL, but the decision is recorded as that address; a revoked link "
-            "is a 403."
+            'is a 403. A body `{"decision": "approved"|"rejected", "comment"?, '
+            '"fields"?, "proposal"?, "proposalVersion"?}` is that person\'s decision '
+            "(as on the confirmation page: an edited `proposal` is checked against the "
+            "request's schema and editable fields; 400 with `details` per field, 403 when a "
+            "field may not change); the answer adds `resolved` and `edited`."
         ),
         tags=[TOKENS_TAG],
         request={"application/json": OpenApiTypes.ANY},
@@ -282,6 +286,8 @@ def _callback(request: HttpRequest, link: Link) -> HttpResponse:
         return JsonResponse({"error": error.message}, status=error.http_status)
     except TokenError:
         data = {}
+    if recipient is not None and isinstance(data, dict) and data.get("decision") in DECISIONS:
+        return _decide_from_json(request, token, recipient, data)
     # Upstream: the whole body is the output; an empty or invalid (not JSON at all) body means {}.
     try:
         result = lifecycle.token_complete(
@@ -291,6 +297,44 @@ def _callback(request: HttpRequest, link: Link) -> HttpResponse:
         return JsonResponse({"error": refused.message}, status=refused.http_status)
     body = transition_body(result.token, applied=result.applied, now=timezone.now())
     return JsonResponse(body)
+
+
+def _decide_from_json(
+    request: HttpRequest, token: Token, recipient: Recipient, body: dict[str, Any]
+) -> JsonResponse:
+    """A named approver decides over the API, through their personal link: ``{"decision":
+    "approved"|"rejected", "comment"?, "fields"?, "proposal"?, "proposalVersion"?}``."""
+    version = body.get("proposalVersion")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        return JsonResponse({"error": "Invalid proposalVersion: a whole number."}, status=400)
+    fields = body.get("fields")
+    if fields is not None and not isinstance(fields, dict):
+        return JsonResponse({"error": "Invalid fields: a JSON object."}, status=400)
+    try:
+        result = decide.decide(
+            token=token,
+            actor=_actor(request, recipient),
+            authority=decide.Authority.recipient(),
+            voter=decide.Voter.for_email(recipient.email),
+            decision=body["decision"],
+            comment=body.get("comment", ""),
+            fields=fields,
+            proposal=body.get("proposal"),
+            proposal_version=version,
+        )
+    except DecisionInvalid as invalid:
+        details = [{"path": [name], "message": text} for name, text in invalid.field_errors.items()]
+        answer: dict[str, Any] = {"error": invalid.message}
+        if details:
+            answer["details"] = details
+        return JsonResponse(answer, status=400)
+    except DecisionRefused as refused:
+        return JsonResponse({"error": refused.message}, status=403)
+    answer = transition_body(result.token, applied=result.applied, now=timezone.now())
+    answer.update(resolved=result.resolved, edited=result.edited)
+    if token.required_approvals > 1:
+        answer.update(approvals=result.approvals, required=result.required)
+    return JsonResponse(answer)
 
 
 def _no_view(request: HttpRequest) -> HttpResponse:
@@ -317,6 +361,8 @@ def _decide_from_form(
             decision=request.POST.get("decision", ""),
             comment=comment,
             fields=decisions.form_values(request.POST),
+            proposal=proposals.from_form(token, request.POST),
+            proposal_version=proposals.version_of(request.POST),
         )
     except (DecisionInvalid, DecisionRefused) as refused:
         # 200, as Django re-renders an invalid form (a 4xx HTML page on /api/ becomes JSON).
@@ -405,5 +451,6 @@ def confirmation_page(
         ),
         "not_now_choices": snoozes.UNTIL_CHOICES,
         "back": request.GET.get("back") == "1",
+        **proposals.form_context(token, request.POST if request.method == "POST" else None),
     }
     return _private(render(request, "callback/confirm.html", context, status=status))

@@ -264,6 +264,25 @@ class CreateTokenRequestSerializer(serializers.Serializer):
         required=False,
         help_text="E-mail addresses asked at `escalateAfter`.",
     )
+    proposal = ours(AnyJsonField)(
+        required=False,
+        help_text=(
+            "A JSON object (at most 32 KiB) the approvers may edit before approving, e.g. the "
+            "arguments of the call that waits. The approval's output carries the final "
+            '`proposal` and `"edited": true|false` (docs/edits.md).'
+        ),
+    )
+    proposalSchema = ours(AnyJsonField)(  # noqa: N815
+        required=False,
+        help_text=(
+            "A JSON Schema (an object schema, at most 16 KiB) that the proposal and every edit "
+            "of it must satisfy."
+        ),
+    )
+    proposalEditable = ours(AnyJsonField)(  # noqa: N815
+        required=False,
+        help_text="`true` (default), `false`, or a list of the top-level fields that may change.",
+    )
     slackChannel = ours(serializers.CharField)(  # noqa: N815
         required=False,
         max_length=81,
@@ -357,6 +376,10 @@ class WaitpointTokenSerializer(serializers.Serializer):
         required=False,
         help_text="Who consumed it: the `consumer` it named, or the credential's label.",
     )
+    proposal = ours(AnyJsonField)(required=False, help_text="Its latest version.")
+    proposalVersion = ours(serializers.IntegerField)(required=False)  # noqa: N815
+    proposalEditable = ours(AnyJsonField)(required=False)  # noqa: N815
+    proposalSchema = ours(AnyJsonField)(required=False)  # noqa: N815
 
 
 class WaitpointTokenDetailSerializer(WaitpointTokenSerializer):
@@ -653,3 +676,33 @@ WAIT_TIMEOUT_PARAMETER = OpenApiParameter(
         "60 seconds (setting `WAITPOINTS_WAIT_MAX_SECONDS`)."
     ),
 )
+
+
+# ------------------------------------------------------------------------------------------------
+# The audit export (tokens.domain.chain): one of these per line, JSON Lines
+# ------------------------------------------------------------------------------------------------
+
+
+class AuditEventSerializer(serializers.Serializer):
+    """One audit event, as a line of the JSON Lines export. ``digest`` is
+    sha256("<previous>|<seq>|<token id without waitpoint_>|<content digest>"), the content
+    digest the sha256 of the canonical JSON (keys sorted, no spaces, UTF-8) of the nine
+    fields from ``kind`` to ``createdAt``."""
+
+    token = serializers.CharField(help_text="The token's id (`waitpoint_…`).")
+    seq = serializers.IntegerField(min_value=1, help_text="The event's place in the chain.")
+    id = serializers.IntegerField(help_text="The event's id.")
+    kind = serializers.CharField(help_text="What happened (`created`, `completed`, `voted`, …).")
+    channel = serializers.CharField(help_text="api, callback, dashboard, admin, slack, system.")
+    credential = serializers.CharField(help_text="What proved the right to act; may be empty.")
+    actor = serializers.CharField(help_text='`key:<id>`, `user:<id>`, both, or "".')
+    ip = serializers.CharField(allow_null=True, help_text="The client's address, or null.")
+    userAgent = serializers.CharField()  # noqa: N815
+    email = serializers.CharField(help_text="The address a personal link was signed for.")
+    detail = serializers.DictField(help_text="What the event records besides (by kind).")
+    createdAt = serializers.CharField(help_text="UTC, microseconds, `Z`.")  # noqa: N815
+    actorLabel = serializers.CharField(  # noqa: N815
+        help_text="Who acted, as the dashboard names them (not covered by the digest)."
+    )
+    previous = serializers.CharField(help_text='The digest of the event before ("" for #1).')
+    digest = serializers.CharField(help_text="This event's digest (64 hex digits).")

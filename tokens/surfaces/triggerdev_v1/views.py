@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tokens.domain import actors, consumption, deadline, lifecycle
+from tokens.domain import actors, chain, consumption, deadline, lifecycle
 from tokens.domain.exceptions import InvalidInput, TokenError
 from tokens.domain.representation import (
     TokenOutputSerializer,
@@ -49,6 +53,7 @@ from tokens.surfaces.triggerdev_v1.schema import (
     AUTH_TAG,
     CREATE_RESPONSE_HEADERS,
     LIST_PARAMETERS,
+    AuditEventSerializer,
     CancelTokenRequestSerializer,
     CompleteTokenRequestSerializer,
     ConsumeTokenRequestSerializer,
@@ -78,6 +83,8 @@ NOT_NULL_ON_CREATE = (
     *("approvers", "title", "description", "context", "decision", "requiredApprovals"),
     *("requestedBy", "remindAfter", "escalateAfter", "escalateTo", "decisionValidFor"),
     "onTimeout",
+    *("requestedBy", "remindAfter", "escalateAfter", "escalateTo"),
+    *("proposal", "proposalSchema", "proposalEditable"),
 )
 
 
@@ -91,6 +98,20 @@ def api_actor(
     return actor_from_request(
         request, channel, credential=principal.credential, api_key=principal.api_key
     )
+
+
+class JsonErrors(BaseContentNegotiation):
+    """The audit export answers JSON Lines whatever the client accepts, and its errors JSON
+    (as every API error), so no ``Accept`` makes it a 406."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 class TokenViewSet(viewsets.ViewSet):
@@ -136,6 +157,9 @@ class TokenViewSet(viewsets.ViewSet):
             slack_channel=body.get("slackChannel"),
             decision_valid_for=body.get("decisionValidFor"),
             on_timeout=body.get("onTimeout"),
+            proposal=body.get("proposal"),
+            proposal_schema=body.get("proposalSchema"),
+            proposal_editable=body.get("proposalEditable"),
         )
         token = result.token
         url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)
@@ -258,6 +282,34 @@ class TokenViewSet(viewsets.ViewSet):
         )
         output = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=True)
         return Response(output.to_representation(token))
+
+    @extend_schema(
+        operation_id="exportWaitpointTokenAudit",
+        summary="Export a token's audit trail (JSON Lines)",
+        description=(
+            "Our extension. Every event of the token's audit trail in chain order, one JSON "
+            "object per line, each with its `digest`: a hash chain over the event's content and "
+            "the previous digest, so a changed, removed or reordered event shows "
+            "(`python manage.py verify_audit`, docs/audit.md). Secret key only."
+        ),
+        tags=[TOKENS_TAG],
+        parameters=[token_id_parameter("id"), *RATE_LIMIT_HEADERS],
+        responses={
+            (200, chain.JSONL_MEDIA_TYPE): OpenApiResponse(
+                response=AuditEventSerializer,
+                description="JSON Lines: one audit event (this schema) per line.",
+            ),
+            **errors(404, *COMMON_ERRORS),
+        },
+        extensions={EXTENSION: True},
+    )
+    @action(detail=True, methods=["get"], content_negotiation_class=JsonErrors)
+    def audit(self, request: Request, pk: str) -> HttpResponse:
+        token = selectors.token_get_for_environment(
+            environment=principal(request).environment, token_id=pk
+        )
+        lines = chain.jsonl(selectors.audit_events_for_token(token=token))
+        return HttpResponse("".join(lines), content_type=f"{chain.JSONL_MEDIA_TYPE}; charset=utf-8")
 
 
 def transition_response(result: lifecycle.TransitionResult) -> Response:
