@@ -100,7 +100,7 @@ def _timed(call) -> float:
 
 
 def _api_round(base: str, key: str, tag: str) -> dict[str, float]:
-    """Create (with an approver, so the outbox is kicked), complete, callback, retrieve, list."""
+    """Create (with an approver: an outbox row), complete, callback, retrieve, list."""
     tokens = f"{base}/api/v1/waitpoints/tokens"
     timings: dict[str, float] = {}
     created: dict = {}
@@ -163,7 +163,9 @@ def test_no_request_waits_on_a_broker_that_is_hung_or_down(tmp_path, environment
         for name, seconds in outage.items():
             # A publish that waited would cost the 2 s socket timeout: over 50× these requests.
             assert seconds < 5 * healthy[name] + 0.05, (name, healthy, hung, down)
-    assert "broker unavailable; outbox delivery deferred" in web_log, web_log[-3000:]
+    # The web role never publishes for the outbox (the delivery process polls it), so nothing
+    # of the broker's outage reaches its log.
+    assert "Traceback" not in web_log, web_log[-3000:]
 
     # The healthy rounds' e-mails stayed queued too: no worker ran during this test so far.
     assert OutboxMessage.objects.filter(delivered_at__isnull=True).count() == 15

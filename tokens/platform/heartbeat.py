@@ -40,6 +40,12 @@ class _Throttled:
 
 
 _heartbeat_failures: dict[str, _Throttled] = {WORKER: _Throttled(), BEAT: _Throttled()}
+_broker_failures = _Throttled()
+
+
+def throttled_warning(text: str, error: Exception) -> None:
+    """One warning a while for the worker's broker reconnections (waitpoints_site/worker.py)."""
+    _broker_failures.warn(text, error)
 
 
 def heartbeat_write(role: str, *, now: float | None = None) -> bool:
