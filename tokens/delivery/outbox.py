@@ -302,41 +302,65 @@ def claim(
 def _settle(row: OutboxMessage, error: BaseException | None, now: datetime) -> bool:
     """Record one attempt's outcome; True when the message was delivered. Retried on a fresh
     connection while the database is away (``durable``)."""
+    return durable(lambda: _record(row, error, now))
+
+
+def _settle_many(
+    outcomes: list[tuple[OutboxMessage, BaseException | None]], now: datetime
+) -> list[bool | None]:
+    """Several outcomes in one transaction (one commit, where one each made the commits the
+    bottleneck), durably; each in a savepoint of its own, so one whose hook fails (None, logged;
+    its claim lapses) spoils none of the others."""
+
+    def record_all() -> list[bool | None]:
+        results: list[bool | None] = []
+        for row, error in outcomes:
+            try:
+                with transaction.atomic():
+                    results.append(_record(row, error, now))
+            except DATABASE_ERRORS:
+                raise  # the connection: durable starts the batch again on a new one
+            except Exception:
+                logger.exception("outbox: message %s not settled; its claim will lapse", row.pk)
+                results.append(None)
+        return results
+
+    return durable(record_all)
+
+
+def _record(row: OutboxMessage, error: BaseException | None, now: datetime) -> bool:
+    """The UPDATE (and the handler's hooks) for one outcome, in the caller's transaction."""
     spec = HANDLERS.get(row.kind)
-
-    def record() -> bool:
-        fields: dict[str, Any] = {"claimed_until": None, "claimed_by": ""}
-        delivered = False
-        if error is None:
-            fields.update(delivered_at=now, last_error="")
-            delivered = True
-            if spec and spec.on_delivered:
-                spec.on_delivered(row, now)
-        elif isinstance(error, Skip):  # nothing was attempted: the claim does not count
-            fields.update(failed_at=now, last_error=f"Not sent: {error}", attempts=row.attempts - 1)
-        elif isinstance(error, DATABASE_ERRORS):
-            # The handler could not read what to send: nothing reached the receiver, so the
-            # claim does not count; try again in a moment rather than after the back-off.
-            fields.update(
-                attempts=row.attempts - 1,
-                next_attempt_at=now + timedelta(seconds=1),
-                last_error=f"Not sent, database unavailable: {error}"[:2000],
-            )
+    fields: dict[str, Any] = {"claimed_until": None, "claimed_by": ""}
+    delivered = False
+    if error is None:
+        fields.update(delivered_at=now, last_error="")
+        delivered = True
+        if spec and spec.on_delivered:
+            spec.on_delivered(row, now)
+    elif isinstance(error, Skip):  # nothing was attempted: the claim does not count
+        fields.update(failed_at=now, last_error=f"Not sent: {error}", attempts=row.attempts - 1)
+    elif isinstance(error, DATABASE_ERRORS):
+        # The handler could not read what to send: nothing reached the receiver, so the
+        # claim does not count; try again in a moment rather than after the back-off.
+        fields.update(
+            attempts=row.attempts - 1,
+            next_attempt_at=now + timedelta(seconds=1),
+            last_error=f"Not sent, database unavailable: {error}"[:2000],
+        )
+    else:
+        fields["last_error"] = f"{type(error).__name__}: {error}"[:2000]
+        max_attempts = spec.max_attempts if spec else 1
+        if row.attempts >= max_attempts:
+            fields["failed_at"] = now
+            row.last_error = fields["last_error"]
+            if spec and spec.on_gave_up:
+                spec.on_gave_up(row, now)
         else:
-            fields["last_error"] = f"{type(error).__name__}: {error}"[:2000]
-            max_attempts = spec.max_attempts if spec else 1
-            if row.attempts >= max_attempts:
-                fields["failed_at"] = now
-                row.last_error = fields["last_error"]
-                if spec and spec.on_gave_up:
-                    spec.on_gave_up(row, now)
-            else:
-                backoff = spec.backoff if spec else exponential(60)
-                fields["next_attempt_at"] = now + backoff(row.attempts)
-        OutboxMessage.objects.filter(pk=row.pk).update(**fields)
-        return delivered
-
-    return durable(record)
+            backoff = spec.backoff if spec else exponential(60)
+            fields["next_attempt_at"] = now + backoff(row.attempts)
+    OutboxMessage.objects.filter(pk=row.pk).update(**fields)
+    return delivered
 
 
 def _send(row: OutboxMessage) -> BaseException | None:
@@ -483,21 +507,19 @@ class Engine:
                 outcomes.append(self.sent.get_nowait())
             except queue.Empty:
                 break
-        for row, error in outcomes:
-            self._settle_one(row, error, now)
-
-    def _settle_one(
-        self, row: OutboxMessage, error: BaseException | None, now: datetime | None
-    ) -> None:
-        lane = row.lane or row.kind
         try:
-            delivered = _settle(row, error, now or timezone.now())
+            settled = _settle_many(outcomes, now or timezone.now())
         except Exception:
-            # Settling gave up (the database stayed away): the claim lapses and another
-            # attempt sends the message again.
-            logger.exception("outbox: message %s not settled; its claim will lapse", row.pk)
+            # Settling gave up (the database stayed away): the claims lapse and other attempts
+            # send the messages again.
+            logger.exception("outbox: %d messages not settled; their claims lapse", len(outcomes))
             connection.close()
-            delivered = False
+            settled = [None] * len(outcomes)
+        for (row, error), delivered in zip(outcomes, settled, strict=True):
+            self._settled(row, error, bool(delivered))
+
+    def _settled(self, row: OutboxMessage, error: BaseException | None, delivered: bool) -> None:
+        lane = row.lane or row.kind
         with self.lock:
             self.held.pop(row.pk, None)
         self.delivered += delivered
