@@ -189,3 +189,52 @@ def test_no_request_waits_on_a_broker_that_is_hung_or_down(tmp_path, environment
             assert wait_until(all_handled, timeout=60), tail(worker_log)
     assert OutboxMessage.objects.filter(delivered_at__isnull=False).count() == 15
     assert TokenEvent.objects.filter(kind=TokenEvent.Kind.EMAIL_SENT).count() == 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_survives_redis_going_away_and_sweeps_again_within_seconds(
+    tmp_path, environment, make_token
+):
+    """A worker (with its delivery process) and beat on a Redis of our own; Redis killed while
+    tokens come due, then started again: no process exits, the tokens are swept within a few
+    seconds of Redis answering, and the delivery process delivered throughout."""
+    from tests.delivery.webhooks.receiver import receiving
+    from tokens.delivery.webhooks import endpoints as webhook_endpoints
+    from tokens.domain import actors, lifecycle
+
+    redis_port = free_port()
+    with redis_server(redis_port, tmp_path) as redis, receiving() as receiver:
+        webhook_endpoints.webhook_endpoint_create(environment=environment, url=receiver.url)
+        env = _env(
+            tmp_path,
+            REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+            WEBHOOKS_ALLOW_PRIVATE_TARGETS="True",
+        )
+        args = [str(BIN / "celery"), "-A", "waitpoints_site", "worker", "--beat"]
+        args += ["--loglevel=info", "--concurrency=1"]
+        args += [f"--hostname=redis-outage-{secrets.token_hex(4)}@%h"]
+        log = tmp_path / "worker.log"
+        with running(args, env=env, log=log) as worker:
+            assert wait_until(lambda: "deliver: started" in log.read_text(), timeout=60), tail(log)
+            assert wait_until(lambda: "ready." in log.read_text(), timeout=60), tail(log)
+            redis.kill()
+            redis.wait(timeout=10)
+            due = [make_token(timeout="1s") for _ in range(2)]
+            completed = make_token()
+            lifecycle.token_complete(token=completed, actor=actors.Actor.system(), data=1)
+            receiver.wait_for(1, timeout=15)  # delivered while Redis is down
+            time.sleep(3)  # the worker has lost the broker by now and is reconnecting
+            assert worker.poll() is None, tail(log)
+            with redis_server(redis_port, tmp_path):
+                back = time.monotonic()
+                swept = lambda: (
+                    Token.objects.filter(  # noqa: E731
+                        pk__in=[t.pk for t in due], status=Token.Status.TIMED_OUT
+                    ).count()
+                    == len(due)
+                )
+                assert wait_until(swept, timeout=30), tail(log)
+                assert time.monotonic() - back < 8, tail(log)
+                assert worker.poll() is None, tail(log)
+    text = log.read_text()
+    assert "Unrecoverable error" not in text and "'hostname'" not in text, tail(log)
