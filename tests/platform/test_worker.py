@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 
 from tests.live import test_database_url
@@ -35,6 +36,7 @@ from tests.smoke.processes import (
 )
 from tokens.domain import tenancy
 from tokens.models import OutboxMessage, Token, TokenEvent
+from tokens.platform import heartbeat
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -59,7 +61,11 @@ def test_it_sweeps_due_tokens_with_a_real_worker_and_beat(tmp_path, environment,
     args = [str(BIN / "celery"), "-A", "waitpoints_site", "worker", "--beat", "--loglevel=info"]
     args += ["--concurrency=2", f"--hostname=test-worker-{secrets.token_hex(4)}@%h"]
     log = tmp_path / "worker.log"
+    caches["default"].delete(heartbeat._heartbeat_key(heartbeat.DELIVERY))
     with running(args, env=_env(tmp_path), log=log) as worker:
+        # The worker started its delivery process and reports it (/healthz "delivery").
+        running_delivery = lambda: heartbeat.heartbeat_age(heartbeat.DELIVERY) is not None  # noqa: E731
+        assert wait_until(running_delivery, timeout=30), tail(log)
 
         def all_swept() -> bool:
             assert worker.poll() is None, tail(log)

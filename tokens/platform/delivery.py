@@ -51,7 +51,7 @@ class DeliveryProcess(bootsteps.StartStopStep):
         while not self.stopping.is_set():
             started = time.monotonic()
             self.child = subprocess.Popen(self._command(), env=env)
-            returncode = self.child.wait()
+            returncode = self._wait_beating(self.child)
             if self.stopping.is_set():
                 return
             if time.monotonic() - started >= HEALTHY_AFTER:
@@ -65,6 +65,18 @@ class DeliveryProcess(bootsteps.StartStopStep):
             if self.stopping.wait(delay):
                 return
             delay = min(delay * 2, MAX_DELAY)
+
+    def _wait_beating(self, child: subprocess.Popen[bytes]) -> int:
+        """Wait for the child to exit, writing the ``delivery`` heartbeat (``/healthz``) while
+        it runs."""
+        from tokens.platform.heartbeat import DELIVERY, heartbeat_write
+
+        while True:
+            heartbeat_write(DELIVERY)
+            try:
+                return child.wait(timeout=settings.WAITPOINTS_HEARTBEAT_SECONDS)
+            except subprocess.TimeoutExpired:
+                continue
 
     def stop(self, parent: Any) -> None:
         self.stopping.set()
