@@ -202,3 +202,25 @@ def test_a_hanging_endpoint_delays_no_other_tenant(settings, make_token, other_e
             engine.stop()
             hanging.release.set()
             runner.join(timeout=60)
+
+
+@pytest.mark.django_db
+def test_a_tenants_kind_without_a_lane_of_its_own_gets_one_per_environment(
+    make_token, other_environment
+):
+    """A new kind for tenants' receivers (AAP events, …) that names no lane: one lane per
+    environment, so one tenant's slow receiver cannot fill every tenant's lane."""
+    kind = "test_receiver_event"
+    outbox.HANDLERS[kind] = outbox.Handler(send=lambda message: None)
+    try:
+        mine, theirs = make_token(), make_token(env=other_environment)
+        now = timezone.now()
+        rows = outbox.enqueue_many(
+            [outbox.message(kind=kind, token=t, payload={}, now=now) for t in (mine, theirs)]
+        )
+        assert [row.lane for row in rows] == [
+            f"{kind}:environment:{mine.environment_id}",
+            f"{kind}:environment:{theirs.environment_id}",
+        ]
+    finally:
+        del outbox.HANDLERS[kind]

@@ -92,9 +92,10 @@ class Handler:
     # Called in the settling transaction (e.g. to write the audit event of a sent e-mail).
     on_delivered: Callable[[OutboxMessage, datetime], None] | None = None
     on_gave_up: Callable[[OutboxMessage, datetime], None] | None = None
-    # The lane of a message from its payload (default: its kind): what shares a concurrency
-    # cap and a circuit breaker. A handler that calls other people's servers names the
-    # receiver here (webhooks: the endpoint), so one slow receiver holds only its own lane.
+    # The lane of a message from its payload: what shares a concurrency cap and a circuit
+    # breaker. A handler that calls other people's servers names the receiver here (webhooks:
+    # the endpoint), so one slow receiver holds only its own lane. Without one: the kind and
+    # the token's environment when ``per_tenant``, else the kind.
     lane: Callable[[dict[str, Any]], str] | None = None
     # Messages of one lane in flight at once, across all delivery processes (default
     # WAITPOINTS_OUTBOX_LANE_CONCURRENCY).
@@ -142,10 +143,34 @@ def _per_tenant_kinds() -> list[str]:
     return sorted(kind for kind, spec in HANDLERS.items() if spec.per_tenant)
 
 
+def _default_lanes(rows: list[OutboxMessage]) -> None:
+    """A kind sent to tenants' receivers whose handler names no lane gets one per environment,
+    so that one tenant's slow receiver never fills the lane every tenant's messages of that
+    kind share (one query, only for such rows)."""
+    unnamed = [
+        row
+        for row in rows
+        if not row.lane
+        and (spec := HANDLERS.get(row.kind)) is not None
+        and spec.per_tenant
+        and spec.lane is None
+    ]
+    if not unnamed:
+        return
+    environments = dict(
+        Token.objects.filter(pk__in={row.token_id for row in unnamed}).values_list(
+            "pk", "environment_id"
+        )
+    )
+    for row in unnamed:
+        row.lane = f"{row.kind}:environment:{environments.get(row.token_id, '')}"
+
+
 def enqueue_many(messages: list[OutboxMessage]) -> list[OutboxMessage]:
     """Insert unsaved rows in the caller's transaction (the delivery process finds them)."""
     if not messages:
         return []
+    _default_lanes(messages)
     for row in messages:
         row.lane = row.lane or lane_of(row.kind, row.payload)
     created = OutboxMessage.objects.bulk_create(messages)
