@@ -642,12 +642,12 @@ a 10 s lease renewed every 2.5 s.
 Reading them:
 
 * The 10,000 events were bound by the delivery process's CPU, not by the caps: the machine
-  ran at a load average around 7 on 2 cores (other engineers' test suites), the process got a
-  fraction of a core, and PostgreSQL showed its connections mostly idle in transaction waiting
-  for Python (Django building queries). That is why no endpoint reached its cap of 4 there; the
-  slow-endpoint row shows the cap holding. The first run, which settled each message in its own
-  transaction, made 67.3 events/s; settling each round in one transaction did not move that on
-  this machine, so the commits were not the limit.
+  is shared (other engineers' test suites; load averages of 3 to 8 on 2 cores), the process got
+  a fraction of a core, and PostgreSQL showed its connections mostly idle in transaction,
+  waiting for Python (Django building queries). That is why no endpoint reached its cap of 4
+  there; the slow-endpoint row shows the cap holding. Two earlier runs at load averages of 7 to
+  8 made 67.3 events/s (each message settled in its own transaction) and 69.2 events/s (each
+  round settled in one): the commits were not the limit, the CPU was.
 * After a SIGKILL, what the dead process held went out again one lease (10 s) later, plus the
   time to notice; the replacement process, started by the worker one second after the death,
   carried on with everything else meanwhile.
