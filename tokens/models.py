@@ -565,6 +565,12 @@ class OutboxMessage(models.Model):
     # A worker's claim: it sends with no lock held; if it dies, the claim lapses and another
     # worker takes the message again.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Which delivery process holds the claim: it renews its claims while it lives (a short
+    # lease), so those of a process that died lapse within seconds.
+    claimed_by = models.CharField(max_length=100, blank=True, default="")
+    # What shares a concurrency cap and a circuit breaker (delivery.outbox): one webhook
+    # endpoint, e-mail, Slack, …; set from the kind and payload when the row is written.
+    lane = models.CharField(max_length=120, blank=True, default="")
     delivered_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
@@ -577,7 +583,15 @@ class OutboxMessage(models.Model):
                 fields=["next_attempt_at"],
                 name="outbox_pending",
                 condition=Q(delivered_at__isnull=True, failed_at__isnull=True),
-            )
+            ),
+            # Used by delivery.outbox.claim and the lease renewal: what is in flight now.
+            models.Index(
+                fields=["claimed_until"],
+                name="outbox_in_flight",
+                condition=Q(
+                    delivered_at__isnull=True, failed_at__isnull=True, claimed_until__isnull=False
+                ),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -384,6 +384,10 @@ else:
 # periodic sweep pick the work up later).
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The worker reconnects for as long as the broker is away (waitpoints_site/worker.py: every
+# 0.5–2 s), rather than exiting after 100 attempts.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CONSUMER = "waitpoints_site.worker:Consumer"
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -402,11 +406,6 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep that could not start soon is pointless: the next one is a second away.
         "options": {"expires": max(5.0, SWEEP_INTERVAL_SECONDS * 5)},
     },
-    "deliver-outbox": {
-        "task": "tokens.tasks.deliver_outbox",
-        "schedule": 5.0,
-        "options": {"expires": 30.0},
-    },
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -419,9 +418,19 @@ WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL = os.environ.get(
     "WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL", "1h"
 )
 WAITPOINTS_SWEEP_BATCH_SIZE = env_int("WAITPOINTS_SWEEP_BATCH_SIZE", 1000)
-# Outbox messages a worker sends at once: a hung SMTP server or webhook endpoint holds one
-# sender, not the whole queue.
-WAITPOINTS_OUTBOX_SENDERS = env_int("WAITPOINTS_OUTBOX_SENDERS", 8)
+# Delivery (tokens/delivery/outbox.py, docs/architecture.md "Delivery"). Slots: outbox messages
+# one delivery process sends at once, each on a thread of its own, so a slow receiver holds a
+# slot, not the queue. Of those, some are reserved for the service's own mail and reminders.
+# Lane: one webhook endpoint (or Slack, …) has at most this many in flight across all processes;
+# tenant: one project's receivers together. The delivery process polls the outbox this often.
+WAITPOINTS_OUTBOX_SENDERS = env_int("WAITPOINTS_OUTBOX_SENDERS", 32)
+WAITPOINTS_OUTBOX_RESERVED_SLOTS = env_int("WAITPOINTS_OUTBOX_RESERVED_SLOTS", 4)
+WAITPOINTS_OUTBOX_LANE_CONCURRENCY = env_int("WAITPOINTS_OUTBOX_LANE_CONCURRENCY", 4)
+WAITPOINTS_OUTBOX_TENANT_CONCURRENCY = env_int("WAITPOINTS_OUTBOX_TENANT_CONCURRENCY", 8)
+WAITPOINTS_OUTBOX_POLL_SECONDS = float(os.environ.get("WAITPOINTS_OUTBOX_POLL_SECONDS") or 0.25)
+# The Celery worker starts the delivery process (manage.py deliver) beside itself; False when it
+# runs on its own (then start `python manage.py deliver` yourself).
+WAITPOINTS_DELIVERY_PROCESS = env_bool("WAITPOINTS_DELIVERY_PROCESS", True)
 
 # Webhooks: deliveries to loopback, link-local and private addresses are refused unless allowed
 # (development and tests), so a tenant cannot make the service probe its own network.

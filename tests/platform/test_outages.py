@@ -156,10 +156,10 @@ def test_it_answers_503_quickly_when_postgresql_is_down_or_hanging(tmp_path, out
 def clean_heartbeats(settings):
     from django.core.cache import caches
 
-    for role in (heartbeat.WORKER, heartbeat.BEAT):
+    for role in (heartbeat.WORKER, heartbeat.BEAT, heartbeat.DELIVERY):
         caches["default"].delete(heartbeat._heartbeat_key(role))
     yield
-    for role in (heartbeat.WORKER, heartbeat.BEAT):
+    for role in (heartbeat.WORKER, heartbeat.BEAT, heartbeat.DELIVERY):
         caches["default"].delete(heartbeat._heartbeat_key(role))
 
 
@@ -188,11 +188,14 @@ def test_healthz_reports_heartbeats(client, clean_heartbeats):
     body = client.get("/healthz").json()
     assert body["worker"] == {"status": "unknown"}
     assert body["beat"] == {"status": "unknown"}
+    assert body["delivery"] == {"status": "unknown"}
     assert heartbeat.heartbeat_write(heartbeat.WORKER)
+    assert heartbeat.heartbeat_write(heartbeat.DELIVERY)
     assert heartbeat.heartbeat_write(heartbeat.BEAT, now=time.time() - 100)
     body = client.get("/healthz").json()
     assert body["worker"]["status"] == "ok"
     assert body["worker"]["lastSeenSecondsAgo"] < 15
+    assert body["delivery"]["status"] == "ok"
     assert body["beat"]["status"] == "stale"
     assert body["beat"]["lastSeenSecondsAgo"] >= 100
     # A stale beat is reported, not a 503: expiry lag decides (the sweep may still run).

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -153,7 +154,15 @@ def _retry_after(value: str, now: datetime) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@outbox.handler(OutboxMessage.Kind.AAP_EVENT, max_attempts=MAX_ATTEMPTS, backoff=backoff)
+def _lane(payload: dict[str, Any]) -> str:
+    """One lane per instance (its receiver): its own concurrency cap and circuit breaker, so one
+    slow receiver holds no other instance's events (delivery.outbox)."""
+    return f"aap:{payload.get('instance_id', '')}"
+
+
+@outbox.handler(
+    OutboxMessage.Kind.AAP_EVENT, max_attempts=MAX_ATTEMPTS, backoff=backoff, lane=_lane
+)
 def deliver_event(message: OutboxMessage) -> None:
     """One attempt at one event, to the instance's receiver as configured now."""
     payload = message.payload

@@ -76,12 +76,16 @@ def _gave_up(message: OutboxMessage, now: datetime) -> None:
     )
 
 
+# The service's own work: not counted against a tenant and allowed the reserved slots, so mail
+# and reminders never wait behind tenants' webhooks (delivery.outbox).
 @outbox.handler(
     OutboxMessage.Kind.APPROVAL_EMAIL,
     max_attempts=8,
     backoff=outbox.exponential(60),
     on_delivered=_sent,
     on_gave_up=_gave_up,
+    concurrency=8,
+    per_tenant=False,
 )
 def send_approval_email(message: OutboxMessage) -> None:
     """Send one approval e-mail; any exception is recorded by the outbox and retried.
@@ -106,7 +110,13 @@ def _follow_up_due(message: OutboxMessage) -> None:
         raise outbox.Skip("the token was already resolved.")
 
 
-@outbox.handler(OutboxMessage.Kind.REMINDER, max_attempts=8, backoff=outbox.exponential(60))
+@outbox.handler(
+    OutboxMessage.Kind.REMINDER,
+    max_attempts=8,
+    backoff=outbox.exponential(60),
+    concurrency=8,
+    per_tenant=False,
+)
 def send_reminders(message: OutboxMessage) -> None:
     """At ``remindAfter``: queue one reminder e-mail per approver who has not decided (or, when
     a request comes back from "not now", to that approver alone)."""
@@ -119,7 +129,13 @@ def send_reminders(message: OutboxMessage) -> None:
     )
 
 
-@outbox.handler(OutboxMessage.Kind.ESCALATION, max_attempts=8, backoff=outbox.exponential(60))
+@outbox.handler(
+    OutboxMessage.Kind.ESCALATION,
+    max_attempts=8,
+    backoff=outbox.exponential(60),
+    concurrency=8,
+    per_tenant=False,
+)
 def escalate(message: OutboxMessage) -> None:
     """At ``escalateAfter`` (or the first deadline of ``onTimeout`` escalate): ask the
     ``escalateTo`` people too."""

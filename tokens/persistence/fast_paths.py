@@ -429,3 +429,17 @@ def relax_durability() -> None:
     if _postgresql():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+# An arbitrary constant key ("wait" in ASCII) for the outbox's claim lock.
+OUTBOX_CLAIM_LOCK = 0x77616974
+
+
+def lock_outbox_claims() -> None:
+    """Serialise outbox claims (``delivery.outbox.claim``) until the caller's transaction ends,
+    so that per-endpoint and per-tenant caps hold across delivery processes. PostgreSQL: a
+    transaction-scoped advisory lock (a claim holds it for a few milliseconds). SQLite: nothing
+    to do, its IMMEDIATE transactions already serialise writers."""
+    if _postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [OUTBOX_CLAIM_LOCK])

@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 WORKER = "worker"
 BEAT = "beat"
+DELIVERY = "delivery"  # written by the worker while its delivery process runs (platform.delivery)
 
 
 def _heartbeat_key(role: str) -> str:
@@ -39,7 +40,17 @@ class _Throttled:
         self.last, self.held_back = now, 0
 
 
-_heartbeat_failures: dict[str, _Throttled] = {WORKER: _Throttled(), BEAT: _Throttled()}
+_heartbeat_failures: dict[str, _Throttled] = {
+    WORKER: _Throttled(),
+    BEAT: _Throttled(),
+    DELIVERY: _Throttled(),
+}
+_broker_failures = _Throttled()
+
+
+def throttled_warning(text: str, error: Exception) -> None:
+    """One warning a while for the worker's broker reconnections (waitpoints_site/worker.py)."""
+    _broker_failures.warn(text, error)
 
 
 def heartbeat_write(role: str, *, now: float | None = None) -> bool:

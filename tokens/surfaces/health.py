@@ -7,7 +7,8 @@ with a shared budget (``_BUDGET``), and a check still running from an earlier ca
 * ``database``: ``SELECT 1`` (503 when it fails or does not answer in time).
 * ``broker``: a Redis ping, or ``"embedded"`` for the filesystem broker.
 * ``worker`` / ``beat``: seconds since each last wrote its heartbeat into the cache (Redis, or
-  the database table on the embedded default) every ``WAITPOINTS_HEARTBEAT_SECONDS``.
+  the database table on the embedded default) every ``WAITPOINTS_HEARTBEAT_SECONDS``;
+  ``delivery``: the same, written by a worker while its delivery process runs.
 * ``sweep``: ``lagSeconds``, how long the oldest WAITING token has been past its ``timeoutAt``
   (0 when none is); above ``WAITPOINTS_HEALTH_MAX_SWEEP_LAG_SECONDS`` the answer is 503.
 """
@@ -26,7 +27,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
 from tokens.delivery import waiting
-from tokens.platform.heartbeat import BEAT, WORKER, heartbeat_age
+from tokens.platform.heartbeat import BEAT, DELIVERY, WORKER, heartbeat_age
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _broker() -> str:
 
 def _heartbeats() -> dict[str, float | None]:
     now = time.time()
-    return {role: heartbeat_age(role, now=now) for role in (WORKER, BEAT)}
+    return {role: heartbeat_age(role, now=now) for role in (WORKER, BEAT, DELIVERY)}
 
 
 _CHECKS = {
@@ -151,8 +152,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     if isinstance(heartbeats, dict):
         body["worker"] = _role(heartbeats[WORKER])
         body["beat"] = _role(heartbeats[BEAT])
+        body["delivery"] = _role(heartbeats[DELIVERY])
     else:
-        body["worker"] = body["beat"] = {"status": "unavailable"}
+        body["worker"] = body["beat"] = body["delivery"] = {"status": "unavailable"}
     healthy = isinstance(database, dict)
     if isinstance(database, dict):
         lag = round(database["lag"], 1)

@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from tests.delivery.webhooks.receiver import receiving, verify_independently
@@ -138,16 +138,16 @@ def test_each_message_is_settled_when_its_own_send_ends(
     settings.WEBHOOKS_TOTAL_TIMEOUT = 60  # the hang ends when the test releases it
     settled: list[int] = []
     healthy_settled = threading.Event()
-    settle = outbox._settle
+    record = outbox._record
 
     def recording_settle(row, error, now):  # the real settlement, then note whose it was
-        delivered = settle(row, error, now)
-        settled.append(row.payload["endpoint"])
+        delivered = record(row, error, now)
+        transaction.on_commit(lambda: settled.append(row.payload["endpoint"]))
         if row.payload["endpoint"] == fast_endpoint.pk:
-            healthy_settled.set()
+            transaction.on_commit(healthy_settled.set)
         return delivered
 
-    monkeypatch.setattr(outbox, "_settle", recording_settle)
+    monkeypatch.setattr(outbox, "_record", recording_settle)
     with receiving(default="hang") as stuck, receiving() as healthy:
         slow_endpoint, _ = webhook_endpoints.webhook_endpoint_create(
             environment=environment, url=stuck.url

@@ -5,7 +5,11 @@ and only to the endpoints subscribed to them."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
+import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -101,3 +105,32 @@ def test_nothing_is_lost_across_a_worker_restart(
     }
     assert all(verify_independently(cancel_secret, r.headers, r.body) for r in cancelled_events)
     assert never.received == []
+
+
+def test_a_killed_delivery_process_claims_lapse_in_seconds(tmp_path, environment, make_token):
+    """``manage.py deliver`` SIGKILLed while its request hangs at the receiver: another one
+    sends that event again (same webhook-id) once the 10 s lease lapses, well within 20 s, and
+    only that event is sent twice."""
+    with receiving(statuses=["hang"]) as receiver:
+        webhook_endpoints.webhook_endpoint_create(environment=environment, url=receiver.url)
+        system = actors.Actor.system()
+        first, second = make_token(), make_token()
+        lifecycle.token_complete(token=first, actor=system, data={"n": 1})
+        env = _env(tmp_path, WEBHOOKS_ALLOW_PRIVATE_TARGETS="True", WEBHOOKS_TOTAL_TIMEOUT="60")
+        deliver = [sys.executable, "-m", "django", "deliver"]
+        env["DJANGO_SETTINGS_MODULE"] = "waitpoints_site.settings"
+        with running(deliver, env=env, log=tmp_path / "deliver-1.log") as victim:
+            receiver.wait_for(1, timeout=30)  # the first event's request now hangs
+            os.kill(victim.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            victim.wait(timeout=10)
+        lifecycle.token_complete(token=second, actor=system, data={"n": 2})
+        log = tmp_path / "deliver-2.log"
+        with running(deliver, env=env, log=log):
+            received = receiver.wait_for(3, timeout=30)
+            lapsed_after = time.monotonic() - killed
+            pending = OutboxMessage.objects.filter(delivered_at__isnull=True)
+            assert wait_until(lambda: not pending.exists(), timeout=20), tail(log)
+    ids = [r.headers["webhook-id"] for r in received]
+    assert len(ids) == 3 and ids[0] in ids[1:] and len(set(ids)) == 2, ids
+    assert lapsed_after < 20, lapsed_after

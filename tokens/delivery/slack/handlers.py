@@ -52,6 +52,7 @@ RETRY_DELAYS = [
     timedelta(hours=12),
 ]
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+SLACK_CONCURRENCY = 8  # Slack calls in flight at once (Slack rate-limits per method and team)
 GONE = {"message_not_found", "cant_update_message", "channel_not_found", "is_archived"}
 Send = Callable[[OutboxMessage], None]
 
@@ -83,8 +84,16 @@ def _honouring_rate_limits(send: Send) -> Send:
     return guarded
 
 
+def _lane(_payload: dict[str, Any]) -> str:
+    # One receiver (Slack's Web API) for every workspace: one lane, so a slow Slack holds its own
+    # slots only; each project's share is bounded by the per-tenant cap.
+    return "slack"
+
+
 def handler(kind: str, **options: Any) -> Callable[[Send], Send]:
     def register(send: Send) -> Send:
+        options.setdefault("lane", _lane)
+        options.setdefault("concurrency", SLACK_CONCURRENCY)
         outbox.handler(kind, **options)(_honouring_rate_limits(send))
         return send
 

@@ -7,6 +7,7 @@ retries (receivers drop duplicates by it); every attempt is kept as a ``WebhookD
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.utils import timezone
 
@@ -39,7 +40,14 @@ def _retry_after(attempts: int) -> timedelta:
     return RETRY_DELAYS[min(max(attempts, 1), len(RETRY_DELAYS)) - 1]
 
 
-@outbox.handler(OutboxMessage.Kind.WEBHOOK, max_attempts=MAX_ATTEMPTS, backoff=_retry_after)
+def _lane(payload: dict[str, Any]) -> str:
+    """One lane per endpoint: its own concurrency cap and circuit breaker (delivery.outbox)."""
+    return f"webhook:{payload.get('endpoint', '')}"
+
+
+@outbox.handler(
+    OutboxMessage.Kind.WEBHOOK, max_attempts=MAX_ATTEMPTS, backoff=_retry_after, lane=_lane
+)
 def deliver_webhook(message: OutboxMessage) -> None:
     """Send one webhook message once and record the attempt; raise to have it retried.
 
@@ -63,7 +71,9 @@ def deliver_webhook(message: OutboxMessage) -> None:
     attempt = http_client.post(
         endpoint.url, body=body.encode(), headers=headers, user_agent=USER_AGENT
     )
-    _record_attempt(endpoint, message, attempt)
+    # Sent: the record must not be lost to a dropped database connection (it is retried on a
+    # fresh one), or the next attempt would be a re-send nobody can see.
+    outbox.durable(lambda: _record_attempt(endpoint, message, attempt))
     if not attempt.succeeded:
         raise WebhookDeliveryFailed(attempt.error)
 
