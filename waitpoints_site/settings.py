@@ -170,24 +170,11 @@ DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15000)
 
 if os.environ.get("DATABASE_URL"):
-    # Under ASGI (the web role) Django runs each synchronous request on a thread of its own
-    # that ends with the request, so persistent connections would be left behind: Django's
-    # documentation says to use a connection pool there instead (one per web process).
-    _asgi = os.environ.get("WAITPOINTS_SERVER") == "asgi"
-    DATABASES = {
-        "default": dj_database_url.parse(
-            os.environ["DATABASE_URL"], conn_max_age=0 if _asgi else 60
-        )
-    }
-    if _asgi:
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": 2,
-            # An equal share of 64 connections per web process unless set (env.web_pool_size).
-            "max_size": env.web_pool_size(),
-            # How long a request waits for a connection: with the database down every request
-            # waits this long before its 503, so keep it near the connect timeout.
-            "timeout": env_int("DATABASE_POOL_TIMEOUT", 5),
-        }
+    # Persistent connections, one per thread that runs queries: the web role runs ordinary
+    # requests on a bounded pool of threads (waitpoints_site/threadpool.py) and the waiters'
+    # reads on another (tokens/delivery/waiting.py), so the connections are bounded too
+    # (env.web_connections per web process).
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     if DATABASE_CONNECT_TIMEOUT > 0:
@@ -533,7 +520,7 @@ LOGGING = {
 WAITPOINTS_WAIT_DEFAULT_SECONDS = env_int("WAITPOINTS_WAIT_DEFAULT_SECONDS", 30)
 WAITPOINTS_WAIT_MAX_SECONDS = 60
 # Threads per web process for the waiters' short database reads, however many waiters.
-WAITPOINTS_WAIT_DB_THREADS = env_int("WAITPOINTS_WAIT_DB_THREADS", 4)
+WAITPOINTS_WAIT_DB_THREADS = env.wait_db_threads()
 # SQLite only (no LISTEN/NOTIFY): how often one query per web process checks every waited token
 # for resolutions made by other processes. Resolutions made in the same process wake at once.
 WAITPOINTS_WAIT_RECHECK_SECONDS = float(os.environ.get("WAITPOINTS_WAIT_RECHECK_SECONDS") or 1.0)
