@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from django.db import connection
-from django.db.models import F, Model, QuerySet
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import F, Field, Model, QuerySet
 from django.db.models.sql import UpdateQuery
 
 from tokens.models import (
@@ -60,19 +60,45 @@ def from_row(model: type[M], row: Sequence[Any]) -> tuple[M, Sequence[Any]]:
     return model.from_db(connection.alias, names, row[: len(names)]), row[len(names) :]
 
 
+# What never changes within a process: which columns an insert names and each placeholder's
+# cast. ``cast_db_type`` asks the backend for every field on every call (34 calls a create,
+# a fifth of its CPU in the profile: docs/benchmarks/profile.md); these depend only on the model,
+# on whether the primary key is given and on the database (one per process, but keyed on its
+# vendor all the same).
+_InsertTemplate = tuple[tuple["Field[Any, Any]", ...], str, str]
+_insert_templates: dict[tuple[type[Model], bool, str, tuple[str, ...]], _InsertTemplate] = {}
+
+
+def _insert_template(
+    model: type[Model], *, with_pk: bool, without: tuple[str, ...] = ()
+) -> _InsertTemplate:
+    """``(fields, columns, placeholders)`` of an insert into ``model``'s table, each placeholder
+    cast to its column's type (fields named in ``without`` left out)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    key = (model, with_pk, db.vendor, without)
+    template = _insert_templates.get(key)
+    if template is None:
+        fields = tuple(
+            f
+            for f in model._meta.concrete_fields
+            if (with_pk or not f.primary_key) and f.attname not in without
+        )
+        columns = ", ".join(f'"{f.column}"' for f in fields)
+        placeholders = ", ".join(f"%s::{f.cast_db_type(db)}" for f in fields)
+        template = _insert_templates[key] = (fields, columns, placeholders)
+    return template
+
+
 def insert_parts(instance: Model) -> tuple[str, str, list[Any]]:
     """``(columns, placeholders, params)`` to insert ``instance`` (not its auto primary key),
     with its values prepared as ``save()`` would. Each placeholder is cast to its column's
     type: in ``INSERT … SELECT`` PostgreSQL does not take an untyped literal's type from the
     target column as it does in ``INSERT … VALUES``."""
-    fields = [
-        f
-        for f in instance._meta.concrete_fields
-        if not (f.primary_key and getattr(instance, f.attname) is None)
-    ]
-    columns = ", ".join(f'"{f.column}"' for f in fields)
-    placeholders = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
-    params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    meta = instance._meta
+    with_pk = getattr(instance, meta.pk.attname) is not None
+    fields, columns, placeholders = _insert_template(type(instance), with_pk=with_pk)
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: the proxy costs on each attribute
+    params = [f.get_db_prep_save(f.pre_save(instance, add=True), db) for f in fields]
     return columns, placeholders, params
 
 
@@ -165,7 +191,19 @@ def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
         return
     token_columns, token_values, token_params = insert_parts(token)
     event_columns, event_values, event_params = insert_parts(event)
-    statement = (
+    statement = _insert_token_sql(token_columns, token_values, event_columns, event_values)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*token_params, tags, *event_params])
+        (event_id,) = cursor.fetchone()
+    saved(token)
+    saved(event, event_id)
+
+
+@functools.cache
+def _insert_token_sql(
+    token_columns: str, token_values: str, event_columns: str, event_values: str
+) -> str:
+    return (
         f"WITH token AS (INSERT INTO {Token._meta.db_table} ({token_columns}) "  # noqa: S608 - names are ours
         f"VALUES ({token_values}) RETURNING id, environment_id), "
         f"tags AS (INSERT INTO {TokenTag._meta.db_table} (token_id, environment_id, name) "
@@ -174,11 +212,6 @@ def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
         f"SELECT {event_values} FROM token RETURNING id) "
         f"SELECT id FROM event"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [*token_params, tags, *event_params])
-        (event_id,) = cursor.fetchone()
-    saved(token)
-    saved(event, event_id)
 
 
 @dataclass(frozen=True)
@@ -190,6 +223,26 @@ class Resolved:
     notified: bool
     listened: bool
     messaged: bool = True
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_sql(update_sql: str, event_columns: str, event_values: str) -> str:
+    # One entry per kind of resolution (complete, cancel, time out, …): the guard's SQL has its
+    # values as parameters, so it repeats; a bounded cache all the same.
+    events = TokenEvent._meta.db_table
+    endpoints = WebhookEndpoint._meta.db_table
+    chat_messages = SlackMessage._meta.db_table
+    return (
+        f"WITH resolved AS ({update_sql} RETURNING id, environment_id, completed_at, "  # noqa: S608 - names are ours
+        f"cancelled_at, decision_expires_at), "
+        f"event AS (INSERT INTO {events} ({event_columns}) "
+        f"SELECT {event_values} FROM resolved RETURNING id) "
+        f"SELECT r.completed_at, r.cancelled_at, r.decision_expires_at, (SELECT id FROM event), "
+        f"pg_notify(%s, r.id), "
+        f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.enabled AND "
+        f"w.environment_id = r.environment_id), "
+        f"EXISTS (SELECT 1 FROM {chat_messages} m WHERE m.token_id = r.id) FROM resolved r"
+    )
 
 
 def resolve(
@@ -212,20 +265,7 @@ def resolve(
     query.add_update_values(fields)
     update_sql, update_params = query.get_compiler(still_waiting.db).as_sql()
     event_columns, event_values, event_params = insert_parts(event)
-    events = TokenEvent._meta.db_table
-    endpoints = WebhookEndpoint._meta.db_table
-    chat_messages = SlackMessage._meta.db_table
-    statement = (
-        f"WITH resolved AS ({update_sql} RETURNING id, environment_id, completed_at, "  # noqa: S608 - names are ours
-        f"cancelled_at, decision_expires_at), "
-        f"event AS (INSERT INTO {events} ({event_columns}) "
-        f"SELECT {event_values} FROM resolved RETURNING id) "
-        f"SELECT r.completed_at, r.cancelled_at, r.decision_expires_at, (SELECT id FROM event), "
-        f"pg_notify(%s, r.id), "
-        f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.enabled AND "
-        f"w.environment_id = r.environment_id), "
-        f"EXISTS (SELECT 1 FROM {chat_messages} m WHERE m.token_id = r.id) FROM resolved r"
-    )
+    statement = _resolve_sql(update_sql, event_columns, event_values)
     with connection.cursor() as cursor:
         cursor.execute(statement, [*update_params, *event_params, NOTIFY_CHANNEL])
         row = cursor.fetchone()
@@ -290,12 +330,11 @@ def expire(
 
 def _event_columns(event: TokenEvent) -> tuple[str, str, list[Any]]:
     """``insert_parts`` of ``event`` without its token (each expired row names its own)."""
-    fields = [
-        f for f in TokenEvent._meta.concrete_fields if not f.primary_key and f.attname != "token_id"
-    ]
-    columns = ", ".join(f'"{f.column}"' for f in fields)
-    placeholders = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
-    params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
+    fields, columns, placeholders = _insert_template(
+        TokenEvent, with_pk=False, without=("token_id",)
+    )
+    db = connections[DEFAULT_DB_ALIAS]
+    params = [f.get_db_prep_save(f.pre_save(event, add=True), db) for f in fields]
     return columns, placeholders, params
 
 
