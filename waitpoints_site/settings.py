@@ -125,16 +125,24 @@ INSTALLED_APPS = [
     "tokens",
 ]
 
+# The page middleware in the middle is skipped for API calls (DRF views under /api/, bearer
+# credentials): they use no static file, session, user or message, and the stack
+# was most of the framework's cost of a call (tokens/surfaces/common/page_middleware.py).
+_FOR_PAGES = "tokens.surfaces.common.page_middleware."
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "tokens.surfaces.common.middleware.SecurityHeadersMiddleware",
     "tokens.surfaces.common.ratelimit.RateLimitHeadersMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # WhiteNoise, Django's sessions and common middleware:
+    _FOR_PAGES + "WhiteNoiseForPages",
+    _FOR_PAGES + "SessionForPages",
+    _FOR_PAGES + "CommonForPages",
+    # Itself on every request (DRF views are exempt, so it returns at once for them), where
+    # `check --deploy` looks for it.
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's authentication and messages:
+    _FOR_PAGES + "AuthenticationForPages",
+    _FOR_PAGES + "MessagesForPages",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tokens.surfaces.common.middleware.ApiJsonErrorsMiddleware",
 ]
@@ -470,6 +478,10 @@ WAITPOINTS_RATELIMIT_API_CALLS = os.environ.get("WAITPOINTS_RATELIMIT_API_CALLS"
 WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS = os.environ.get(
     "WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS", "60/1m"
 )
+# How long each process trusts an API key it found active (tokens/persistence/keycache.py): a
+# key revoked in another process stops working within this many seconds, in its own at once.
+# 0: look every key up.
+WAITPOINTS_API_KEY_CACHE_SECONDS = float(os.environ.get("WAITPOINTS_API_KEY_CACHE_SECONDS") or 5)
 # Tests give each test its own namespace of counters.
 WAITPOINTS_RATELIMIT_NAMESPACE = os.environ.get("WAITPOINTS_RATELIMIT_NAMESPACE", "rl")
 
