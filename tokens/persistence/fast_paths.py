@@ -162,6 +162,27 @@ def _token_in_environment_sql() -> str:
     )
 
 
+_Converter = tuple[int, list[Any], Any]
+_converters: dict[tuple[type[Model], str], list[_Converter]] = {}
+
+
+def _row_converters(model: type[Model]) -> list[_Converter]:
+    """``(index, converters, column)`` for each column of ``model`` whose value needs converting
+    (the JSON fields), as the ORM's compiler finds them; worked out once per process."""
+    db = connections[DEFAULT_DB_ALIAS]
+    key = (model, db.vendor)
+    found = _converters.get(key)
+    if found is None:
+        found = []
+        for index, field in enumerate(model._meta.concrete_fields):
+            column = field.get_col(model._meta.db_table)
+            converters = db.ops.get_db_converters(column) + column.get_db_converters(db)
+            if converters:
+                found.append((index, converters, column))
+        _converters[key] = found
+    return found
+
+
 def token_in_environment(
     read: QuerySet[Token], *, environment: Environment, pk: str
 ) -> Token | None:
@@ -169,9 +190,22 @@ def token_in_environment(
     which carries ``db_now``) reads it; None when there is none."""
     if not _postgresql():
         return read.filter(environment=environment, pk=pk).first()
-    # A raw query still applies each field's converter (the JSON fields need theirs).
-    found = list(Token.objects.raw(_token_in_environment_sql(), [pk, environment.pk]))
-    return found[0] if found else None
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(_token_in_environment_sql(), [pk, environment.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    # The row as the ORM would build it (its converters applied: the JSON fields need theirs),
+    # without a RawQuerySet, which works out its columns and model again on every call.
+    values = list(row[:-1])
+    for index, converters, column in _row_converters(Token):
+        for converter in converters:
+            values[index] = converter(values[index], column, db)
+    names = [f.attname for f in Token._meta.concrete_fields]
+    token = Token.from_db(DEFAULT_DB_ALIAS, names, values)
+    token.db_now = row[-1]  # type: ignore[attr-defined]
+    return token
 
 
 # ------------------------------------------------------------------------------------------------
