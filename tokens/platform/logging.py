@@ -58,7 +58,11 @@ def _redact_word(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """``text`` with every credential we know the shape of replaced by ``<redacted>``."""
-    if "/" in text:
+    # Word by word only where a path secret can be: the two markers as such, or anything
+    # percent-encoded (which may spell them). Every access-log line passes here, and the
+    # word-by-word pass cost more than the rest of the logging (docs/benchmarks/profile.md).
+    lowered = text.lower()
+    if "%" in text or "/callback/" in lowered or "/reset/" in lowered:
         text = _WORD.sub(_redact_word, text)
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
