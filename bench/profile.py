@@ -160,7 +160,9 @@ for name in config["ops"]:
         profile.disable()
         stats = pstats.Stats(profile)
         print(f"CPU seconds per request: {stats.total_tt / count * 1000:.2f} ms")
-        stats.sort_stats("cumulative").print_stats(45)
+        order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")  # or tottime
+        lines = int(os.environ.get("BENCH_PROFILE_LINES", "45"))
+        stats.sort_stats(order).print_stats(lines)
         continue
     profiler = Profiler(interval=0.0005)
     profiler.start()

@@ -19,6 +19,7 @@ compiled pattern and an ASGI coroutine ``(scope, receive, send, **groups)`` that
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -27,10 +28,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.wsgi import get_wsgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waitpoints_site.settings")
-django_wsgi = get_wsgi_application()
+# Sets Django up (before anything below imports a model).
+django_wsgi = importlib.import_module("waitpoints_site.wsgi").application
 
 from django.conf import settings  # noqa: E402 - after Django is set up
 

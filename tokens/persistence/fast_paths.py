@@ -13,7 +13,7 @@ the only place that asks which database it runs on for these paths.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -184,12 +184,13 @@ def _row_converters(model: type[Model]) -> list[_Converter]:
 
 
 def token_in_environment(
-    read: QuerySet[Token], *, environment: Environment, pk: str
+    read: Callable[[], QuerySet[Token]], *, environment: Environment, pk: str
 ) -> Token | None:
-    """The token ``pk`` of ``environment``, read as ``read`` (the selectors' reading queryset,
-    which carries ``db_now``) reads it; None when there is none."""
+    """The token ``pk`` of ``environment``, read as ``read()`` (the selectors' reading
+    queryset, which carries ``db_now``; built only where it is used) reads it; None when there
+    is none."""
     if not _postgresql():
-        return read.filter(environment=environment, pk=pk).first()
+        return read().filter(environment=environment, pk=pk).first()
     db = connections[DEFAULT_DB_ALIAS]
     with db.cursor() as cursor:
         cursor.execute(_token_in_environment_sql(), [pk, environment.pk])

@@ -99,7 +99,7 @@ def token_get_for_environment(*, environment: Environment, token_id: str) -> Tok
     internal = keys.parse_token_id(token_id)
     token = (
         fast_paths.token_in_environment(
-            _read(Token.objects.all()), environment=environment, pk=internal
+            lambda: _read(Token.objects.all()), environment=environment, pk=internal
         )
         if internal
         else None

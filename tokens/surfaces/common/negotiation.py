@@ -78,6 +78,9 @@ def is_api_call(request: HttpRequest) -> bool:
     decided: bool | None = request.__dict__.get("_waitpoints_api_call")
     if decided is None:
         match = _match(request) if request.path.startswith(API_ROOT) else None
+        if match is not None:
+            # Kept, so that the handler (waitpoints_site.wsgi.Handler) does not resolve again.
+            request.resolver_match = match
         view_class = getattr(match.func, "cls", None) if match is not None else None
         decided = isinstance(view_class, type) and issubclass(view_class, APIView)
         request.__dict__["_waitpoints_api_call"] = decided
