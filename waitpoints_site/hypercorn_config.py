@@ -8,9 +8,10 @@ Environment variables:
 
 * ``BIND_HOST`` / ``PORT`` (``0.0.0.0`` / ``8000``; bin/serve sets 127.0.0.1): where to listen.
 * ``WEB_CONCURRENCY`` (default: the number of CPU cores, at most 8): worker processes. Each runs
-  one event loop: it serves any number of waiters and slow clients, and runs ordinary
-  (synchronous) Django views on a thread per request in flight. Their database pools share 64
-  connections unless ``WEB_DATABASE_POOL_SIZE`` is set (``env.web_pool_size``).
+  one event loop: it serves any number of waiters and slow clients, and runs ordinary requests
+  through Django's WSGI handler on a pool of ``WEB_THREADS`` threads (``env.web_threads``;
+  waitpoints_site/threadpool.py), each keeping its database connection: 64 connections for all
+  web processes together by default.
 * ``WEB_HEADER_TIMEOUT`` (default 10 s): a connection must deliver a complete request head
   within this time after it opens (or after its previous response); otherwise it is closed.
   The body then has ``WAITPOINTS_BODY_TIMEOUT_SECONDS`` (see waitpoints_site/asgi.py).
