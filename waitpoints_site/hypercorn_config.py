@@ -25,6 +25,7 @@ import logging
 import os
 
 from waitpoints_site import env
+from waitpoints_site.access_log import AccessLogger
 
 # Loaded before Django's settings are: .env's PORT, BIND_HOST, WEB_* apply here too.
 env.load()
@@ -35,8 +36,10 @@ bind = [f"{_host}:{os.environ.get('PORT', '8000')}"]
 workers = env.web_workers()
 keep_alive_timeout = float(os.environ.get("WEB_HEADER_TIMEOUT") or 10)
 read_timeout = int(os.environ.get("WEB_READ_TIMEOUT") or 90)
-# A logger, not "-": Django's LOGGING gives it the handler that masks callback hashes.
+# A logger, not "-": Django's LOGGING gives it the handler that masks callback hashes. Its lines
+# are hypercorn's, built without copying the environment for each (waitpoints_site/access_log.py).
 accesslog = logging.getLogger("hypercorn.access")
+logger_class = AccessLogger
 errorlog = "-"
 # Request line plus headers; longer heads get 431 (see waitpoints_site/server.py).
 h11_max_incomplete_size = 16 * 1024
