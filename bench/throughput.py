@@ -229,6 +229,9 @@ def main() -> None:
     parser.add_argument("--wait-quiet", type=float, default=180, help="seconds to wait for it")
     parser.add_argument("--out", type=Path, default=runner.OUT_DIR)
     args = parser.parse_args()
+    # Stopped (Ctrl-C, SIGTERM): still stop the servers and drop the database (the finally
+    # blocks below), instead of leaving them behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for tool in ("wrk", "gunicorn", "granian"):
         if not (runner.BIN / tool).exists() and not shutil.which(tool):
             sys.exit(
