@@ -19,7 +19,9 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
-DB_NAME = "waitpoints_bench_profile"
+# Its own database, beside BENCH_DATABASE_URL (BENCH_PROFILE_DB names another, so that two
+# checkouts on one server do not drop each other's).
+DB_NAME = os.environ.get("BENCH_PROFILE_DB", "waitpoints_bench_profile")
 
 
 def admin_url() -> str:
@@ -49,6 +51,8 @@ def main() -> None:
         "SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
         "DEBUG": "False",
+        # As bench/run: every call counts in Redis, none is refused.
+        "WAITPOINTS_RATELIMIT_API_CALLS": "1000000000/1m",
         "WAITPOINTS_VAR_DIR": str(ROOT / "var" / "bench-run" / "var"),
     }
     try:
@@ -78,6 +82,8 @@ from django.db import connection
 from django.test import Client
 from pyinstrument import Profiler
 
+from tokens.domain import tenancy
+
 config = json.loads(sys.argv[1])
 n = config["n"]
 environment = tenancy.environment_get_or_create(project_slug="profile", slug="dev")
@@ -104,7 +110,6 @@ def list_(i):
 
 from django.contrib.auth import get_user_model
 from tokens.models import Membership
-from tokens.domain import tenancy
 
 user = get_user_model().objects.create_user("profile", "p@example.com", "profile-password")
 Membership.objects.create(user=user, project=environment.project, role=Membership.Role.ADMIN)
@@ -155,7 +160,9 @@ for name in config["ops"]:
         profile.disable()
         stats = pstats.Stats(profile)
         print(f"CPU seconds per request: {stats.total_tt / count * 1000:.2f} ms")
-        stats.sort_stats("cumulative").print_stats(45)
+        order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")  # or tottime
+        lines = int(os.environ.get("BENCH_PROFILE_LINES", "45"))
+        stats.sort_stats(order).print_stats(lines)
         continue
     profiler = Profiler(interval=0.0005)
     profiler.start()

@@ -33,7 +33,8 @@ from bench import report, waiters, webhooks
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-DB_NAME = "waitpoints_bench"
+# BENCH_DB_NAME: another name, so that two checkouts on one server do not drop each other's.
+DB_NAME = os.environ.get("BENCH_DB_NAME", "waitpoints_bench")
 OUT_DIR = ROOT / "docs" / "benchmarks"
 LOG_DIR = ROOT / "var" / "bench-run"
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"

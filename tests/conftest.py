@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from tests.fake_slack import fake_slack, slack_connection  # noqa: F401 - fixtures for Slack tests
 from tokens.domain import actors, lifecycle, tenancy
 from tokens.models import Environment
+from tokens.persistence import keycache
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,6 +46,8 @@ def _test_settings(settings) -> None:
     settings.WAITPOINTS_DEFAULT_IDEMPOTENCY_KEY_TTL = "1h"
     # Rate-limit counters live in Redis across tests: give each test a namespace of its own.
     settings.WAITPOINTS_RATELIMIT_NAMESPACE = f"rl-test-{uuid.uuid4().hex}"
+    # Each test's keys are its own: none is remembered from a test whose rows were rolled back.
+    keycache.clear()
     # A deliberately slow hasher protects real passwords; tests only need a working one.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Pages render {% static %}; the manifest storage needs collectstatic, tests do not run it.

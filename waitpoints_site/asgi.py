@@ -1,39 +1,68 @@
 """The ASGI application the ``web`` role serves (hypercorn, see ``hypercorn_config.py``).
 
-Two things sit in front of Django's own handler:
+One dispatch, by path, before anything else:
 
-* ``GET /api/v1/waitpoints/tokens/{id}/wait`` goes straight to
-  ``tokens.surfaces.triggerdev_v1.wait.asgi_wait``,
-  a coroutine per waiter instead of a thread per waiter (see that module for why); so does the
-  AAP long poll ``GET /api/aap/v1/requests/{id}?wait=…`` (``tokens.surfaces.aap.wait``);
 * request targets longer than ``MAX_URI_BYTES`` get 414;
-* ``guard_request_body`` answers 413 before reading a body that announces more than the
-  largest accepted body, and 408 to a client that does not send its announced body within
-  ``WAITPOINTS_BODY_TIMEOUT_SECONDS``, then closes the connection: Django's ASGI handler reads
-  the whole body before routing, and a slow client must not hold a request open for long.
+* a path in ``ASYNC_ROUTES`` (the long polls) is served by its coroutine on the event loop: a
+  waiter costs a coroutine, not a thread (``tokens.surfaces.triggerdev_v1.wait`` says why); so
+  is the AAP long poll ``GET /api/aap/v1/requests/{id}?wait=…`` (``tokens.surfaces.aap.wait``,
+  chosen by its query as well as its path);
+* everything else is an ordinary request: its body is read here first (``read_body``: 413
+  before reading a body that announces more than the largest accepted one, 408 and the
+  connection closed for a client that does not send its announced body within
+  ``WAITPOINTS_BODY_TIMEOUT_SECONDS``), then Django's WSGI handler runs it on a bounded pool of
+  threads (``waitpoints_site.threadpool``: one hop a request, no thread per request, no
+  async/sync adaptation of the middleware; docs/architecture.md, "Request path").
+
+Adding a long poll (say the AAP's ``GET /api/aap/…/wait``) is one line in ``ASYNC_ROUTES``: a
+compiled pattern and an ASGI coroutine ``(scope, receive, send, **groups)`` that answers it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import logging
 import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "waitpoints_site.settings")
-os.environ["WAITPOINTS_SERVER"] = "asgi"  # read by settings: no persistent DB connections
-django_application = get_asgi_application()
+# Sets Django up (before anything below imports a model).
+django_wsgi = importlib.import_module("waitpoints_site.wsgi").application
 
 from django.conf import settings  # noqa: E402 - after Django is set up
 
 from tokens.surfaces.aap import wait as aap_wait  # noqa: E402
-from tokens.surfaces.triggerdev_v1.wait import WAIT_PATH, Receive, Send, asgi_wait  # noqa: E402
+from tokens.surfaces.triggerdev_v1 import wait  # noqa: E402
 
-from . import server  # noqa: E402
+from . import env, server  # noqa: E402
+from .threadpool import WsgiPool  # noqa: E402
+
+Receive = wait.Receive
+Send = wait.Send
+logger = logging.getLogger("waitpoints_site.asgi")
 
 server.install()
+
+
+@dataclass(frozen=True)
+class AsyncRoute:
+    """A path served on the event loop: ``handler(scope, receive, send, **match.groupdict())``."""
+
+    pattern: re.Pattern[str]
+    handler: Callable[..., Awaitable[None]]
+
+
+# The long polls. Everything not listed here runs through Django on the thread pool.
+ASYNC_ROUTES: tuple[AsyncRoute, ...] = (
+    AsyncRoute(wait.WAIT_PATH, wait.asgi_wait),  # GET /api/v1/waitpoints/tokens/{id}/wait
+)
+
+ordinary = WsgiPool(django_wsgi, threads=env.web_threads())
 
 
 async def _json(send: Send, status: int, message: str, scope: dict[str, Any] | None = None) -> None:
@@ -56,42 +85,45 @@ def _content_length(scope: dict[str, Any]) -> int | None:
     return None
 
 
-async def guard_request_body(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+class _TooLarge(Exception):
+    pass
+
+
+async def read_body(scope: dict[str, Any], receive: Receive, send: Send) -> bytes | None:
+    """The request's whole body, read within its deadline; None once this has answered
+    413 or 408 itself (or the client went away)."""
     length = _content_length(scope)
-    if length is not None and length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if length is not None and length > limit:
         await _json(send, 413, "Request body too large", scope)
-        return
-    messages: list[dict[str, Any]] = []
-    if length or any(name == b"transfer-encoding" for name, _ in scope.get("headers", ())):
+        return None
+    if not length and not any(name == b"transfer-encoding" for name, _ in scope["headers"]):
+        return b""
+    chunks: list[bytes] = []
 
-        async def read_all() -> None:
-            size = 0
-            while True:
-                message = await receive()
-                messages.append(message)
-                if message["type"] != "http.request":
-                    return
-                size += len(message.get("body", b""))
-                if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-                    raise ValueError("too large")
-                if not message.get("more_body", False):
-                    return
+    async def read_all() -> bool:
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False  # http.disconnect: nobody to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return True
 
-        try:
-            await asyncio.wait_for(read_all(), settings.WAITPOINTS_BODY_TIMEOUT_SECONDS)
-        except TimeoutError:
-            await _json(send, 408, "Request body not received in time", scope)
-            return
-        except ValueError:
-            await _json(send, 413, "Request body too large", scope)
-            return
-
-    async def replay() -> dict[str, Any]:
-        if messages:
-            return messages.pop(0)
-        return await receive()
-
-    await django_application(scope, replay, send)
+    try:
+        complete = await asyncio.wait_for(read_all(), settings.WAITPOINTS_BODY_TIMEOUT_SECONDS)
+    except TimeoutError:
+        await _json(send, 408, "Request body not received in time", scope)
+        return None
+    except _TooLarge:
+        await _json(send, 413, "Request body too large", scope)
+        return None
+    return b"".join(chunks) if complete else None
 
 
 # Longer request targets get 414. (Hypercorn refuses heads over 16 KiB with 431 only when they
@@ -104,15 +136,26 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
         if len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) > MAX_URI_BYTES:
             await _json(send, 414, f"Request URI too long (at most {MAX_URI_BYTES} bytes)", scope)
             return
-        match = WAIT_PATH.match(scope["path"])
-        if match:
-            await asgi_wait(scope, receive, send, match["token_id"])
-            return
+        path = scope["path"]
+        for route in ASYNC_ROUTES:
+            match = route.pattern.match(path)
+            if match:
+                await route.handler(scope, receive, send, **match.groupdict())
+                return
         aap_request_id = aap_wait.wants_asgi(scope)
         if aap_request_id is not None:
             await aap_wait.asgi_read(scope, receive, send, aap_request_id)
             return
-        await guard_request_body(scope, receive, send)
+        body = await read_body(scope, receive, send)
+        if body is None:
+            return
+        try:
+            await ordinary(scope, body, send)
+        except Exception:
+            # Django answers its own errors; this is the bridge failing. Once the response has
+            # started, hypercorn closes the connection.
+            logger.exception("unhandled error on %s", path)
+            await _json(send, 500, "Internal Server Error", scope)
         return
     if scope["type"] == "lifespan":
         # Nothing to set up or tear down (the wait hub starts with its first waiter).
@@ -123,4 +166,6 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    await django_application(scope, receive, send)
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.close", "code": 1000})

@@ -48,7 +48,7 @@ def load() -> None:
     os.environ.update(missing_values())
 
 
-# PostgreSQL allows 100 connections by default; the web role's pools together stay well below,
+# PostgreSQL allows 100 connections by default; the web processes together stay well below,
 # leaving room for the worker, beat, migrations and an operator's psql.
 WEB_CONNECTIONS_BUDGET = 64
 MAX_DEFAULT_WEB_WORKERS = 8
@@ -73,13 +73,26 @@ def web_workers() -> int:
     return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WEB_WORKERS))
 
 
-def web_pool_size() -> int:
-    """``WEB_DATABASE_POOL_SIZE``, else an equal share of 64 connections per web process
-    (at most 20: one process rarely runs more views at once)."""
-    configured = positive_int("WEB_DATABASE_POOL_SIZE")
+def wait_db_threads() -> int:
+    """``WAITPOINTS_WAIT_DB_THREADS`` (default 4): threads per web process for the long-poll
+    waiters' short database reads, each with a connection of its own."""
+    return positive_int("WAITPOINTS_WAIT_DB_THREADS") or 4
+
+
+def web_threads() -> int:
+    """``WEB_THREADS``, else 8 threads per web process for ordinary requests, fewer where that
+    would take the web processes past 64 PostgreSQL connections (each thread keeps its own, and
+    so does each waiters' thread), never below 2."""
+    configured = positive_int("WEB_THREADS")
     if configured:
         return configured
-    return max(4, min(20, WEB_CONNECTIONS_BUDGET // web_workers()))
+    share = WEB_CONNECTIONS_BUDGET // web_workers() - wait_db_threads()
+    return max(2, min(8, share))
+
+
+def web_connections() -> int:
+    """PostgreSQL connections one web process may hold: one per thread that runs queries."""
+    return web_threads() + wait_db_threads()
 
 
 def main() -> None:

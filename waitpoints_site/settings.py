@@ -125,16 +125,24 @@ INSTALLED_APPS = [
     "tokens",
 ]
 
+# The page middleware in the middle is skipped for API calls (DRF views under /api/, bearer
+# credentials): they use no static file, session, user or message, and the stack
+# was most of the framework's cost of a call (tokens/surfaces/common/page_middleware.py).
+_FOR_PAGES = "tokens.surfaces.common.page_middleware."
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "tokens.surfaces.common.middleware.SecurityHeadersMiddleware",
     "tokens.surfaces.common.ratelimit.RateLimitHeadersMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # WhiteNoise, Django's sessions and common middleware:
+    _FOR_PAGES + "WhiteNoiseForPages",
+    _FOR_PAGES + "SessionForPages",
+    _FOR_PAGES + "CommonForPages",
+    # Itself on every request (DRF views are exempt, so it returns at once for them), where
+    # `check --deploy` looks for it.
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's authentication and messages:
+    _FOR_PAGES + "AuthenticationForPages",
+    _FOR_PAGES + "MessagesForPages",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tokens.surfaces.common.middleware.ApiJsonErrorsMiddleware",
 ]
@@ -170,24 +178,11 @@ DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15000)
 
 if os.environ.get("DATABASE_URL"):
-    # Under ASGI (the web role) Django runs each synchronous request on a thread of its own
-    # that ends with the request, so persistent connections would be left behind: Django's
-    # documentation says to use a connection pool there instead (one per web process).
-    _asgi = os.environ.get("WAITPOINTS_SERVER") == "asgi"
-    DATABASES = {
-        "default": dj_database_url.parse(
-            os.environ["DATABASE_URL"], conn_max_age=0 if _asgi else 60
-        )
-    }
-    if _asgi:
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": 2,
-            # An equal share of 64 connections per web process unless set (env.web_pool_size).
-            "max_size": env.web_pool_size(),
-            # How long a request waits for a connection: with the database down every request
-            # waits this long before its 503, so keep it near the connect timeout.
-            "timeout": env_int("DATABASE_POOL_TIMEOUT", 5),
-        }
+    # Persistent connections, one per thread that runs queries: the web role runs ordinary
+    # requests on a bounded pool of threads (waitpoints_site/threadpool.py) and the waiters'
+    # reads on another (tokens/delivery/waiting.py), so the connections are bounded too
+    # (env.web_connections per web process).
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     if DATABASE_CONNECT_TIMEOUT > 0:
@@ -323,6 +318,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": (
+        "tokens.surfaces.common.content_negotiation.ContentNegotiation"
+    ),
     "EXCEPTION_HANDLER": "tokens.surfaces.triggerdev_v1.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -455,14 +453,22 @@ SLACK_USER_CACHE_SECONDS = env_int("SLACK_USER_CACHE_SECONDS", 24 * 3600)
 # in the database (created by `manage.py createcachetable`, which migrate runs too).
 # ------------------------------------------------------------------------------------------------
 
+REDIS_CONNECT_TIMEOUT_SECONDS = 0.05
+REDIS_TIMEOUT_SECONDS = 0.1
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "waitpoints",
-            # A Redis that is down or hangs must not hold a request: fail fast, then fail open.
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+            # A Redis that is down or hangs must not hold a request: fail fast, then fail open
+            # (the rate limiter stops asking for a while, tokens/surfaces/common/ratelimit.py).
+            # At most 150 ms a request: a connect, then its SELECT or one command. Redis on
+            # the same network answers in well under a millisecond.
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+            },
         }
     }
 else:
@@ -492,6 +498,10 @@ WAITPOINTS_RATELIMIT_API_CALLS = os.environ.get("WAITPOINTS_RATELIMIT_API_CALLS"
 WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS = os.environ.get(
     "WAITPOINTS_RATELIMIT_PUBLIC_TOKEN_CALLS", "60/1m"
 )
+# How long each process trusts an API key it found active (tokens/persistence/keycache.py): a
+# key revoked in another process stops working within this many seconds, in its own at once.
+# 0: look every key up.
+WAITPOINTS_API_KEY_CACHE_SECONDS = float(os.environ.get("WAITPOINTS_API_KEY_CACHE_SECONDS") or 5)
 # Tests give each test its own namespace of counters.
 WAITPOINTS_RATELIMIT_NAMESPACE = os.environ.get("WAITPOINTS_RATELIMIT_NAMESPACE", "rl")
 
@@ -542,7 +552,7 @@ LOGGING = {
 WAITPOINTS_WAIT_DEFAULT_SECONDS = env_int("WAITPOINTS_WAIT_DEFAULT_SECONDS", 30)
 WAITPOINTS_WAIT_MAX_SECONDS = 60
 # Threads per web process for the waiters' short database reads, however many waiters.
-WAITPOINTS_WAIT_DB_THREADS = env_int("WAITPOINTS_WAIT_DB_THREADS", 4)
+WAITPOINTS_WAIT_DB_THREADS = env.wait_db_threads()
 # SQLite only (no LISTEN/NOTIFY): how often one query per web process checks every waited token
 # for resolutions made by other processes. Resolutions made in the same process wake at once.
 WAITPOINTS_WAIT_RECHECK_SECONDS = float(os.environ.get("WAITPOINTS_WAIT_RECHECK_SECONDS") or 1.0)

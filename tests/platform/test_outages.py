@@ -63,7 +63,6 @@ def _web_env(tmp_path: Path, port: int, database_url: str) -> dict[str, str]:
         DATABASE_URL=database_url,
         REDIS_URL=django_settings.REDIS_URL,
         DATABASE_CONNECT_TIMEOUT="2",
-        DATABASE_POOL_TIMEOUT="3",
         WEB_CONCURRENCY="1",  # one process: "one warning a minute" is per process
         BIND_HOST="127.0.0.1",
         PORT=str(port),

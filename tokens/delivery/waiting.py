@@ -31,7 +31,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
 
 from tokens.domain.signals import token_resolved
 
@@ -59,13 +59,15 @@ def _db_executor() -> ThreadPoolExecutor:
 
 
 def _with_fresh_connection(function: Callable[[], T]) -> T:
-    # These threads serve no Django request, whose end would close the connection: close it
-    # here, which hands it back to the pool under ASGI (settings: "pool") and means a restarted
-    # database costs one failed read, not every read after it.
+    # These threads serve no Django request, whose start and end check the thread's connection:
+    # check it here as they would. A persistent connection stays open for the next read (each
+    # of these few threads keeps one); one that failed, or outlived CONN_MAX_AGE, is closed, so
+    # a restarted database costs one failed read, not every read after it.
+    close_old_connections()
     try:
         return function()
     finally:
-        connections["default"].close()
+        close_old_connections()
 
 
 async def run_db(function: Callable[[], T]) -> T:

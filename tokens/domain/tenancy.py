@@ -16,6 +16,7 @@ from tokens.delivery import invitations
 from tokens.domain import keys
 from tokens.domain.exceptions import InvalidInput
 from tokens.models import ApiKey, Environment, Membership, Project
+from tokens.persistence import keycache
 
 logger = logging.getLogger(__name__)
 MAX_USERNAME_LENGTH = 150  # django.contrib.auth's User.username
@@ -61,7 +62,9 @@ def api_key_revoke(*, api_key: ApiKey, now: datetime | None = None) -> bool:
     """Active key → revoked. Returns False if it already was."""
     now = now or timezone.now()
     updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
-    api_key.refresh_from_db(fields=["revoked_at"])
+    api_key.refresh_from_db(fields=["revoked_at", "digest"])
+    # Here at once; other processes within WAITPOINTS_API_KEY_CACHE_SECONDS (keycache).
+    keycache.forget(api_key.digest)
     return updated == 1
 
 
@@ -72,6 +75,7 @@ def api_key_touch(*, api_key: ApiKey, now: datetime | None = None) -> None:
         return
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+    keycache.note_used(api_key)
 
 
 # What each action on a token (or an environment) needs; a role allows what a lower one does.

@@ -13,12 +13,12 @@ the only place that asks which database it runs on for these paths.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from django.db import connection, transaction
-from django.db.models import F, Model, QuerySet
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import F, Field, Model, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.sql import UpdateQuery
 
@@ -64,19 +64,45 @@ def from_row(model: type[M], row: Sequence[Any]) -> tuple[M, Sequence[Any]]:
     return model.from_db(connection.alias, names, row[: len(names)]), row[len(names) :]
 
 
+# What never changes within a process: which columns an insert names and each placeholder's
+# cast. ``cast_db_type`` asks the backend for every field on every call (34 calls a create,
+# a fifth of its CPU in the profile: docs/benchmarks/profile.md); these depend only on the model,
+# on whether the primary key is given and on the database (one per process, but keyed on its
+# vendor all the same).
+_InsertTemplate = tuple[tuple["Field[Any, Any]", ...], str, str]
+_insert_templates: dict[tuple[type[Model], bool, str, tuple[str, ...]], _InsertTemplate] = {}
+
+
+def _insert_template(
+    model: type[Model], *, with_pk: bool, without: tuple[str, ...] = ()
+) -> _InsertTemplate:
+    """``(fields, columns, placeholders)`` of an insert into ``model``'s table, each placeholder
+    cast to its column's type (fields named in ``without`` left out)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    key = (model, with_pk, db.vendor, without)
+    template = _insert_templates.get(key)
+    if template is None:
+        fields = tuple(
+            f
+            for f in model._meta.concrete_fields
+            if (with_pk or not f.primary_key) and f.attname not in without
+        )
+        columns = ", ".join(f'"{f.column}"' for f in fields)
+        placeholders = ", ".join(f"%s::{f.cast_db_type(db)}" for f in fields)
+        template = _insert_templates[key] = (fields, columns, placeholders)
+    return template
+
+
 def insert_parts(instance: Model) -> tuple[str, str, list[Any]]:
     """``(columns, placeholders, params)`` to insert ``instance`` (not its auto primary key),
     with its values prepared as ``save()`` would. Each placeholder is cast to its column's
     type: in ``INSERT … SELECT`` PostgreSQL does not take an untyped literal's type from the
     target column as it does in ``INSERT … VALUES``."""
-    fields = [
-        f
-        for f in instance._meta.concrete_fields
-        if not (f.primary_key and getattr(instance, f.attname) is None)
-    ]
-    columns = ", ".join(f'"{f.column}"' for f in fields)
-    placeholders = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
-    params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    meta = instance._meta
+    with_pk = getattr(instance, meta.pk.attname) is not None
+    fields, columns, placeholders = _insert_template(type(instance), with_pk=with_pk)
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: the proxy costs on each attribute
+    params = [f.get_db_prep_save(f.pre_save(instance, add=True), db) for f in fields]
     return columns, placeholders, params
 
 
@@ -140,16 +166,51 @@ def _token_in_environment_sql() -> str:
     )
 
 
+_Converter = tuple[int, list[Any], Any]
+_converters: dict[tuple[type[Model], str], list[_Converter]] = {}
+
+
+def _row_converters(model: type[Model]) -> list[_Converter]:
+    """``(index, converters, column)`` for each column of ``model`` whose value needs converting
+    (the JSON fields), as the ORM's compiler finds them; worked out once per process."""
+    db = connections[DEFAULT_DB_ALIAS]
+    key = (model, db.vendor)
+    found = _converters.get(key)
+    if found is None:
+        found = []
+        for index, field in enumerate(model._meta.concrete_fields):
+            column = field.get_col(model._meta.db_table)
+            converters = db.ops.get_db_converters(column) + column.get_db_converters(db)
+            if converters:
+                found.append((index, converters, column))
+        _converters[key] = found
+    return found
+
+
 def token_in_environment(
-    read: QuerySet[Token], *, environment: Environment, pk: str
+    read: Callable[[], QuerySet[Token]], *, environment: Environment, pk: str
 ) -> Token | None:
-    """The token ``pk`` of ``environment``, read as ``read`` (the selectors' reading queryset,
-    which carries ``db_now``) reads it; None when there is none."""
+    """The token ``pk`` of ``environment``, read as ``read()`` (the selectors' reading
+    queryset, which carries ``db_now``; built only where it is used) reads it; None when there
+    is none."""
     if not _postgresql():
-        return read.filter(environment=environment, pk=pk).first()
-    # A raw query still applies each field's converter (the JSON fields need theirs).
-    found = list(Token.objects.raw(_token_in_environment_sql(), [pk, environment.pk]))
-    return found[0] if found else None
+        return read().filter(environment=environment, pk=pk).first()
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(_token_in_environment_sql(), [pk, environment.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    # The row as the ORM would build it (its converters applied: the JSON fields need theirs),
+    # without a RawQuerySet, which works out its columns and model again on every call.
+    values = list(row[:-1])
+    for index, converters, column in _row_converters(Token):
+        for converter in converters:
+            values[index] = converter(values[index], column, db)
+    names = [f.attname for f in Token._meta.concrete_fields]
+    token = Token.from_db(DEFAULT_DB_ALIAS, names, values)
+    token.db_now = row[-1]  # type: ignore[attr-defined]
+    return token
 
 
 # ------------------------------------------------------------------------------------------------
@@ -174,7 +235,19 @@ def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
         return
     token_columns, token_values, token_params = insert_parts(token)
     event_columns, event_values, event_params = insert_parts(event)
-    statement = (
+    statement = _insert_token_sql(token_columns, token_values, event_columns, event_values)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*token_params, tags, *event_params])
+        (event_id,) = cursor.fetchone()
+    saved(token)
+    saved(event, event_id)
+
+
+@functools.cache
+def _insert_token_sql(
+    token_columns: str, token_values: str, event_columns: str, event_values: str
+) -> str:
+    return (
         f"WITH token AS (INSERT INTO {Token._meta.db_table} ({token_columns}) "  # noqa: S608 - names are ours
         f"VALUES ({token_values}) RETURNING id, environment_id), "
         f"tags AS (INSERT INTO {TokenTag._meta.db_table} (token_id, environment_id, name) "
@@ -183,11 +256,6 @@ def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
         f"SELECT {event_values} FROM token RETURNING id) "
         f"SELECT id FROM event"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [*token_params, tags, *event_params])
-        (event_id,) = cursor.fetchone()
-    saved(token)
-    saved(event, event_id)
 
 
 @dataclass(frozen=True)
@@ -202,6 +270,30 @@ class Resolved:
     listened: bool
     messaged: bool = True
     notifies_receiver: bool = True
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_sql(update_sql: str, event_columns: str, event_values: str) -> str:
+    # One entry per kind of resolution (complete, cancel, time out, …): the guard's SQL has its
+    # values as parameters, so it repeats; a bounded cache all the same.
+    events = TokenEvent._meta.db_table
+    endpoints = WebhookEndpoint._meta.db_table
+    chat_messages = SlackMessage._meta.db_table
+    aap_requests, aap_instances = AapRequest._meta.db_table, AapInstance._meta.db_table
+    return (
+        f"WITH resolved AS ({update_sql} RETURNING id, environment_id, completed_at, "  # noqa: S608 - names are ours
+        f"cancelled_at, decision_expires_at, audit_seq, audit_head), "
+        f"event AS (INSERT INTO {events} ({event_columns}, seq, digest) "
+        f"SELECT {event_values}, audit_seq, audit_head FROM resolved RETURNING id) "
+        f"SELECT r.completed_at, r.cancelled_at, r.decision_expires_at, (SELECT id FROM event), "
+        f"pg_notify(%s, r.id), "
+        f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.enabled AND "
+        f"w.environment_id = r.environment_id), "
+        f"EXISTS (SELECT 1 FROM {chat_messages} m WHERE m.token_id = r.id), "
+        f"EXISTS (SELECT 1 FROM {aap_requests} a JOIN {aap_instances} i ON i.id = a.instance_id "
+        f"WHERE a.token_id = r.id AND a.event_id IS NULL AND i.deleted_at IS NULL "
+        f"AND i.delivery_url <> ''), r.audit_seq, r.audit_head FROM resolved r"
+    )
 
 
 def resolve(
@@ -226,24 +318,7 @@ def resolve(
     query.add_update_values({**fields, **_chain_advance(event)})
     update_sql, update_params = query.get_compiler(still_waiting.db).as_sql()
     event_columns, event_values, event_params = _event_parts(event, skip=_CHAIN_FIELDS)
-    events = TokenEvent._meta.db_table
-    endpoints = WebhookEndpoint._meta.db_table
-    chat_messages = SlackMessage._meta.db_table
-    aap_requests, aap_instances = AapRequest._meta.db_table, AapInstance._meta.db_table
-    statement = (
-        f"WITH resolved AS ({update_sql} RETURNING id, environment_id, completed_at, "  # noqa: S608 - names are ours
-        f"cancelled_at, decision_expires_at, audit_seq, audit_head), "
-        f"event AS (INSERT INTO {events} ({event_columns}, seq, digest) "
-        f"SELECT {event_values}, audit_seq, audit_head FROM resolved RETURNING id) "
-        f"SELECT r.completed_at, r.cancelled_at, r.decision_expires_at, (SELECT id FROM event), "
-        f"pg_notify(%s, r.id), "
-        f"EXISTS (SELECT 1 FROM {endpoints} w WHERE w.enabled AND "
-        f"w.environment_id = r.environment_id), "
-        f"EXISTS (SELECT 1 FROM {chat_messages} m WHERE m.token_id = r.id), "
-        f"EXISTS (SELECT 1 FROM {aap_requests} a JOIN {aap_instances} i ON i.id = a.instance_id "
-        f"WHERE a.token_id = r.id AND a.event_id IS NULL AND i.deleted_at IS NULL "
-        f"AND i.delivery_url <> ''), r.audit_seq, r.audit_head FROM resolved r"
-    )
+    statement = _resolve_sql(update_sql, event_columns, event_values)
     with connection.cursor() as cursor:
         cursor.execute(statement, [*update_params, *event_params, NOTIFY_CHANNEL])
         row = cursor.fetchone()
@@ -327,14 +402,11 @@ def _event_columns(event: TokenEvent) -> tuple[str, str, list[Any]]:
 _CHAIN_FIELDS = ("seq", "digest")
 
 
-def _event_parts(event: TokenEvent, *, skip: Sequence[str]) -> tuple[str, str, list[Any]]:
+def _event_parts(event: TokenEvent, *, skip: tuple[str, ...]) -> tuple[str, str, list[Any]]:
     """``insert_parts`` of ``event`` without its primary key and the fields in ``skip``."""
-    fields = [
-        f for f in TokenEvent._meta.concrete_fields if not f.primary_key and f.attname not in skip
-    ]
-    columns = ", ".join(f'"{f.column}"' for f in fields)
-    placeholders = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
-    params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
+    fields, columns, placeholders = _insert_template(TokenEvent, with_pk=False, without=skip)
+    db = connections[DEFAULT_DB_ALIAS]
+    params = [f.get_db_prep_save(f.pre_save(event, add=True), db) for f in fields]
     return columns, placeholders, params
 
 

@@ -31,7 +31,7 @@ from tokens.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from tokens.persistence import fast_paths
+from tokens.persistence import fast_paths, keycache
 
 
 def tagged_q(tags: list[str]) -> Exists:
@@ -55,8 +55,17 @@ def project_slugs() -> list[str]:
 
 
 def api_key_get_by_secret(*, secret: str) -> ApiKey | None:
-    """The active key with this secret, its environment and project loaded; None otherwise."""
-    return fast_paths.api_key_by_digest(keys.key_digest(secret))
+    """The active key with this secret, its environment and project loaded; None otherwise.
+    Remembered for a few seconds per process (``keycache``: a revocation elsewhere takes effect
+    within ``WAITPOINTS_API_KEY_CACHE_SECONDS``, here at once)."""
+    digest = keys.key_digest(secret)
+    cached = keycache.get(digest)
+    if cached is not None:
+        return cached
+    found = fast_paths.api_key_by_digest(digest)
+    if found is not None:
+        keycache.put(digest, found)
+    return found
 
 
 def api_keys_active_for_environment(*, environment: Environment) -> QuerySet[ApiKey]:
@@ -92,7 +101,7 @@ def token_get_for_environment(*, environment: Environment, token_id: str) -> Tok
     internal = keys.parse_token_id(token_id)
     token = (
         fast_paths.token_in_environment(
-            _read(Token.objects.all()), environment=environment, pk=internal
+            lambda: _read(Token.objects.all()), environment=environment, pk=internal
         )
         if internal
         else None

@@ -71,6 +71,22 @@ def kind(request: HttpRequest) -> str:
     return JSON if f"/{match.route}".startswith(API_ROOT) else PAGE
 
 
+def is_api_call(request: HttpRequest) -> bool:
+    """A call to an API proper: a DRF view routed under ``API_ROOT``. Programs call these with a
+    bearer credential; no session, CSRF cookie, message or static file is involved, so the
+    middleware that serves pages skips them (``middleware.for_pages``). Decided once a request."""
+    decided: bool | None = request.__dict__.get("_waitpoints_api_call")
+    if decided is None:
+        match = _match(request) if request.path.startswith(API_ROOT) else None
+        if match is not None:
+            # Kept, so that the handler (waitpoints_site.wsgi.Handler) does not resolve again.
+            request.resolver_match = match
+        view_class = getattr(match.func, "cls", None) if match is not None else None
+        decided = isinstance(view_class, type) and issubclass(view_class, APIView)
+        request.__dict__["_waitpoints_api_call"] = decided
+    return decided
+
+
 def wants_json(request: HttpRequest) -> bool:
     return kind(request) == JSON
 

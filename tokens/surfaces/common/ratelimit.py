@@ -238,6 +238,12 @@ def _redis_script() -> Any | None:
         with _redis_lock:
             client = _redis_clients.get(cache_key)
             if client is None:
+                # No retries: redis-py's client retries a timed-out command up to ten times
+                # with backoff by default, which would multiply the socket timeout by eleven.
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
+
+                options.setdefault("retry", Retry(NoBackoff(), 0))
                 client = redis.Redis.from_url(location, **options).register_script(_REDIS_SCRIPT)
                 _redis_clients[cache_key] = client
     return client
