@@ -37,6 +37,7 @@ from tokens.domain import (
     snoozes,
     tenancy,
 )
+from tokens.domain.aap import presentation
 from tokens.domain.decisions import DECISIONS, decision_of
 from tokens.domain.exceptions import DecisionInvalid, DecisionRefused, OutputRefused, TokenError
 from tokens.domain.limits import MAX_COMMENT_LENGTH, MAX_REASON_LENGTH
@@ -271,6 +272,7 @@ def _render_detail(
         "not_now_choices": snoozes.UNTIL_CHOICES,
         "not_now_action": reverse("dashboard:token_not_now", args=[token.friendly_id]),
         # Whether the history verifies (tokens.domain.chain): the trail read in chain order.
+        "aap_call": presentation.proposed_call(token),
         "audit_break": chain.verify(token, sorted(events, key=lambda event: event.seq)),
         # The proposal's form, with what was posted when it is shown again with errors.
         **proposals.form_context(token, request.POST if request.method == "POST" else None),

@@ -19,6 +19,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
 from tokens.domain import actors, deadline, decide, decisions, keys, lifecycle, proposals, snoozes
+from tokens.domain.aap import presentation
 from tokens.domain.decisions import DECISIONS, decision_of
 from tokens.domain.exceptions import (
     DecisionInvalid,
@@ -450,6 +451,7 @@ def confirmation_page(
             token, decide.Voter.for_email(recipient.email) if recipient else None, now
         ),
         "not_now_choices": snoozes.UNTIL_CHOICES,
+        "aap_call": presentation.proposed_call(token),
         "back": request.GET.get("back") == "1",
         **proposals.form_context(token, request.POST if request.method == "POST" else None),
     }
