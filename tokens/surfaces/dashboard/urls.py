@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tokens.surfaces.dashboard import bulk, deadlines, members, slack, views, webhooks
+from tokens.surfaces.dashboard import aap, bulk, deadlines, members, slack, views, webhooks
 
 app_name = "dashboard"
 
@@ -52,6 +52,22 @@ urlpatterns = [
         "<str:action>",
         webhooks.webhook_action,
         name="webhook_action",
+    ),
+    path("projects/<slug:project_slug>/<str:environment_slug>/aap", aap.aap_page, name="aap"),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/provisioners",
+        aap.aap_provisioner_create,
+        name="aap_provisioner_create",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/provisioners/<int:provisioner_id>/revoke",
+        aap.aap_provisioner_revoke,
+        name="aap_provisioner_revoke",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/instances/<uuid:instance_id>/delete",
+        aap.aap_instance_delete,
+        name="aap_instance_delete",
     ),
     path(
         "projects/<slug:project_slug>/<str:environment_slug>/slack", slack.slack_page, name="slack"

@@ -1,0 +1,114 @@
+"""The dashboard page where a project admin manages an environment's Agent Approval Protocol
+provisioner tokens and instances (docs/aap.md).
+
+Thin adapters over ``tokens.domain.aap`` (the services the admin uses): POST-only actions with
+CSRF. The role check is ``tenancy.role_allows(role, "manage_integrations")`` (through
+``access.environment_for_action``); anyone else gets a 404. A new provisioner token is shown
+once, on the page the creation answers with (never stored, never cached), then only its prefix.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from tokens.domain.aap import credentials, instances
+from tokens.models import AapInstance, AapProvisioner, Environment
+from tokens.surfaces.dashboard import access
+
+ACTION = "manage_integrations"
+
+
+class ProvisionerForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, strip=True)
+
+
+def _environment(request: HttpRequest, project_slug: str, slug: str) -> Environment:
+    return access.environment_for_action(request, project_slug, slug, ACTION)
+
+
+def _page_url(environment: Environment) -> str:
+    return reverse("dashboard:aap", args=[environment.project.slug, environment.slug])
+
+
+def _render(
+    request: HttpRequest,
+    environment: Environment,
+    *,
+    form: ProvisionerForm | None = None,
+    secret: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "environment": environment,
+        "provisioners": AapProvisioner.objects.filter(environment=environment).order_by(
+            "-created_at"
+        ),
+        "instances": AapInstance.objects.filter(
+            environment=environment, deleted_at__isnull=True
+        ).order_by("-created_at"),
+        "form": form or ProvisionerForm(),
+        "secret": secret,
+    }
+    return render(request, "dashboard/aap.html", context, status=status)
+
+
+@never_cache
+@login_required
+@require_GET
+def aap_page(request: HttpRequest, project_slug: str, environment_slug: str) -> HttpResponse:
+    return _render(request, _environment(request, project_slug, environment_slug))
+
+
+@never_cache
+@login_required
+@require_POST
+def aap_provisioner_create(
+    request: HttpRequest, project_slug: str, environment_slug: str
+) -> HttpResponse:
+    environment = _environment(request, project_slug, environment_slug)
+    form = ProvisionerForm(request.POST)
+    if not form.is_valid():
+        return _render(request, environment, form=form, status=400)
+    _row, secret = credentials.provisioner_create(
+        environment=environment, name=form.cleaned_data["name"]
+    )
+    return _render(request, environment, secret=secret)
+
+
+@never_cache
+@login_required
+@require_POST
+def aap_provisioner_revoke(
+    request: HttpRequest, project_slug: str, environment_slug: str, provisioner_id: int
+) -> HttpResponse:
+    environment = _environment(request, project_slug, environment_slug)
+    row = AapProvisioner.objects.filter(environment=environment, pk=provisioner_id).first()
+    if row is None:
+        raise Http404
+    if credentials.provisioner_revoke(provisioner=row):
+        messages.success(request, "The provisioner token is revoked.")
+    return redirect(_page_url(environment))
+
+
+@never_cache
+@login_required
+@require_POST
+def aap_instance_delete(
+    request: HttpRequest, project_slug: str, environment_slug: str, instance_id: uuid.UUID
+) -> HttpResponse:
+    environment = _environment(request, project_slug, environment_slug)
+    row = AapInstance.objects.filter(environment=environment, pk=instance_id).first()
+    if row is None:
+        raise Http404
+    if instances.instance_retire(instance=row):
+        messages.success(request, "The instance is deleted; its pending requests are cancelled.")
+    return redirect(_page_url(environment))
