@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from tokens.domain import tenancy
 from tokens.domain.aap import credentials
-from tokens.domain.exceptions import InvalidInput
-from tokens.management.commands.create_api_key import missing_project
-from tokens.models import Environment
-from tokens.persistence import selectors
+from tokens.management.commands.create_api_key import (
+    add_environment_arguments,
+    environment_from_options,
+)
 
 
 class Command(BaseCommand):
@@ -18,25 +17,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--project", required=True, help="project slug, e.g. billing")
-        parser.add_argument("--env", required=True, choices=Environment.Slug.values)
-        parser.add_argument("--name", default="", help="a label for the token")
-        parser.add_argument(
-            "--create-project",
-            action="store_true",
-            help="create the project if it does not exist (without it, a mistyped slug fails)",
-        )
+        add_environment_arguments(parser, label="a label for the token")
 
     def handle(self, *args: object, **options: str) -> None:
-        project_slug = options["project"]
-        if not options["create_project"] and project_slug not in selectors.project_slugs():
-            raise CommandError(missing_project(project_slug))
-        try:
-            environment = tenancy.environment_get_or_create(
-                project_slug=project_slug, slug=options["env"]
-            )
-        except InvalidInput as error:
-            raise CommandError(error.message) from None
+        environment = environment_from_options(options)
         provisioner, token = credentials.provisioner_create(
             environment=environment, name=options["name"]
         )
