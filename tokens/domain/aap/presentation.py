@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokens.domain.aap.representation import TAG_REQUEST
+from tokens.domain.aap.representation import tagged_as_request
 from tokens.models import AapRequest, Token
 
 # Strings longer than this (or with line breaks) are folded behind <details>.
@@ -63,7 +63,7 @@ def _runtime(context: dict[str, Any] | None) -> str:
 
 def proposed_call(token: Token) -> ProposedCall | None:
     """The call an AAP request's token asks a person to allow, or None for any other token."""
-    if not any(isinstance(tag, str) and tag.startswith(TAG_REQUEST) for tag in token.tags or []):
+    if not tagged_as_request(token):
         return None  # not an AAP request: no query (the tag is checked against the row below)
     request = AapRequest.objects.select_related("instance").filter(token_id=token.pk).first()
     if request is None:

@@ -26,9 +26,15 @@ TAG_REQUEST = "aap-request:"
 DECISION_KEYS = frozenset({"status", "comment", "by", "fields"})
 
 
+def tagged_as_request(token: Token) -> bool:
+    """Whether the token carries an ``aap-request:`` tag: no query, so only a tagged token is
+    looked up (the tag alone proves nothing, the row does)."""
+    return any(isinstance(tag, str) and tag.startswith(TAG_REQUEST) for tag in token.tags or [])
+
+
 def is_aap_token(token: Token) -> bool:
     """Whether the token is an AAP request (its tag, then its row: tags are the caller's)."""
-    if not any(isinstance(tag, str) and tag.startswith(TAG_REQUEST) for tag in token.tags or []):
+    if not tagged_as_request(token):
         return False
     return AapRequest.objects.filter(token_id=token.pk).exists()
 
