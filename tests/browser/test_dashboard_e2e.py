@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -99,7 +99,17 @@ def shoot(driver, name: str) -> None:
 
 
 def flash(driver) -> str:
-    return wait(driver).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".message"))).text
+    """The flash message's text once the page after a POST shows it. The element is found and
+    read in one attempt, retried while the page is being replaced (a message found on the old
+    document goes stale before its text can be read)."""
+
+    def read(current) -> str | bool:
+        try:
+            return current.find_element(By.CSS_SELECTOR, ".message").text or False
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+
+    return wait(driver).until(read)
 
 
 def test_an_approver_logs_in_filters_by_tag_approves_and_the_sdk_sees_it(
