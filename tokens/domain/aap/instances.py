@@ -1,5 +1,7 @@
 """Provision, read, update and delete AAP instances, within a provisioner token's scope (its
-environment).
+environment). A project admin creates and renames them on the dashboard (``instance_create``,
+``instance_rename``) through the same creation (``_create``) and write (``_change``), by the
+same name rule (``inputs.clean_name``).
 
 Idempotency: a provisioning or update carries an ``Idempotency-Key``; its record
 (``AapOperation``) keeps the parsed body's digest and the original answer, so the same key with
@@ -33,7 +35,7 @@ from tokens.domain.aap import credentials, inputs, representation
 from tokens.domain.aap.errors import AapError, conflict, not_found
 from tokens.domain.actors import Actor
 from tokens.domain.exceptions import InvalidInput
-from tokens.models import AapInstance, AapOperation, AapProvisioner, AapRequest, Token
+from tokens.models import AapInstance, AapOperation, AapProvisioner, AapRequest, Environment, Token
 
 PROVISION = "provision"
 
@@ -142,7 +144,7 @@ def _record(
 
 def _create(
     *,
-    environment: Any,
+    environment: Environment,
     provisioner: AapProvisioner | None,
     name: str | None,
     delivery: inputs.Delivery | None,
@@ -327,7 +329,7 @@ def _retire(instance: AapInstance, now: datetime) -> bool:
 
 
 def instance_create(
-    *, environment: Any, name: str, now: datetime | None = None
+    *, environment: Environment, name: str, now: datetime | None = None
 ) -> tuple[AapInstance, str]:
     """A project admin's new instance (dashboard): the protocol's name rule (empty: a generated
     name, as when ``instance_name`` is left out), no receiver; the credential shown once."""
