@@ -1,5 +1,7 @@
 """Provision, read, update and delete AAP instances, within a provisioner token's scope (its
-environment).
+environment). A project admin creates and renames them on the dashboard (``instance_create``,
+``instance_rename``) through the same creation (``_create``) and write (``_change``), by the
+same name rule (``inputs.clean_name``).
 
 Idempotency: a provisioning or update carries an ``Idempotency-Key``; its record
 (``AapOperation``) keeps the parsed body's digest and the original answer, so the same key with
@@ -33,7 +35,7 @@ from tokens.domain.aap import credentials, inputs, representation
 from tokens.domain.aap.errors import AapError, conflict, not_found
 from tokens.domain.actors import Actor
 from tokens.domain.exceptions import InvalidInput
-from tokens.models import AapInstance, AapOperation, AapProvisioner, AapRequest, Token
+from tokens.models import AapInstance, AapOperation, AapProvisioner, AapRequest, Environment, Token
 
 PROVISION = "provision"
 
@@ -140,6 +142,38 @@ def _record(
     )
 
 
+def _create(
+    *,
+    environment: Environment,
+    provisioner: AapProvisioner | None,
+    name: str | None,
+    delivery: inputs.Delivery | None,
+    url: str,
+    now: datetime,
+) -> tuple[AapInstance, str]:
+    """The one way an instance and its credential are made (protocol, dashboard, admin): the
+    receiver, if any, verified first, under the caller's transaction; the credential returned
+    once and kept only as its digest."""
+    instance_id = uuid.uuid4()
+    if delivery is not None:
+        _verify(delivery, url, instance_id)
+    secret = credentials.new_secret(credentials.CREDENTIAL_PREFIX)
+    instance = AapInstance.objects.create(
+        id=instance_id,
+        environment=environment,
+        provisioner=provisioner,
+        name=name or f"instance-{str(instance_id)[:8]}",
+        credential_prefix=secret[: credentials.VISIBLE],
+        credential_digest=keys.key_digest(secret),
+        delivery_url=url,
+        delivery_registration_id=delivery.registration_id if delivery else None,
+        encrypted_signing_secret=keys.encrypt(delivery.signing_secret) if delivery else "",
+        created_at=now,
+        updated_at=now,
+    )
+    return instance, secret
+
+
 def instance_provision(
     *, provisioner: AapProvisioner, key: str, body: dict[str, Any], now: datetime | None = None
 ) -> tuple[int, dict[str, Any]]:
@@ -156,22 +190,13 @@ def instance_provision(
             if previous.instance.deleted_at is not None:
                 raise conflict("That instance was deleted.", code="instance_deleted")
             return 200, _stored(previous)
-        instance_id = uuid.uuid4()
-        if delivery is not None:
-            _verify(delivery, url, instance_id)
-        secret = credentials.new_secret(credentials.CREDENTIAL_PREFIX)
-        instance = AapInstance.objects.create(
-            id=instance_id,
+        instance, secret = _create(
             environment=provisioner.environment,
             provisioner=provisioner,
-            name=name or f"instance-{str(instance_id)[:8]}",
-            credential_prefix=secret[: credentials.VISIBLE],
-            credential_digest=keys.key_digest(secret),
-            delivery_url=url,
-            delivery_registration_id=delivery.registration_id if delivery else None,
-            encrypted_signing_secret=keys.encrypt(delivery.signing_secret) if delivery else "",
-            created_at=now,
-            updated_at=now,
+            name=name,
+            delivery=delivery,
+            url=url,
+            now=now,
         )
         answer = {
             "instance": representation.instance_wire(instance),
@@ -226,20 +251,43 @@ def instance_update(
             return _stored(previous)
         if delivery is not None:
             _verify(delivery, url, instance.pk)
-        fields: dict[str, Any] = {"updated_at": now}
-        if name is not None:
-            fields["name"] = name
+        fields: dict[str, Any] = {}
         if mentioned:
             fields.update(
                 delivery_url=url,
                 delivery_registration_id=delivery.registration_id if delivery else None,
                 encrypted_signing_secret=keys.encrypt(delivery.signing_secret) if delivery else "",
             )
-        AapInstance.objects.filter(pk=instance.pk).update(**fields)
-        instance.refresh_from_db()
+        _change(instance, name=name, fields=fields, now=now)
         answer = representation.instance_wire(instance)
         _record(provisioner, scope, key, body_digest, instance, 200, answer, now)
         return answer
+
+
+def _change(
+    instance: AapInstance, *, name: str | None, fields: dict[str, Any], now: datetime
+) -> None:
+    """Under the instance's row lock: the one write of a rename (protocol or dashboard) and of
+    a receiver change; ``instance`` is refreshed."""
+    changes: dict[str, Any] = {**fields, "updated_at": now}
+    if name is not None:
+        changes["name"] = name
+    AapInstance.objects.filter(pk=instance.pk).update(**changes)
+    instance.refresh_from_db()
+
+
+def instance_rename(
+    *, instance: AapInstance, name: str, now: datetime | None = None
+) -> AapInstance:
+    """A person (dashboard) renames a live instance, by the protocol's name rule (400 with
+    ``param`` ``instance_name``); 404 once it was deleted. Returns it renamed."""
+    clean = inputs.clean_name({"instance_name": name})
+    with transaction.atomic():
+        locked = AapInstance.objects.select_for_update().get(pk=instance.pk)
+        if locked.deleted_at is not None:
+            raise not_found("instance")
+        _change(locked, name=clean, fields={}, now=now or timezone.now())
+        return locked
 
 
 def instance_delete(
@@ -280,21 +328,37 @@ def _retire(instance: AapInstance, now: datetime) -> bool:
     return True
 
 
+def instance_create(
+    *, environment: Environment, name: str, now: datetime | None = None
+) -> tuple[AapInstance, str]:
+    """A project admin's new instance (dashboard): the protocol's name rule (empty: a generated
+    name, as when ``instance_name`` is left out), no receiver; the credential shown once."""
+    clean = inputs.clean_name({"instance_name": name}) if name else None
+    with transaction.atomic():
+        return _create(
+            environment=environment,
+            provisioner=None,
+            name=clean,
+            delivery=None,
+            url="",
+            now=now or timezone.now(),
+        )
+
+
 def instance_create_for_environment(
     *, environment: Any, name: str, now: datetime | None = None
 ) -> tuple[AapInstance, str]:
-    """An instance made by a person (admin, a script): no receiver, the credential shown once."""
-    now = now or timezone.now()
-    secret = credentials.new_secret(credentials.CREDENTIAL_PREFIX)
-    instance = AapInstance.objects.create(
-        environment=environment,
-        name=(name or "instance")[: inputs.MAX_NAME_LENGTH],
-        credential_prefix=secret[: credentials.VISIBLE],
-        credential_digest=keys.key_digest(secret),
-        created_at=now,
-        updated_at=now,
-    )
-    return instance, secret
+    """An instance made by support staff (admin) or a script: the name as given (cut to the
+    limit), no receiver, the credential shown once."""
+    with transaction.atomic():
+        return _create(
+            environment=environment,
+            provisioner=None,
+            name=(name or "instance")[: inputs.MAX_NAME_LENGTH],
+            delivery=None,
+            url="",
+            now=now or timezone.now(),
+        )
 
 
 def requests_of(instance: AapInstance) -> Any:

@@ -65,6 +65,16 @@ urlpatterns = [
         name="aap_provisioner_revoke",
     ),
     path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/instances",
+        aap.aap_instance_create,
+        name="aap_instance_create",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/instances/<uuid:instance_id>/rename",
+        aap.aap_instance_rename,
+        name="aap_instance_rename",
+    ),
+    path(
         "projects/<slug:project_slug>/<str:environment_slug>/aap/instances/<uuid:instance_id>/delete",
         aap.aap_instance_delete,
         name="aap_instance_delete",
