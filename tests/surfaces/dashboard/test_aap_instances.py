@@ -13,7 +13,7 @@ import pytest
 from tests.surfaces.dashboard.conftest import client_for, csrf_post, messages_of
 from tokens.domain import keys
 from tokens.domain.aap import instances
-from tokens.models import AapInstance
+from tokens.models import AapInstance, AapProvisioner
 
 pytestmark = pytest.mark.django_db
 PAGE = "/projects/alice/dev/aap"
@@ -168,3 +168,32 @@ def test_actions_are_post_only_and_need_the_csrf_token(admin_member, environment
     assert client.post(f"{PAGE}/instances", {"name": "x"}).status_code == 403
     assert client.post(f"{PAGE}/instances/{instance.pk}/rename", {"name": "x"}).status_code == 403
     assert list(AapInstance.objects.values_list("name", flat=True)) == ["a"]
+
+
+def submission_of(response) -> str:
+    match = re.search(r'name="submission" value="([^"]+)"', response.content.decode())
+    assert match, "the form carries no submission value"
+    return match.group(1)
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "model", "notice"),
+    [
+        ("instances", {"name": "codex"}, AapInstance, "the instance was created then"),
+        ("provisioners", {"name": "ci"}, AapProvisioner, "the provisioner token was created"),
+    ],
+)
+def test_reloading_the_page_that_showed_a_secret_creates_nothing_twice(
+    admin_member, path, data, model, notice
+) -> None:
+    client = client_for(admin_member)
+    form = {**data, "submission": submission_of(client.get(PAGE))}
+    first = csrf_post(client, f"{PAGE}/{path}", form)
+    assert first.status_code == 200 and model.objects.count() == 1
+    again = csrf_post(client, f"{PAGE}/{path}", form)  # the browser's "resend the form"
+    assert again.status_code == 302 and again["Location"] == PAGE
+    assert model.objects.count() == 1
+    assert notice in " ".join(messages_of(again))
+    fresh = {**data, "submission": submission_of(first)}  # the answer page's own form
+    assert csrf_post(client, f"{PAGE}/{path}", fresh).status_code == 200
+    assert model.objects.count() == 2

@@ -26,7 +26,7 @@ from tokens.domain.aap import credentials, inputs, instances
 from tokens.domain.aap.errors import AapError
 from tokens.models import AapInstance, AapProvisioner, Environment
 from tokens.surfaces.common.http import base_url
-from tokens.surfaces.dashboard import access
+from tokens.surfaces.dashboard import access, once
 
 ACTION = "manage_integrations"
 
@@ -81,10 +81,23 @@ def _render(
         "created": created[0] if created else None,
         "credential": created[1] if created else "",
         "aap_base_url": base_url(request) + "/api/aap",
+        "submission": once.new(),
         "renaming_id": renaming[0] if renaming else None,
         "rename_form": renaming[1] if renaming else None,
     }
     return render(request, "dashboard/aap.html", context, status=status)
+
+
+def _already_sent(
+    request: HttpRequest, environment: Environment, what: str, undo: str
+) -> HttpResponse:
+    """A reload of a page that showed a new secret: nothing is created a second time."""
+    messages.info(
+        request,
+        f"That form was already sent: the {what} was created then and its secret shown once. "
+        f"If it was not copied, {undo} that {what} and create another.",
+    )
+    return redirect(_page_url(environment))
 
 
 @never_cache
@@ -104,6 +117,8 @@ def aap_provisioner_create(
     form = ProvisionerForm(request.POST)
     if not form.is_valid():
         return _render(request, environment, form=form, status=400)
+    if not once.claim(request):
+        return _already_sent(request, environment, "provisioner token", "revoke")
     _row, secret = credentials.provisioner_create(
         environment=environment, name=form.cleaned_data["name"]
     )
@@ -148,6 +163,8 @@ def aap_instance_create(
 ) -> HttpResponse:
     environment = _environment(request, project_slug, environment_slug)
     form = InstanceForm(request.POST)
+    if form.is_valid() and not once.claim(request):
+        return _already_sent(request, environment, "instance", "delete")
     if form.is_valid():
         try:
             created = instances.instance_create(
