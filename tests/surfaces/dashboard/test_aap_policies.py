@@ -173,3 +173,19 @@ def test_another_environments_rules_are_not_found(admin_member, other_environmen
     # An admin of bob's project elsewhere does not make one an admin here.
     bob_admin = member(other_environment, "bea", Membership.Role.ADMIN)
     assert client_for(bob_admin).get(PAGE).status_code == 404
+
+
+def test_a_rule_for_a_deleted_instance_never_widens_to_any_instance(admin_member, environment):
+    instance, _ = instances.instance_create_for_environment(environment=environment, name="old")
+    client = client_for(admin_member)
+    deny = {**GOOD, "action": "deny", "instance": str(instance.pk)}
+    assert csrf_post(client, f"{PAGE}/rules", deny).status_code == 302
+    instances.instance_retire(instance=instance)
+    rule = AapPolicyRule.objects.get()
+    form = client.get(f"{PAGE}?edit={rule.pk}").content.decode()
+    assert f'value="{instance.pk}" selected>old (deleted)' in form
+    # Saved as it stands, the deleted instance is refused: the admin must choose.
+    again = csrf_post(client, f"{PAGE}/rules/{rule.pk}", deny)
+    assert again.status_code == 400 and "Unknown instance" in again.content.decode()
+    rule.refresh_from_db()
+    assert rule.instance_id == instance.pk

@@ -59,6 +59,19 @@ def _values_of(rule: AapPolicyRule) -> dict[str, str]:
     }
 
 
+def _instance_choices(environment: Environment, editing: AapPolicyRule | None) -> list[AapInstance]:
+    """The live instances, and a deleted one the edited rule names: shown as such, so that
+    saving the form never turns the rule silently into one for any instance."""
+    choices = list(
+        AapInstance.objects.filter(environment=environment, deleted_at__isnull=True).order_by(
+            "name"
+        )
+    )
+    if editing is not None and editing.instance is not None and editing.instance.deleted_at:
+        choices.append(editing.instance)
+    return choices
+
+
 def _render(
     request: HttpRequest,
     environment: Environment,
@@ -79,9 +92,7 @@ def _render(
             (rule, format_duration(rule.deadline) if rule.deadline else "")
             for rule in policies.rule_list(environment=environment)
         ],
-        "instances": AapInstance.objects.filter(
-            environment=environment, deleted_at__isnull=True
-        ).order_by("name"),
+        "instances": _instance_choices(environment, editing),
         "actions": AapPolicyRule.Action.choices,
         "editing": editing,
         "values": values,
