@@ -1002,6 +1002,11 @@ class AapPolicyRule(models.Model):
     deadline = models.DurationField(
         null=True, blank=True, help_text="Route: how long the approvers have; empty: the agent's."
     )
+    # Route: follow-ups from the request's creation, as token_create's remindAfter,
+    # escalateAfter and escalateTo; each left out of a request whose deadline comes first.
+    remind_after = models.DurationField(null=True, blank=True)
+    escalate_after = models.DurationField(null=True, blank=True)
+    escalate_to = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 

@@ -134,3 +134,21 @@ def test_an_instance_rule_of_another_environment_is_refused(environment, other_e
         save(environment, "r", instance=str(theirs.pk))
     assert "instance" in refused.value.field_errors
     assert not AapPolicyRule.objects.exists()
+
+
+def test_follow_ups_after_the_requests_deadline_are_left_out() -> None:
+    route = rule_of(
+        action="route",
+        remind_after=timedelta(minutes=10),
+        escalate_after=timedelta(minutes=20),
+        escalate_to=["cto@example.com"],
+    )
+    verdict = policies.Verdict(rule=route, window=timedelta(minutes=10))
+    assert policies.follow_ups(verdict, timedelta(hours=1)) == {
+        "remind_after": "600s",
+        "escalate_after": "1200s",
+        "escalate_to": ["cto@example.com"],
+    }
+    assert policies.follow_ups(verdict, timedelta(minutes=15)) == {"remind_after": "600s"}
+    assert policies.follow_ups(verdict, timedelta(minutes=5)) == {}
+    assert policies.follow_ups(policies.Verdict(rule=None, window=timedelta(0)), timedelta(1)) == {}

@@ -99,6 +99,9 @@ def test_a_route_rule_asks_its_approvers_by_personal_link_and_needs_its_quorum(
         approvers="lead@example.com, oncall@example.com",
         required_approvals="2",
         deadline="30m",
+        remind_after="10m",
+        escalate_after="20m",
+        escalate_to="cto@example.com",
     )
     asked = ask(base, credential, "deploy_api", timeout="2h")
     assert asked.status == "pending"
@@ -107,6 +110,16 @@ def test_a_route_rule_asks_its_approvers_by_personal_link_and_needs_its_quorum(
     token = token_of(asked.id)
     assert token.approvers == ["lead@example.com", "oncall@example.com"]
     assert token.required_approvals == 2
+    follow_ups = {
+        row.kind: (row.next_attempt_at - token.created_at, row.payload)
+        for row in OutboxMessage.objects.filter(token=token).exclude(
+            kind=OutboxMessage.Kind.APPROVAL_EMAIL
+        )
+    }
+    assert follow_ups == {
+        OutboxMessage.Kind.REMINDER: (timedelta(minutes=10), {}),
+        OutboxMessage.Kind.ESCALATION: (timedelta(minutes=20), {"to": ["cto@example.com"]}),
+    }
     outbox.deliver_due()
     links = {}
     for message in mail.outbox:  # one e-mail each, carrying that approver's own link

@@ -189,3 +189,35 @@ def test_a_rule_for_a_deleted_instance_never_widens_to_any_instance(admin_member
     assert again.status_code == 400 and "Unknown instance" in again.content.decode()
     rule.refresh_from_db()
     assert rule.instance_id == instance.pk
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"remind_after": "2h"}, "remind", "It must come before the rule&#x27;s deadline."),
+        ({"remind_after": "1s"}, "remind", "or empty for no reminder"),
+        ({"escalate_after": "10m"}, "escalate-to", "An escalation asks someone"),
+        ({"escalate_to": "cfo@example.com"}, "escalate-after", "Say when to ask them"),
+        ({"escalate_after": "10m", "escalate_to": "ghost"}, "escalate-to", "Unknown approver"),
+    ],
+)
+def test_bad_follow_ups_are_named_on_the_page(admin_member, approver, fields, field, message):
+    response = csrf_post(client_for(admin_member), f"{PAGE}/rules", {**GOOD, **fields})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f'id="rule-{field}-error">' in html and message in html
+    assert not AapPolicyRule.objects.exists()
+
+
+def test_follow_ups_are_saved_and_shown(admin_member, approver):
+    client = client_for(admin_member)
+    fields = {"remind_after": "10m", "escalate_after": "20m", "escalate_to": "april, cfo@x.org"}
+    assert csrf_post(client, f"{PAGE}/rules", {**GOOD, **fields}).status_code == 302
+    rule = AapPolicyRule.objects.get()
+    assert (rule.remind_after, rule.escalate_after) == (
+        timedelta(minutes=10),
+        timedelta(minutes=20),
+    )
+    assert rule.escalate_to == ["april@example.com", "cfo@x.org"]
+    html = client.get(PAGE).content.decode()
+    assert "reminded after 10m" in html and "after 20m also april@example.com, cfo@x.org" in html

@@ -134,6 +134,21 @@ def deadline_for(verdict: Verdict, asked: timedelta) -> timedelta:
     return window
 
 
+def follow_ups(verdict: Verdict, deadline: timedelta) -> dict[str, str | list[str] | None]:
+    """A routing rule's reminder and escalation as ``token_create`` takes them, leaving out
+    those that would not come before this request's deadline (the agent's may be shorter)."""
+    route = verdict.route
+    out: dict[str, str | list[str] | None] = {}
+    if route is None:
+        return out
+    if route.remind_after is not None and route.remind_after < deadline:
+        out["remind_after"] = f"{int(route.remind_after.total_seconds())}s"
+    if route.escalate_after is not None and route.escalate_after < deadline and route.escalate_to:
+        out["escalate_after"] = f"{int(route.escalate_after.total_seconds())}s"
+        out["escalate_to"] = list(route.escalate_to)
+    return out
+
+
 def rule_actor() -> Actor:
     """Who decides by a policy: the rule (its name is in the event), never a person."""
     return Actor(channel=TokenEvent.Channel.AAP, credential=TokenEvent.Credential.AAP_POLICY)
@@ -194,6 +209,9 @@ class RuleInput:
     approvers: str | list[str] = ""  # e-mail addresses or members' usernames
     required_approvals: str | int | None = None
     deadline: str = ""  # a duration such as 30m (route only); "" for the agent's
+    remind_after: str = ""  # route: remind the undecided approvers after this long
+    escalate_after: str = ""  # route: then also ask escalate_to
+    escalate_to: str | list[str] = ""
 
 
 def _glob(value: str, field: str, limit: int, errors: dict[str, str]) -> str:
@@ -212,7 +230,10 @@ def _glob(value: str, field: str, limit: int, errors: dict[str, str]) -> str:
 
 
 def _approvers(
-    environment: Environment, value: str | list[str], errors: dict[str, str]
+    environment: Environment,
+    value: str | list[str],
+    errors: dict[str, str],
+    field: str = "approvers",
 ) -> list[str]:
     """E-mail addresses as the token API takes them (team addresses too), or usernames of the
     project's members, which become their addresses."""
@@ -229,7 +250,7 @@ def _approvers(
             )
             if user is None or not user.user.email:
                 why = "has no e-mail address" if user else "is not a member of this project"
-                errors["approvers"] = (
+                errors[field] = (
                     f"Unknown approver {entry[:100]!r}: it is not an e-mail address and {why}."
                 )
                 return []
@@ -237,12 +258,12 @@ def _approvers(
         try:
             validate_email(entry)
         except ValidationError:
-            errors["approvers"] = f"Unknown approver {entry[:100]!r}: not an e-mail address."
+            errors[field] = f"Unknown approver {entry[:100]!r}: not an e-mail address."
             return []
         if entry.lower() not in {address.lower() for address in addresses}:
             addresses.append(entry)
     if len(addresses) > MAX_APPROVERS:
-        errors["approvers"] = f"At most {MAX_APPROVERS} approvers."
+        errors[field] = f"At most {MAX_APPROVERS} addresses."
     return addresses
 
 
@@ -259,18 +280,37 @@ def _quorum(value: str | int | None, errors: dict[str, str]) -> int:
     return number
 
 
-def _deadline(value: str, errors: dict[str, str]) -> timedelta | None:
+def _duration(value: str, errors: dict[str, str], field: str, empty: str) -> timedelta | None:
     if not value.strip():
         return None
     duration = parse_duration(value)
     highest = max_deadline()
     if duration is None or not MIN_DEADLINE <= duration <= highest:
-        errors["deadline"] = (
+        errors[field] = (
             f"A duration from {format_duration(MIN_DEADLINE)} to {format_duration(highest)} "
-            "(such as 30m, 2h or 1d), or empty for the agent's own timeout."
+            f"(such as 30m, 2h or 1d), or empty {empty}."
         )
         return None
     return duration
+
+
+def _follow_ups(
+    environment: Environment, rule: AapPolicyRule, data: RuleInput, errors: dict[str, str]
+) -> None:
+    """A routing rule's reminder and escalation, each before the rule's deadline."""
+    rule.remind_after = _duration(data.remind_after, errors, "remind_after", "for no reminder")
+    rule.escalate_after = _duration(
+        data.escalate_after, errors, "escalate_after", "for no escalation"
+    )
+    rule.escalate_to = _approvers(environment, data.escalate_to, errors, "escalate_to")
+    if rule.escalate_after is not None and not rule.escalate_to and "escalate_to" not in errors:
+        errors["escalate_to"] = "An escalation asks someone: name them here."
+    if rule.escalate_to and rule.escalate_after is None and "escalate_after" not in errors:
+        errors["escalate_after"] = "Say when to ask them (such as 1h), or leave both empty."
+    for field in ("remind_after", "escalate_after"):
+        moment = getattr(rule, field)
+        if moment is not None and rule.deadline is not None and moment >= rule.deadline:
+            errors.setdefault(field, "It must come before the rule's deadline.")
 
 
 def _instance(environment: Environment, value: str, errors: dict[str, str]) -> AapInstance | None:
@@ -319,7 +359,8 @@ def clean_rule(
     if data.action == Action.ROUTE:
         rule.approvers = _approvers(environment, data.approvers, errors)
         rule.required_approvals = _quorum(data.required_approvals, errors)
-        rule.deadline = _deadline(data.deadline, errors)
+        rule.deadline = _duration(data.deadline, errors, "deadline", "for the agent's own timeout")
+        _follow_ups(environment, rule, data, errors)
         if not rule.approvers and "approvers" not in errors:
             errors["approvers"] = "A route names at least one approver."
         counted = "approvers" not in errors and "required_approvals" not in errors

@@ -108,6 +108,7 @@ def request_create(
                 required_approvals=route.required_approvals if route is not None else None,
                 decision_valid_for=f"{int(verdict.window.total_seconds())}s",
                 now=moment,
+                **policies.follow_ups(verdict, window),
             ).token
         except InvalidInput as error:
             raise AapError(error.message, status=400, code="invalid_request") from None

@@ -104,6 +104,9 @@ class AapPolicyRuleForm(forms.ModelForm):
     deadline_text = forms.CharField(
         label="Deadline", required=False, help_text="Route: 30m, 2h, …; empty: the agent's."
     )
+    remind_after_text = forms.CharField(label="Remind after", required=False)
+    escalate_after_text = forms.CharField(label="Escalate after", required=False)
+    escalate_to_text = forms.CharField(label="Escalate to", required=False)
 
     class Meta:
         model = AapPolicyRule
@@ -123,8 +126,11 @@ class AapPolicyRuleForm(forms.ModelForm):
             self.fields["environment"].initial = rule.policy.environment_id
             self.fields["environment"].disabled = True
             self.fields["approvers_text"].initial = ", ".join(rule.approvers)
-            if rule.deadline:
-                self.fields["deadline_text"].initial = format_duration(rule.deadline)
+            for name in ("deadline", "remind_after", "escalate_after"):
+                value = getattr(rule, name)
+                if value:
+                    self.fields[f"{name}_text"].initial = format_duration(value)
+            self.fields["escalate_to_text"].initial = ", ".join(rule.escalate_to)
         self.fields["instance"].required = False
 
     def clean(self) -> dict[str, Any]:
@@ -142,15 +148,17 @@ class AapPolicyRuleForm(forms.ModelForm):
             approvers=data.get("approvers_text") or "",
             required_approvals=data.get("required_approvals"),
             deadline=data.get("deadline_text") or "",
+            remind_after=data.get("remind_after_text") or "",
+            escalate_after=data.get("escalate_after_text") or "",
+            escalate_to=data.get("escalate_to_text") or "",
         )
         try:
             policies.clean_rule(
                 environment=environment, data=self.rule_input, rule_id=self.instance.pk
             )
         except policies.PolicyInvalid as invalid:
-            mapping = {"approvers": "approvers_text", "deadline": "deadline_text"}
             for name, message in invalid.field_errors.items():
-                field = mapping.get(name, name)
+                field = f"{name}_text" if f"{name}_text" in self.fields else name
                 self.add_error(field if field in self.fields else None, message)
         return data
 

@@ -10,6 +10,7 @@ POST-only actions with CSRF, then a redirect with a message; bad input re-render
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -34,6 +35,9 @@ FIELDS = (
     "approvers",
     "required_approvals",
     "deadline",
+    "remind_after",
+    "escalate_after",
+    "escalate_to",
 )
 
 
@@ -55,8 +59,15 @@ def _values_of(rule: AapPolicyRule) -> dict[str, str]:
         "action": rule.action,
         "approvers": ", ".join(rule.approvers),
         "required_approvals": str(rule.required_approvals),
-        "deadline": format_duration(rule.deadline) if rule.deadline else "",
+        "deadline": _duration(rule.deadline),
+        "remind_after": _duration(rule.remind_after),
+        "escalate_after": _duration(rule.escalate_after),
+        "escalate_to": ", ".join(rule.escalate_to),
     }
+
+
+def _duration(value: timedelta | None) -> str:
+    return format_duration(value) if value else ""
 
 
 def _instance_choices(environment: Environment, editing: AapPolicyRule | None) -> list[AapInstance]:
@@ -89,7 +100,12 @@ def _render(
     context: dict[str, Any] = {
         "environment": environment,
         "rules": [
-            (rule, format_duration(rule.deadline) if rule.deadline else "")
+            (
+                rule,
+                _duration(rule.deadline),
+                _duration(rule.remind_after),
+                _duration(rule.escalate_after),
+            )
             for rule in policies.rule_list(environment=environment)
         ],
         "instances": _instance_choices(environment, editing),
