@@ -59,6 +59,7 @@ MIN_WINDOW = timedelta(seconds=10)
 MAX_WINDOW = timedelta(hours=24)
 # A glob: literal characters (no spaces or control characters), * and ?, and sets such as
 # [ab] or [!x] that close.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GLOB = re.compile(r"^(?:[^\[\]\s\x00-\x1f\x7f]|\[!?[^\[\]\s\x00-\x1f\x7f]+\])+$")
 
 
@@ -219,7 +220,7 @@ def _glob(value: str, field: str, limit: int, errors: dict[str, str]) -> str:
     if len(text) > limit:
         errors[field] = f"At most {limit} characters."
     elif text and not _GLOB.match(text):
-        if re.search(r"[\s\x00-\x1f\x7f]", text):
+        if re.search(r"\s", text) or _CONTROL.search(text):
             errors[field] = "A pattern has no spaces or control characters."
         else:
             errors[field] = (
@@ -340,6 +341,8 @@ def clean_rule(
         errors["name"] = "Give the rule a name: the audit trail records it as the reason."
     elif len(name) > MAX_NAME_LENGTH:
         errors["name"] = f"At most {MAX_NAME_LENGTH} characters."
+    elif _CONTROL.search(name):
+        errors["name"] = "A name has no control characters."
     elif (
         AapPolicyRule.objects.filter(policy__environment=environment, name=name)
         .exclude(pk=rule_id or 0)
