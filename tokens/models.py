@@ -393,6 +393,8 @@ class TokenEvent(models.Model):
         SYSTEM = "system", "system"
         # The request's onTimeout (or its environment's deadline rule): never a person.
         DEADLINE_RULE = "deadline_rule", "deadline rule"
+        # A rule of the environment's AAP policy (its name in the event's detail, "rule").
+        AAP_POLICY = "aap_policy", "AAP policy rule"
 
     class Channel(models.TextChoices):
         API = "api", "API"
@@ -458,6 +460,8 @@ class TokenEvent(models.Model):
             return "callback URL"
         if self.credential == self.Credential.DEADLINE_RULE:
             return "deadline rule"
+        if self.credential == self.Credential.AAP_POLICY:
+            return f"policy: {self.detail.get('rule', '')}"
         return "system"
 
 
@@ -939,3 +943,79 @@ class AapRequest(models.Model):
     @property
     def context(self) -> dict[str, Any] | None:
         return json.loads(self.context_json) if self.context_json is not None else None
+
+
+class AapPolicy(models.Model):
+    """An environment's AAP policy (tokens.domain.aap.policies): its rules, tried in order on
+    each new request (the first that matches decides or routes it; none: a person decides),
+    and how long an approval may be acted on (``expires_at - decided_at``)."""
+
+    environment = models.OneToOneField(
+        Environment, on_delete=models.CASCADE, related_name="aap_policy"
+    )
+    approval_valid_for = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="None: the service's WAITPOINTS_AAP_APPROVAL_VALID_SECONDS (600 s).",
+    )
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "AAP policy"
+        verbose_name_plural = "AAP policies"
+        ordering = ["environment__project__slug", "environment__slug"]
+
+    def __str__(self) -> str:
+        return f"AAP policy of {self.environment}"
+
+
+class AapPolicyRule(models.Model):
+    """One rule of an environment's AAP policy: requests whose tool (and MCP server) match the
+    globs, from ``instance`` (None: any), are approved or denied by the rule at once, or routed
+    to named approvers with a quorum and a deadline. Rules are tried by ``position``."""
+
+    class Action(models.TextChoices):
+        ROUTE = "route", "Route to named approvers"
+        APPROVE = "approve", "Approve without asking anyone"
+        DENY = "deny", "Deny without asking anyone"
+
+    policy = models.ForeignKey(AapPolicy, on_delete=models.CASCADE, related_name="rules")
+    position = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    tool_pattern = models.CharField(max_length=119, help_text="A glob: send_*, *, deploy_?")
+    server_pattern = models.CharField(
+        max_length=200, blank=True, default="", help_text="A glob on the MCP server; empty: any."
+    )
+    # A rule for one agent goes with it: deleting the instance's row deletes the rule rather
+    # than widening it to every instance.
+    instance = models.ForeignKey(
+        AapInstance,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="policy_rules",
+        help_text="Empty: any instance of the environment.",
+    )
+    action = models.CharField(max_length=16, choices=Action.choices, default=Action.ROUTE)
+    approvers = models.JSONField(default=list, blank=True, help_text="Route: e-mail addresses.")
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    deadline = models.DurationField(
+        null=True, blank=True, help_text="Route: how long the approvers have; empty: the agent's."
+    )
+    # Route: follow-ups from the request's creation, as token_create's remindAfter,
+    # escalateAfter and escalateTo; each left out of a request whose deadline comes first.
+    remind_after = models.DurationField(null=True, blank=True)
+    escalate_after = models.DurationField(null=True, blank=True)
+    escalate_to = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "AAP policy rule"
+        ordering = ["policy_id", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "name"], name="aappolicyrule_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.tool_pattern} → {self.action}"

@@ -4,43 +4,41 @@ A request is created as one waitpoint token of the instance's environment (throu
 ``lifecycle.token_create``, so approvers, "waiting for me", e-mails and Slack see it as any
 token), with the tags ``aap-request:<id>``, ``aap-tool:<tool>`` and ``aap-instance:<id>``, a
 deadline of the requested window (shortened to ``WAITPOINTS_AAP_MAX_TIMEOUT_SECONDS``) and an
-approval window (``decision_valid_for``) so that an approval carries its ``expires_at``. The
-token and its ``AapRequest`` row are written in one transaction that holds the instance's row
-lock (deletion takes it too). Creation is idempotent per instance and key: the same parsed body
-returns the existing request in its current state, a different one ``409 idempotency_conflict``.
+approval window (``decision_valid_for``, the environment's) so that an approval carries its
+``expires_at``. The environment's policy (``policies``) is asked first: its first matching
+rule routes the token to named approvers, or approves or denies it before anyone sees it. The
+token, its ``AapRequest`` row and a rule's decision are written in one transaction that holds
+the instance's row lock (deletion takes it too). Creation is idempotent per instance and key:
+the same parsed body returns the existing request in its current state (the policy is not asked
+again), a different one ``409 idempotency_conflict``.
 
 Everything after creation is the token's: cancel is ``lifecycle.token_cancel``, consume and
 outcome are ``domain.consumption`` (the one implementation of single use), decisions come
-through ``domain.decide`` or the token API, expiry through the sweep or on read.
+through ``domain.decide``, the token API or a policy rule, expiry through the sweep or on read.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from tokens.domain import consumption, lifecycle
-from tokens.domain.aap import inputs, representation
+from tokens.domain.aap import inputs, policies, representation
 from tokens.domain.aap.errors import AapError, conflict, not_found
 from tokens.domain.actors import Actor
 from tokens.domain.exceptions import InvalidInput
-from tokens.models import AapInstance, AapRequest, Token
+from tokens.models import AapInstance, AapRequest
 
 TAG_REQUEST, TAG_TOOL, TAG_INSTANCE = (
     representation.TAG_REQUEST,
     "aap-tool:",
     "aap-instance:",
 )
-
-
-def _window(requested: timedelta) -> timedelta:
-    return min(requested, timedelta(seconds=int(settings.WAITPOINTS_AAP_MAX_TIMEOUT_SECONDS)))
 
 
 def _json_text(value: Any) -> str:
@@ -91,7 +89,9 @@ def request_create(
             context_json=_json_text(submission.context) if submission.context is not None else None,
             created_at=moment,
         )
-        window = _window(submission.window)
+        verdict = policies.evaluate(instance=locked, tool=submission.tool, server=submission.server)
+        route = verdict.route
+        window = policies.deadline_for(verdict, submission.window)
         try:
             token = lifecycle.token_create(
                 environment=locked.environment,
@@ -104,15 +104,20 @@ def request_create(
                 ],
                 title=f"{locked.name} asks to run {submission.tool}"[:200],
                 requested_by=f"aap:{locked.name}"[:254],
+                approvers=route.approvers if route is not None else None,
+                required_approvals=route.required_approvals if route is not None else None,
+                decision_valid_for=f"{int(verdict.window.total_seconds())}s",
                 now=moment,
+                **policies.follow_ups(verdict, window),
             ).token
         except InvalidInput as error:
             raise AapError(error.message, status=400, code="invalid_request") from None
-        Token.objects.filter(pk=token.pk).update(
-            decision_valid_for=representation.decision_valid_for()
-        )
         request.token = token
         request.save(force_insert=True)
+        if verdict.rule is not None and verdict.decides:
+            # In this transaction, after the request row exists (its request.resolved event
+            # needs it): nobody ever reads the request pending.
+            policies.decide_by_rule(rule=verdict.rule, token=token, now=now)
         AapInstance.objects.filter(pk=locked.pk).update(last_used_at=moment)
         return request, True
 

@@ -12,6 +12,7 @@ from django.contrib import admin
 # One module per model group; importing them registers their pages.
 from tokens.surfaces.admin import (  # noqa: F401
     aap,
+    aap_policies,
     deadlines,
     mail,
     outbox,

@@ -2,7 +2,16 @@
 
 from django.urls import path
 
-from tokens.surfaces.dashboard import aap, bulk, deadlines, members, slack, views, webhooks
+from tokens.surfaces.dashboard import (
+    aap,
+    aap_policies,
+    bulk,
+    deadlines,
+    members,
+    slack,
+    views,
+    webhooks,
+)
 
 app_name = "dashboard"
 
@@ -78,6 +87,36 @@ urlpatterns = [
         "projects/<slug:project_slug>/<str:environment_slug>/aap/instances/<uuid:instance_id>/delete",
         aap.aap_instance_delete,
         name="aap_instance_delete",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/policies",
+        aap_policies.aap_policies,
+        name="aap_policies",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/policies/window",
+        aap_policies.aap_policy_window,
+        name="aap_policy_window",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/policies/rules",
+        aap_policies.aap_policy_rule_add,
+        name="aap_policy_rule_add",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/policies/rules/<int:rule_id>",
+        aap_policies.aap_policy_rule_edit,
+        name="aap_policy_rule_edit",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/policies/rules/<int:rule_id>/delete",
+        aap_policies.aap_policy_rule_delete,
+        name="aap_policy_rule_delete",
+    ),
+    path(
+        "projects/<slug:project_slug>/<str:environment_slug>/aap/policies/rules/<int:rule_id>/move",
+        aap_policies.aap_policy_rule_move,
+        name="aap_policy_rule_move",
     ),
     path(
         "projects/<slug:project_slug>/<str:environment_slug>/slack", slack.slack_page, name="slack"
