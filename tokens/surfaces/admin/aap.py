@@ -62,10 +62,13 @@ def _ending_action(
     return action
 
 
-class _ShownOnce(admin.ModelAdmin):
-    """Rows created with a secret by the domain (``create``), which is shown once instead of the
-    usual redirect; the secret is kept on this request's object only, never stored."""
+class _Credentials(admin.ModelAdmin):
+    """Credentials of one environment (provisioner tokens, instances), created with a secret by
+    the domain (``create``), which is shown once instead of the usual redirect; the secret is
+    kept on this request's object only, never stored."""
 
+    list_filter = ("environment",)
+    list_select_related = ("environment__project",)
     secret_name = ""
 
     def create(self, obj: Any) -> tuple[Model, str]:
@@ -91,10 +94,8 @@ class _ShownOnce(admin.ModelAdmin):
 
 
 @admin.register(AapProvisioner)
-class AapProvisionerAdmin(CheckedFilters, _ShownOnce):
+class AapProvisionerAdmin(CheckedFilters, _Credentials):
     list_display = ("masked", "name", "environment", "active", "created_at", "last_used_at")
-    list_filter = ("environment",)
-    list_select_related = ("environment__project",)
     search_fields = ("prefix", "name", "environment__project__slug")
     actions = ("revoke",)
     secret_name = "AAP provisioner token"
@@ -135,10 +136,8 @@ class AapProvisionerAdmin(CheckedFilters, _ShownOnce):
 
 
 @admin.register(AapInstance)
-class AapInstanceAdmin(CheckedFilters, _ShownOnce):
+class AapInstanceAdmin(CheckedFilters, _Credentials):
     list_display = ("name", "environment", "active", "delivery_url", "created_at", "deleted_at")
-    list_filter = ("environment",)
-    list_select_related = ("environment__project",)
     search_fields = ("=id", "name", "credential_prefix", "environment__project__slug")
     actions = ("delete_instances",)
     secret_name = "AAP instance credential"
