@@ -15,12 +15,21 @@ ID-only ``request.resolved`` events.
   them (``Skip``). Attempts are retried with exponential back-off and jitter until seven days
   after the decision, one at a time (the outbox's claim), respecting ``Retry-After`` on 429 and
   503 within that window.
+* **Per destination host**, across instances, URL paths and provisioners: an event's outbox lane
+  is its receiver's host (``host_lane``), so all events to one host share the lane's cap on
+  attempts in flight (``WAITPOINTS_OUTBOX_LANE_CONCURRENCY``, across delivery processes) and
+  its circuit breaker; more instances or other paths on the same host get no more. The
+  project's cap (``WAITPOINTS_OUTBOX_TENANT_CONCURRENCY``) bounds a provisioning account's
+  receivers together. An event held back by a cap or an open breaker is not claimed: it waits,
+  keeping its attempts. An event whose instance moved to another host is put in that host's
+  lane before anything is sent (``outbox.Moved``, no attempt counted).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import random
 import uuid
@@ -28,6 +37,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -99,10 +109,12 @@ def enqueue_events(token_ids: Sequence[str], *, now: datetime) -> int:
             instance__deleted_at__isnull=True,
         )
         .exclude(instance__delivery_url="")
-        .values_list("pk", "instance_id", "token_id", "token__completed_at")
+        .values_list(
+            "pk", "instance_id", "token_id", "token__completed_at", "instance__delivery_url"
+        )
     )
     messages = []
-    for request_id, instance_id, token_id, decided_at in rows:
+    for request_id, instance_id, token_id, decided_at, url in rows:
         event_id = uuid.uuid4()
         if not AapRequest.objects.filter(pk=request_id, event_id__isnull=True).update(
             event_id=event_id
@@ -129,6 +141,7 @@ def enqueue_events(token_ids: Sequence[str], *, now: datetime) -> int:
                     "request_id": str(request_id),
                     "created_at": created_at,
                     "body": body,
+                    "host": destination_host(url),  # its lane (attempts read the instance)
                 },
                 now=now,
             )
@@ -154,10 +167,23 @@ def _retry_after(value: str, now: datetime) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def destination_host(url: str) -> str:
+    """The host events to ``url`` count against (as verifications do): any path or port."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+def host_lane(host: str) -> str:
+    """One lane per receiver host: its concurrency cap and circuit breaker hold for every
+    instance and path on it, and one slow host holds no other host's events. A host too long
+    for the lane column is named by its digest, so two long hosts never share a lane."""
+    lane = f"aap:host:{host}"
+    if len(lane) > (OutboxMessage._meta.get_field("lane").max_length or 0):
+        lane = f"aap:host#{hashlib.sha256(host.encode()).hexdigest()}"
+    return lane
+
+
 def _lane(payload: dict[str, Any]) -> str:
-    """One lane per instance (its receiver): its own concurrency cap and circuit breaker, so one
-    slow receiver holds no other instance's events (delivery.outbox)."""
-    return f"aap:{payload.get('instance_id', '')}"
+    return host_lane(str(payload.get("host", "")))
 
 
 @outbox.handler(
@@ -175,6 +201,9 @@ def deliver_event(message: OutboxMessage) -> None:
     now = timezone.now()
     if decided_at is None or now + timedelta(seconds=ATTEMPT_LIMIT) > decided_at + RETRY_WINDOW:
         raise outbox.Skip("the seven-day delivery window has ended.")
+    lane = host_lane(destination_host(instance.delivery_url))
+    if message.lane != lane:  # its receiver moved host: that host's cap and breaker, not this
+        raise outbox.Moved(lane)
     secret = keys.decrypt(instance.encrypted_signing_secret)
     if secret is None:
         raise EventDeliveryFailed("cannot decrypt the receiver's secret: SECRET_KEY changed?")

@@ -16,6 +16,11 @@ A wake-up only tells a waiter to read the token again; the database stays the tr
 spurious wake-up is harmless and a missed one is covered by the waiter's re-read after
 subscribing, by the wake-everyone after each (re)connection of the listener, and by the end of
 the wait.
+
+``wait_for_token`` is the waiting loop itself, shared by every long poll (the v1 API's ``…/wait``,
+the AAP read with ``?wait=``): a surface gives it how to read its answer and turns the result into
+its own form; ``on_its_own_loop`` runs one such wait from a synchronous view (WSGI, the test
+client).
 """
 
 from __future__ import annotations
@@ -25,13 +30,17 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.utils import timezone
 
 from tokens.domain.signals import token_resolved
 
@@ -42,6 +51,11 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "waitpoint_resolved"
 T = TypeVar("T")
+A = TypeVar("A")
+
+# How a wait runs its short database reads: ``run_db`` (the shared threads) under ASGI, the
+# request's own thread under WSGI.
+RunDb = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 # Database work of waiters runs here: a few threads per process, however many waiters there are.
 _executor: ThreadPoolExecutor | None = None
@@ -262,3 +276,92 @@ def _on_token_resolved(sender: object, token_ids: list[str], **kwargs: object) -
 
 
 token_resolved.connect(_on_token_resolved, dispatch_uid="tokens.delivery.waiting")
+
+
+# ------------------------------------------------------------------------------------------------
+# The waiting loop of every long poll
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reading(Generic[A]):
+    """What a waiter read: the answer it would give now, whether that answer is final (the token
+    is resolved: answer at once), and the token's own deadline (reaching it is an answer too,
+    even before any sweep has persisted the timeout)."""
+
+    answer: A
+    final: bool
+    deadline_at: datetime | None
+
+
+async def wait_for_token(
+    token_id: str,
+    *,
+    seconds: float,
+    read: Callable[[], Awaitable[Reading[A]]],
+    from_hub: Callable[[Token], Reading[A]] | None = None,
+    disconnected: Callable[[], Awaitable[None]] | None = None,
+) -> A | None:
+    """Read until the answer is final or ``seconds`` have passed, and give the last answer;
+    None when the client went away first (``disconnected()`` returns when it does).
+
+    ``read`` reads the answer from the database (through the caller's ``RunDb``); ``from_hub``,
+    when given, turns the row the hub read once for all its waiters into an answer, which spares
+    this waiter its own read when the token is resolved."""
+    loop = asyncio.get_running_loop()
+    waits = hub()
+    deadline = loop.time() + seconds
+    gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+    try:
+        while True:
+            wake = waits.subscribe(token_id)
+            try:
+                # Read after subscribing: a resolution committed before the subscription is
+                # seen here, one committed after it wakes us.
+                reading = await read()
+                remaining = deadline - loop.time()
+                if reading.final or remaining <= 0:
+                    return reading.answer
+                if reading.deadline_at is not None:
+                    # Wake at the deadline (plus a hair, so the read sees it passed).
+                    until = (reading.deadline_at - timezone.now()).total_seconds()
+                    remaining = min(remaining, max(until, 0) + 0.002)
+                pending: set[asyncio.Future[Any]] = {wake} if gone is None else {wake, gone}
+                waits.blocked += 1
+                try:
+                    await asyncio.wait(pending, timeout=remaining, return_when="FIRST_COMPLETED")
+                finally:
+                    waits.blocked -= 1
+                if gone is not None and gone.done():
+                    return None
+            finally:
+                waits.unsubscribe(token_id, wake)
+            fresh = wake.result() if wake.done() else None
+            if fresh is not None and from_hub is not None:
+                # The hub read it once for all its waiters, after the resolution committed.
+                reading = from_hub(fresh)
+                if reading.final:
+                    return reading.answer
+    finally:
+        if gone is not None:
+            gone.cancel()
+
+
+def on_its_own_loop(wait: Callable[[RunDb], Awaitable[T]]) -> T:
+    """Run one wait from a synchronous view (WSGI, the test client), holding its thread: the
+    database reads run on the request's own thread (and connection), as any sync view's, and
+    the event loop is this request's only, so its hub (and LISTEN connection) ends with it."""
+
+    async def run() -> T:
+        try:
+            return await wait(lambda function: sync_to_async(function)())
+        finally:
+            await close_hub()
+
+    return async_to_sync(run)()
+
+
+async def until_disconnect(receive: Callable[[], Awaitable[Mapping[str, Any]]]) -> None:
+    """Return when the ASGI client goes away (the ``disconnected`` of a wait)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -108,3 +108,53 @@ def test_support_creates_an_instance_credential_shown_once(support, environment)
     assert page.status_code == 200
     secret = next(w for w in page.content.decode().split('"') if w.startswith("aapi_"))
     assert credentials.authenticate(f"Bearer {secret}").instance == AapInstance.objects.get()
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "label", "prefix"),
+    [
+        ("/admin/tokens/aapprovisioner/add/", {"name": "p"}, "AAP provisioner token", "aapp_"),
+        ("/admin/tokens/aapinstance/add/", {"name": "i"}, "AAP instance credential", "aapi_"),
+        ("/admin/tokens/apikey/add/", {"name": "k"}, "Secret key", "tr_dev_"),
+    ],
+)
+def test_every_new_secret_is_shown_once_on_the_same_page(
+    support, environment, path, fields, label, prefix
+) -> None:
+    page = support.post(path, {"environment": environment.pk, **fields})
+    html = page.content.decode()
+    assert page.status_code == 200 and "no-store" in page["Cache-Control"]
+    assert f'<label for="secret">{label}</label>' in html
+    assert f'id="secret" type="text" value="{prefix}' in html and "readonly" in html
+    assert "It is shown only this once" in html and "admin-extras/secret.css" in html
+    changelist = path.removesuffix("add/")
+    assert f'<a class="button" href="{changelist}">Done: I have copied' in html
+    assert f'&rsaquo; <a href="{changelist}">' in html  # the breadcrumbs back to the list
+
+
+def test_the_revoke_and_delete_actions_say_what_they_did_and_what_already_was(
+    support, environment
+) -> None:
+    provisioner, _token = credentials.provisioner_create(environment=environment, name="p")
+    instance, _secret = instances.instance_create_for_environment(environment=environment, name="i")
+    for path, action, pk, first, again in (
+        (
+            "/admin/tokens/aapprovisioner/",
+            "revoke",
+            provisioner.pk,
+            "Revoked 1 provisioner token.",
+            "Revoked 0 provisioner tokens. 1 provisioner token already revoked.",
+        ),
+        (
+            "/admin/tokens/aapinstance/",
+            "delete_instances",
+            instance.pk,
+            "Deleted 1 instance.",
+            "Deleted 0 instances. 1 instance already deleted.",
+        ),
+    ):
+        said = []
+        for _ in range(2):
+            page = support.post(path, {"action": action, "_selected_action": [pk]}, follow=True)
+            said.append([(m.level_tag, str(m)) for m in page.context["messages"]])
+        assert said == [[("success", first)], [("warning", again)]]

@@ -9,7 +9,6 @@ NOTIFY, not a thread; its few short database reads share the hub's small pool of
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import re
@@ -17,7 +16,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
 from django.utils import timezone
@@ -35,8 +33,6 @@ logger = logging.getLogger(__name__)
 PATH = re.compile(r"^/api/aap/v1/requests/(?P<request_id>[^/]+)$")
 MAX_WAIT = 30.0
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
-
-RunDb = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
 def parse_wait(value: str | None) -> float:
@@ -62,7 +58,7 @@ async def read_answer(
     address: str,
     request_id: str,
     wait: str | None,
-    run_db: RunDb = waiting.run_db,
+    run_db: waiting.RunDb = waiting.run_db,
     disconnected: Callable[[], Awaitable[None]] | None = None,
 ) -> answers.Answer | None:
     """The answer to one read (None when the client went away first)."""
@@ -71,47 +67,25 @@ async def read_answer(
         request = await run_db(lambda: _authorized(header, address, request_id))
     except Exception as exception:  # noqa: BLE001 - every failure is a spec error
         return answers.failure(exception)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    hub = waiting.hub()
-    gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+
+    async def read() -> waiting.Reading[dict[str, Any]]:
+        nonlocal request
+        request = await run_db(partial(aap_requests.request_reread, request))
+        body = await run_db(partial(_render, request))
+        final = body["status"] != representation.PENDING
+        return waiting.Reading(body, final=final, deadline_at=request.token.timeout_at)
+
     try:
-        while True:
-            wake = hub.subscribe(request.token_id)
-            try:
-                # Read after subscribing: a resolution committed before is seen here, one
-                # committed after wakes us.
-                request = await run_db(partial(aap_requests.request_reread, request))
-                body = await run_db(partial(_render, request))
-                remaining = deadline - loop.time()
-                if body["status"] != representation.PENDING or remaining <= 0:
-                    return answers.Answer(200, body)
-                until = (request.token.timeout_at - timezone.now()).total_seconds()
-                remaining = min(remaining, max(until, 0) + 0.002)  # the deadline is an answer
-                pending: set[asyncio.Future[Any]] = {wake} if gone is None else {wake, gone}
-                hub.blocked += 1
-                try:
-                    await asyncio.wait(pending, timeout=remaining, return_when="FIRST_COMPLETED")
-                finally:
-                    hub.blocked -= 1
-                if gone is not None and gone.done():
-                    return None
-            finally:
-                hub.unsubscribe(request.token_id, wake)
+        body = await waiting.wait_for_token(
+            request.token_id, seconds=seconds, read=read, disconnected=disconnected
+        )
     except Exception as exception:  # noqa: BLE001
         return answers.failure(exception)
-    finally:
-        if gone is not None:
-            gone.cancel()
+    return None if body is None else answers.Answer(200, body)
 
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
-
-
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 async def asgi_read(scope: dict[str, Any], receive: Receive, send: Send, request_id: str) -> None:
@@ -123,7 +97,7 @@ async def asgi_read(scope: dict[str, Any], receive: Receive, send: Send, request
             address=ratelimit.client_ip(request),
             request_id=request_id,
             wait=request.GET.get("wait"),
-            disconnected=lambda: _until_disconnect(receive),
+            disconnected=lambda: waiting.until_disconnect(receive),
         )
     except Exception as exception:  # noqa: BLE001
         answer = answers.failure(exception)
@@ -162,20 +136,15 @@ def wants_asgi(scope: Mapping[str, Any]) -> str | None:
 
 def read_view(request: HttpRequest, request_id: str) -> answers.Answer:
     """The same read through Django; with ``wait`` it holds this thread (WSGI, tests)."""
-
-    async def on_its_own_loop() -> answers.Answer | None:
-        try:
-            return await read_answer(
-                header=request.META.get("HTTP_AUTHORIZATION", ""),
-                address=ratelimit.client_ip(request),
-                request_id=request_id,
-                wait=request.GET.get("wait"),
-                run_db=lambda function: sync_to_async(function)(),
-            )
-        finally:
-            await waiting.close_hub()
-
-    answer = async_to_sync(on_its_own_loop)()
+    answer = waiting.on_its_own_loop(
+        lambda run_db: read_answer(
+            header=request.META.get("HTTP_AUTHORIZATION", ""),
+            address=ratelimit.client_ip(request),
+            request_id=request_id,
+            wait=request.GET.get("wait"),
+            run_db=run_db,
+        )
+    )
     if answer is None:  # pragma: no cover - no disconnect signal here
         raise AapError("The client went away.", status=400)
     return answer

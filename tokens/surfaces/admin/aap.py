@@ -4,10 +4,11 @@ requests, each linked to its token (where it is decided, cancelled and audited a
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -17,6 +18,8 @@ from django.utils.html import format_html
 from tokens.domain.aap import credentials, instances, representation
 from tokens.models import AapInstance, AapProvisioner, AapRequest
 from tokens.surfaces.admin.common import CheckedFilters, apply_each, plural
+
+Row = TypeVar("Row", bound=Model)
 
 
 def _shown_once(
@@ -36,13 +39,74 @@ def _shown_once(
     return response
 
 
-@admin.register(AapProvisioner)
-class AapProvisionerAdmin(CheckedFilters, admin.ModelAdmin):
-    list_display = ("masked", "name", "environment", "active", "created_at", "last_used_at")
+def _ending_action(
+    model: type[Row],
+    end: Callable[[Row], bool],
+    *,
+    description: str,
+    done: str,
+    noun: str,
+    log: str,
+) -> Callable[[admin.ModelAdmin, HttpRequest, QuerySet[Row]], None]:
+    """The revoke and delete actions: ``end`` (the domain's, which says whether it changed the
+    ``model`` row) on each selected row, then one message: how many ended, how many already had."""
+
+    @admin.action(description=description, permissions=["change"])
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Row]) -> None:
+        applied, skipped = apply_each(request, modeladmin, queryset, end, log)
+        text = f"{done.capitalize()} {plural(applied, noun)}."
+        if skipped:
+            text += f" {plural(skipped, noun)} already {done}."
+        modeladmin.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)
+
+    return action
+
+
+class _Credentials(admin.ModelAdmin):
+    """Credentials of one environment (provisioner tokens, instances), created with a secret by
+    the domain (``create``), which is shown once instead of the usual redirect; the secret is
+    kept on this request's object only, never stored."""
+
     list_filter = ("environment",)
     list_select_related = ("environment__project",)
+    secret_name = ""
+
+    def create(self, obj: Any) -> tuple[Model, str]:
+        raise NotImplementedError
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)  # only the name is editable
+            return
+        created, secret = self.create(obj)
+        for field in created._meta.concrete_fields:  # the admin's log and redirect use obj
+            setattr(obj, field.attname, getattr(created, field.attname))
+        obj._state.adding = False
+        obj._new_secret = secret  # this response only
+
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        secret = getattr(obj, "_new_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        return _shown_once(self, request, obj, self.secret_name, secret)
+
+
+@admin.register(AapProvisioner)
+class AapProvisionerAdmin(CheckedFilters, _Credentials):
+    list_display = ("masked", "name", "environment", "active", "created_at", "last_used_at")
     search_fields = ("prefix", "name", "environment__project__slug")
     actions = ("revoke",)
+    secret_name = "AAP provisioner token"
+    revoke = _ending_action(
+        AapProvisioner,
+        lambda row: credentials.provisioner_revoke(provisioner=row),
+        description="Revoke selected provisioner tokens",
+        done="revoked",
+        noun="provisioner token",
+        log="Revoked",
+    )
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is None:
@@ -67,47 +131,24 @@ class AapProvisionerAdmin(CheckedFilters, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke instead
 
-    def save_model(
-        self, request: HttpRequest, obj: AapProvisioner, form: Any, change: bool
-    ) -> None:
-        if change:
-            super().save_model(request, obj, form, change)  # only the name is editable
-            return
-        created, secret = credentials.provisioner_create(environment=obj.environment, name=obj.name)
-        obj.pk, obj.prefix, obj.created_at = created.pk, created.prefix, created.created_at
-        obj._state.adding = False
-        obj._new_secret = secret  # type: ignore[attr-defined]  # this response only
-
-    def response_add(
-        self, request: HttpRequest, obj: AapProvisioner, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        secret = getattr(obj, "_new_secret", None)
-        if secret is None:
-            return super().response_add(request, obj, post_url_continue)
-        return _shown_once(self, request, obj, "AAP provisioner token", secret)
-
-    @admin.action(description="Revoke selected provisioner tokens", permissions=["change"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[AapProvisioner]) -> None:
-        applied, skipped = apply_each(
-            request,
-            self,
-            queryset,
-            lambda row: credentials.provisioner_revoke(provisioner=row),
-            "Revoked",
-        )
-        text = f"Revoked {plural(applied, 'provisioner token')}."
-        if skipped:
-            text += f" {plural(skipped, 'token')} already revoked."
-        self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)
+    def create(self, obj: AapProvisioner) -> tuple[Model, str]:
+        return credentials.provisioner_create(environment=obj.environment, name=obj.name)
 
 
 @admin.register(AapInstance)
-class AapInstanceAdmin(CheckedFilters, admin.ModelAdmin):
+class AapInstanceAdmin(CheckedFilters, _Credentials):
     list_display = ("name", "environment", "active", "delivery_url", "created_at", "deleted_at")
-    list_filter = ("environment",)
-    list_select_related = ("environment__project",)
     search_fields = ("=id", "name", "credential_prefix", "environment__project__slug")
     actions = ("delete_instances",)
+    secret_name = "AAP instance credential"
+    delete_instances = _ending_action(
+        AapInstance,
+        lambda row: instances.instance_retire(instance=row),
+        description="Delete selected instances (revoke, cancel pending requests, stop delivery)",
+        done="deleted",
+        noun="instance",
+        log="Deleted (AAP)",
+    )
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is None:
@@ -144,41 +185,8 @@ class AapInstanceAdmin(CheckedFilters, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # the action below deletes as the protocol does, keeping the records
 
-    def save_model(self, request: HttpRequest, obj: AapInstance, form: Any, change: bool) -> None:
-        if change:
-            super().save_model(request, obj, form, change)  # only the name is editable
-            return
-        created, secret = instances.instance_create_for_environment(
-            environment=obj.environment, name=obj.name
-        )
-        obj.pk, obj.created_at = created.pk, created.created_at
-        obj._state.adding = False
-        obj._new_secret = secret  # type: ignore[attr-defined]  # this response only
-
-    def response_add(
-        self, request: HttpRequest, obj: AapInstance, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        secret = getattr(obj, "_new_secret", None)
-        if secret is None:
-            return super().response_add(request, obj, post_url_continue)
-        return _shown_once(self, request, obj, "AAP instance credential", secret)
-
-    @admin.action(
-        description="Delete selected instances (revoke, cancel pending requests, stop delivery)",
-        permissions=["change"],
-    )
-    def delete_instances(self, request: HttpRequest, queryset: QuerySet[AapInstance]) -> None:
-        applied, skipped = apply_each(
-            request,
-            self,
-            queryset,
-            lambda row: instances.instance_retire(instance=row),
-            "Deleted (AAP)",
-        )
-        text = f"Deleted {plural(applied, 'instance')}."
-        if skipped:
-            text += f" {plural(skipped, 'instance')} already deleted."
-        self.message_user(request, text, messages.SUCCESS if applied else messages.WARNING)
+    def create(self, obj: AapInstance) -> tuple[Model, str]:
+        return instances.instance_create_for_environment(environment=obj.environment, name=obj.name)
 
 
 @admin.register(AapRequest)

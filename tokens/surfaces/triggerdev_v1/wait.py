@@ -18,7 +18,6 @@ Django view ``wait_view`` serves the same answer under WSGI and the test client.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
@@ -131,14 +129,11 @@ def _render(token: Token, base: str) -> dict[str, Any]:
     return serializer.to_representation(token)
 
 
-RunDb = Callable[[Callable[[], Any]], Awaitable[Any]]
-
-
 async def wait_answer(
     request: HttpRequest,
     token_param: str,
     *,
-    run_db: RunDb = waiting.run_db,
+    run_db: waiting.RunDb = waiting.run_db,
     disconnected: Callable[[], Awaitable[None]] | None = None,
 ) -> Answer | None:
     """The response to one wait request; None when the client went away first
@@ -178,47 +173,24 @@ async def _wait(
     base: str,
     timeout: float,
     *,
-    run_db: RunDb,
+    run_db: waiting.RunDb,
     disconnected: Callable[[], Awaitable[None]] | None,
 ) -> Answer | None:
-    loop = asyncio.get_running_loop()
-    hub = waiting.hub()
-    deadline = loop.time() + timeout
-    gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
-    try:
-        while True:
-            wake = hub.subscribe(token.id)
-            try:
-                # Read after subscribing: a resolution committed before the subscription is
-                # seen here, one committed after it wakes us.
-                token, body = await run_db(partial(_read, token, base))
-                remaining = deadline - loop.time()
-                if body["statusDetail"] != Token.Status.WAITING or remaining <= 0:
-                    return Answer(200, body, {})
-                if token.timeout_at is not None:
-                    # Wake at timeoutAt (plus a hair, so the read sees it passed): a timeout is
-                    # an answer even before any sweep has persisted it.
-                    until_timeout = (token.timeout_at - timezone.now()).total_seconds()
-                    remaining = min(remaining, max(until_timeout, 0) + 0.002)
-                pending: set[asyncio.Future[Any]] = {wake} if gone is None else {wake, gone}
-                hub.blocked += 1
-                try:
-                    await asyncio.wait(pending, timeout=remaining, return_when="FIRST_COMPLETED")
-                finally:
-                    hub.blocked -= 1
-                if gone is not None and gone.done():
-                    return None
-            finally:
-                hub.unsubscribe(token.id, wake)
-            fresh = wake.result() if wake.done() else None
-            if fresh is not None:
-                # The hub read it once for all its waiters, after the resolution committed.
-                body = _render(fresh, base)
-                if body["statusDetail"] != Token.Status.WAITING:
-                    return Answer(200, body, {})
-    finally:
-        if gone is not None:
-            gone.cancel()
+    def reading(fresh: Token, body: dict[str, Any]) -> waiting.Reading[dict[str, Any]]:
+        final = body["statusDetail"] != Token.Status.WAITING
+        return waiting.Reading(body, final=final, deadline_at=fresh.timeout_at)
+
+    async def read() -> waiting.Reading[dict[str, Any]]:
+        return reading(*await run_db(partial(_read, token, base)))
+
+    body = await waiting.wait_for_token(
+        token.id,
+        seconds=timeout,
+        read=read,
+        from_hub=lambda fresh: reading(fresh, _render(fresh, base)),
+        disconnected=disconnected,
+    )
+    return None if body is None else Answer(200, body, {})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -229,11 +201,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 async def asgi_wait(scope: dict[str, Any], receive: Receive, send: Send, token_id: str) -> None:
     if scope["method"] not in ("GET", "HEAD"):
         answer: Answer | None = _error("Method not allowed", 405, Allow="GET")
@@ -241,7 +208,7 @@ async def asgi_wait(scope: dict[str, Any], receive: Receive, send: Send, token_i
         request = ASGIRequest(scope, io.BytesIO())
         try:
             answer = await wait_answer(
-                request, token_id, disconnected=lambda: _until_disconnect(receive)
+                request, token_id, disconnected=lambda: waiting.until_disconnect(receive)
             )
         except Exception:
             logger.exception("unhandled error on %s", scope["path"])
@@ -284,17 +251,7 @@ def wait_view(request: HttpRequest, token_id: str) -> JsonResponse:
         response["Allow"] = "GET"
         return response
 
-    # Database reads on the request's own thread (and connection), as any sync view's; the
-    # event loop is this request's only, so its hub (and LISTEN connection) ends with it.
-    async def answer_on_its_own_loop() -> Answer | None:
-        try:
-            return await wait_answer(
-                request, token_id, run_db=lambda function: sync_to_async(function)()
-            )
-        finally:
-            await waiting.close_hub()
-
-    answer = async_to_sync(answer_on_its_own_loop)()
+    answer = waiting.on_its_own_loop(lambda run_db: wait_answer(request, token_id, run_db=run_db))
     assert answer is not None  # noqa: S101 - no disconnect signal here
     response = JsonResponse(answer.body, status=answer.status)
     for name, value in answer.headers.items():
