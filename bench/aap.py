@@ -4,6 +4,7 @@ process, each woken within 1 s of its decision.
     .venv/bin/python -m bench.aap               # ~2 minutes; writes docs/benchmarks/README.md
     .venv/bin/python -m bench.aap --check       # 200 creates, 100 gates; prints, writes nothing
     .venv/bin/python -m bench.aap --allow-busy  # on a busy machine too: figures labelled "busy"
+    .venv/bin/python -m bench.aap --render      # the section again from docs/benchmarks/aap.json
 
 Also ``python -m bench aap``. The service runs as the Procfile starts it (``web`` and
 ``worker``, on 127.0.0.1, PostgreSQL and Redis), on a database of its own (BENCH_DB_NAME,
@@ -409,13 +410,14 @@ def busy_refusal(load: list[float], *, allow_busy: bool) -> str | None:
 def section(results: dict[str, Any]) -> str:
     load = results["load_at_start"]
     busy = load[0] >= publishing.QUIET_LOAD
+    loads = f"load average {' / '.join(map(str, load))} at the start"
+    if "load_at_end" in results:
+        loads += f", {' / '.join(map(str, results['load_at_end']))} at the end"
     label = (
-        f"**busy machine** (load average {' / '.join(map(str, load))} at the start, "
-        f"{results['machine']['cores']} cores; other engineers' work competed: not the figures "
-        "of record, a quiet run replaces them)"
+        f"**busy machine** ({loads} (1 / 5 / 15 min), {results['machine']['cores']} cores; other "
+        "work competed: not the figures of record, a run on a quiet machine replaces them)"
         if busy
-        else f"quiet machine (load average {' / '.join(map(str, load))} at the start, "
-        f"{results['machine']['cores']} cores)"
+        else f"quiet machine ({loads} (1 / 5 / 15 min), {results['machine']['cores']} cores)"
     )
     g = results["gates"]
     rows = []
@@ -479,7 +481,11 @@ def main() -> None:
     parser.add_argument("--gates", type=int, help="gates at once (default 1000; check 100)")
     parser.add_argument("--wait-quiet", type=float, default=180, help="seconds to wait for it")
     parser.add_argument("--out", type=Path, default=runner.OUT_DIR)
+    parser.add_argument("--render", action="store_true", help="the section again from aap.json")
     args = parser.parse_args()
+    if args.render:
+        publish(json.loads((args.out / "aap.json").read_text()), args.out)
+        return
     # Stopped (Ctrl-C, SIGTERM): still stop the servers and drop the database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     count = args.requests or (200 if args.check else 1000)
