@@ -25,7 +25,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -36,11 +35,11 @@ os.environ.setdefault("BENCH_DB_NAME", "waitpoints_bench_throughput")
 
 import psycopg  # noqa: E402
 
-from bench import runner  # noqa: E402 - reads BENCH_DB_NAME
+from bench import publishing, runner  # noqa: E402 - runner reads BENCH_DB_NAME
+from bench.publishing import QUIET_LOAD, replace_section  # noqa: E402
 
 CONNECTIONS = (8, 32)
 OPERATIONS = ("create", "complete", "retrieve")
-QUIET_LOAD = 1.0
 MARK_START = "<!-- bench.throughput: start -->"
 MARK_END = "<!-- bench.throughput: end -->"
 THREADS_PER_FLOOR_WORKER = 4
@@ -142,16 +141,6 @@ def measure(
     return rows
 
 
-def wait_until_quiet(seconds: float) -> list[float]:
-    deadline = time.monotonic() + seconds
-    while True:
-        load = [round(x, 2) for x in os.getloadavg()]
-        if load[0] < QUIET_LOAD or time.monotonic() >= deadline:
-            return load
-        runner.log(f"load average {load[0]:.2f} ≥ {QUIET_LOAD}: waiting for a quiet machine")
-        time.sleep(10)
-
-
 def table(results: dict[str, Any]) -> str:
     floors = list(results["floors"])
     lines = [
@@ -207,18 +196,8 @@ def table(results: dict[str, Any]) -> str:
 def publish(results: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
-    readme = out / "README.md"
-    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    section = table(results)
-    if MARK_START in text and MARK_END in text:
-        before, _, rest = text.partition(MARK_START)
-        _, _, after = rest.partition(MARK_END)
-        text = before + section + after
-    else:
-        # Right after the title, so it is what a reader sees first.
-        title, newline, body = text.partition("\n")
-        text = title + newline + "\n" + section + "\n" + body
-    readme.write_text(text)
+    # A first one right after the title, so it is what a reader sees first.
+    replace_section(out / "README.md", MARK_START, MARK_END, table(results))
 
 
 def main() -> None:
@@ -239,7 +218,7 @@ def main() -> None:
                 "gunicorn, granian: .venv/bin/pip install -e '.[dev,bench]')"
             )
     seconds = args.seconds or (3 if args.check else 10)
-    load_at_start = wait_until_quiet(0 if args.check else args.wait_quiet)
+    load_at_start = publishing.wait_until_quiet(0 if args.check else args.wait_quiet, runner.log)
     runner.log(f"load average at the start: {load_at_start}")
     if load_at_start[0] >= QUIET_LOAD and not args.check:
         runner.log(f"refusing to publish: load average {load_at_start[0]} ≥ {QUIET_LOAD}")

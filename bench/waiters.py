@@ -10,9 +10,18 @@ from collections.abc import Callable
 from typing import Any
 
 
-async def _request(
+def allow_open_files(connections: int) -> None:
+    """Raise this process's soft limit of open files for ``connections`` sockets at once (and
+    the processes it starts after: the web role inherits it), up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, max(soft, 4 * connections + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+async def http_request(
     port: int, method: str, path: str, secret: str, body: bytes = b""
 ) -> tuple[int, bytes]:
+    """One call on a connection of its own (127.0.0.1): the least a client can add to it."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         head = (
@@ -40,7 +49,7 @@ async def _run(
     woke: dict[str, float] = {}
 
     async def wait(token_id: str) -> None:
-        status, _ = await _request(
+        status, _ = await http_request(
             port, "GET", f"/api/v1/waitpoints/tokens/{token_id}/wait?timeout=60s", secret
         )
         if status == 200:
@@ -59,7 +68,7 @@ async def _run(
         while queue:
             token_id = queue.pop()
             body = json.dumps({"data": {"ok": True}}).encode()
-            status, _ = await _request(
+            status, _ = await http_request(
                 port, "POST", f"/api/v1/waitpoints/tokens/{token_id}/complete", secret, body
             )
             if status == 200:
@@ -95,7 +104,5 @@ def measure(
     *, port: int, secret: str, ids: list[str], woken_count: int, rss_mb: Callable[[], float]
 ) -> dict[str, Any]:
     """``ids``: WAITING tokens, one waiter each; the first ``woken_count`` get completed."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = min(hard, max(soft, 4 * len(ids) + 256))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    allow_open_files(len(ids))
     return asyncio.run(_run(port, secret, ids, woken_count, rss_mb))
