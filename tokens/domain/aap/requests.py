@@ -20,6 +20,7 @@ through ``domain.decide``, the token API or a policy rule, expiry through the sw
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -122,7 +123,7 @@ def request_create(
         return request, True
 
 
-def request_get(*, instance: AapInstance, request_id: str) -> AapRequest:
+def request_get(*, instance: AapInstance | uuid.UUID, request_id: str) -> AapRequest:
     """The instance's own request, its token read with the database's clock; 404 alike for
     a malformed id, an unknown one and another instance's."""
     parsed = inputs.parse_id(request_id)
@@ -141,7 +142,9 @@ def request_get(*, instance: AapInstance, request_id: str) -> AapRequest:
 
 
 def request_reread(request: AapRequest) -> AapRequest:
-    return request_get(instance=request.instance, request_id=str(request.pk))
+    """The request read again for a waiter already authorised for it (its instance is the
+    one it was read with, not loaded again)."""
+    return request_get(instance=request.instance_id, request_id=str(request.pk))
 
 
 def request_cancel(*, instance: AapInstance, request_id: str, actor: Actor) -> AapRequest:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
@@ -24,7 +24,7 @@ from tokens.delivery import waiting
 from tokens.domain.aap import credentials, inputs, representation
 from tokens.domain.aap import requests as aap_requests
 from tokens.domain.aap.errors import AapError
-from tokens.models import AapRequest
+from tokens.models import AapRequest, Token
 from tokens.surfaces.aap import answers
 from tokens.surfaces.common import ratelimit
 
@@ -48,6 +48,18 @@ def _authorized(header: str, address: str, request_id: str) -> AapRequest:
     return aap_requests.request_get(instance=instance, request_id=request_id)
 
 
+# Request id as the caller wrote it → its token's id, for the requests read here lately.
+_token_of: OrderedDict[str, str] = OrderedDict()
+REMEMBERED = 20_000
+
+
+def _remember(request_id: str, token_id: str) -> str:
+    _token_of[request_id] = token_id
+    if len(_token_of) > REMEMBERED:
+        _token_of.popitem(last=False)
+    return token_id
+
+
 def _render(request: AapRequest) -> dict[str, Any]:
     return representation.request_wire(request, request.token, timezone.now())
 
@@ -61,23 +73,51 @@ async def read_answer(
     run_db: waiting.RunDb = waiting.run_db,
     disconnected: Callable[[], Awaitable[None]] | None = None,
 ) -> answers.Answer | None:
-    """The answer to one read (None when the client went away first)."""
+    """The answer to one read (None when the client went away first).
+
+    The first read of a request authorises the caller and learns the request's token (one
+    trip to the database threads), then waits. A request's token never changes, so the
+    process remembers it: the SDK's re-polls subscribe first and authorise and read in one
+    trip, and a wake-up uses the row the hub read for all waiters (no trip at all)."""
+    request: AapRequest | None = None
     try:
         seconds = parse_wait(wait)
-        request = await run_db(lambda: _authorized(header, address, request_id))
+        token_id = _token_of.get(request_id)
+        if token_id is None:
+            request = await run_db(lambda: _authorized(header, address, request_id))
+            token_id = _remember(request_id, request.token_id)
     except Exception as exception:  # noqa: BLE001 - every failure is a spec error
         return answers.failure(exception)
 
-    async def read() -> waiting.Reading[dict[str, Any]]:
-        nonlocal request
-        request = await run_db(partial(aap_requests.request_reread, request))
-        body = await run_db(partial(_render, request))
+    def reading(current: AapRequest) -> waiting.Reading[dict[str, Any]]:
+        body = _render(current)
         final = body["status"] != representation.PENDING
-        return waiting.Reading(body, final=final, deadline_at=request.token.timeout_at)
+        return waiting.Reading(body, final=final, deadline_at=current.token.timeout_at)
+
+    def read() -> waiting.Reading[dict[str, Any]]:
+        # After subscribing: the caller's first read authorises it too, later ones re-read.
+        nonlocal request
+        if request is None:
+            request = _authorized(header, address, request_id)
+            if request.token_id != token_id:  # pragma: no cover - a token never changes
+                raise RuntimeError("an AAP request's token changed")
+            return reading(request)
+        return reading(aap_requests.request_reread(request))
+
+    def from_hub(token: Token) -> waiting.Reading[dict[str, Any]]:
+        # The hub read the resolved token once for all its waiters; the request's own fields
+        # never change, so this waiter needs no read of its own.
+        assert request is not None  # noqa: S101 - a wake-up follows this waiter's first read
+        request.token = token
+        return reading(request)
 
     try:
         body = await waiting.wait_for_token(
-            request.token_id, seconds=seconds, read=read, disconnected=disconnected
+            token_id,
+            seconds=seconds,
+            read=lambda: run_db(read),
+            from_hub=from_hub,
+            disconnected=disconnected,
         )
     except Exception as exception:  # noqa: BLE001
         return answers.failure(exception)
