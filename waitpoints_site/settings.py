@@ -577,3 +577,13 @@ WAITPOINTS_RATELIMIT_AAP_PROVISIONING = os.environ.get(
 WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS = os.environ.get(
     "WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS", "20/10m"
 )
+# Attempts toward receivers (events, first tries and retries, and verifications) per fixed window,
+# per destination host (any instance, path or port) and per resolved address (any host name on
+# it), counted across processes in the default cache (tokens/delivery/aap.py). An event over one
+# waits for the next window without spending an attempt; a verification over one answers 429.
+WAITPOINTS_AAP_DELIVERY_RATE_PER_HOST = os.environ.get(
+    "WAITPOINTS_AAP_DELIVERY_RATE_PER_HOST", "60/1m"
+)
+WAITPOINTS_AAP_DELIVERY_RATE_PER_ADDRESS = os.environ.get(
+    "WAITPOINTS_AAP_DELIVERY_RATE_PER_ADDRESS", "300/1m"
+)
