@@ -577,6 +577,14 @@ WAITPOINTS_RATELIMIT_AAP_PROVISIONING = os.environ.get(
 WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS = os.environ.get(
     "WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS", "20/10m"
 )
+# Per provisioning account (an environment: all its instances, all its provisioner tokens): new
+# approval requests, and receiver verifications.
+WAITPOINTS_RATELIMIT_AAP_ACCOUNT_REQUESTS = os.environ.get(
+    "WAITPOINTS_RATELIMIT_AAP_ACCOUNT_REQUESTS", "1200/1m"
+)
+WAITPOINTS_RATELIMIT_AAP_ACCOUNT_VERIFICATIONS = os.environ.get(
+    "WAITPOINTS_RATELIMIT_AAP_ACCOUNT_VERIFICATIONS", "60/10m"
+)
 # Attempts toward receivers (events, first tries and retries, and verifications) per fixed window,
 # per destination host (any instance, path or port) and per resolved address (any host name on
 # it), counted across processes in the default cache (tokens/delivery/aap.py). An event over one
