@@ -595,3 +595,7 @@ WAITPOINTS_AAP_DELIVERY_RATE_PER_HOST = os.environ.get(
 WAITPOINTS_AAP_DELIVERY_RATE_PER_ADDRESS = os.environ.get(
     "WAITPOINTS_AAP_DELIVERY_RATE_PER_ADDRESS", "300/1m"
 )
+# Event attempts per provisioning account (an environment's instances together, any receiver).
+WAITPOINTS_AAP_DELIVERY_RATE_PER_ACCOUNT = os.environ.get(
+    "WAITPOINTS_AAP_DELIVERY_RATE_PER_ACCOUNT", "600/1m"
+)

@@ -43,6 +43,7 @@ def _limits(settings) -> None:
     settings.WAITPOINTS_OUTBOX_TENANT_CONCURRENCY = 100
     settings.WAITPOINTS_AAP_DELIVERY_RATE_PER_HOST = "off"
     settings.WAITPOINTS_AAP_DELIVERY_RATE_PER_ADDRESS = "off"
+    settings.WAITPOINTS_AAP_DELIVERY_RATE_PER_ACCOUNT = "off"
 
 
 class Clock:
@@ -147,6 +148,28 @@ def test_two_names_of_one_address_share_its_rate(environment, settings, clock) -
 
         a_round(clock.next_window())
     assert sorted(receiver.received) == sorted(sent)
+    assert {(row.delivered_at is not None, row.attempts) for row in events()} == {(True, 1)}
+
+
+def test_one_environment_gets_at_most_its_rate_across_its_receivers(
+    environment, other_environment, settings, clock
+) -> None:
+    settings.WAITPOINTS_AAP_DELIVERY_RATE_PER_ACCOUNT = "3/1m"
+    with counting_receiver() as one, counting_receiver("127.0.0.2") as two:
+        one.gate.set()
+        two.gate.set()
+        mine = resolved_events(environment, [one.url("/a"), two.url("/b")], each=2)
+        theirs = set(resolved_events(other_environment, [one.url("/c")], each=2)) - set(mine)
+
+        a_round()
+        got = one.received + two.received
+        # Three of this environment's four, over two hosts; the other environment's both.
+        assert len(set(got) & set(mine)) == 3 and theirs <= set(got)
+        waiting = [row for row in events() if row.delivered_at is None]
+        assert [(row.attempts, row.next_attempt_at) for row in waiting] == [(0, clock.window_end())]
+
+        a_round(clock.next_window())
+        assert sorted(one.received + two.received) == sorted([*mine, *theirs])
     assert {(row.delivered_at is not None, row.attempts) for row in events()} == {(True, 1)}
 
 

@@ -31,7 +31,9 @@ ID-only ``request.resolved`` events.
   processes. The address is counted where ``http_client`` has resolved and checked the one it
   will connect to (``on_address``). An event over a limit is deferred to the window's end
   (``outbox.Deferred``: no attempt spent, nothing told to the breaker); a verification over it
-  is refused (``DestinationLimited``, 429 to the provisioner) before anything is sent.
+  is refused (``DestinationLimited``, 429 to the provisioner) before anything is sent. Events
+  also count per provisioning account (``WAITPOINTS_AAP_DELIVERY_RATE_PER_ACCOUNT``, the
+  environment's instances together), as deferrable as the others.
 """
 
 from __future__ import annotations
@@ -146,6 +148,12 @@ def _count(what: str, subject: str, setting: str) -> None:
         return
     if count > limit:
         raise DestinationLimited(what, (window + 1) * period)
+
+
+def admit_account(environment_id: int) -> None:
+    """One event attempt of a provisioning account (the environment: all its instances and
+    receivers together), or DestinationLimited. Its verifications have their own limit."""
+    _count("account", str(environment_id), "WAITPOINTS_AAP_DELIVERY_RATE_PER_ACCOUNT")
 
 
 def admit_host(host: str) -> None:
@@ -318,6 +326,7 @@ def deliver_event(message: OutboxMessage) -> None:
         secret=secret, webhook_id=payload["event_id"], timestamp=datetime.now(tz=UTC), body=body
     )
     try:
+        admit_account(instance.environment_id)
         admit_host(host)
         attempt = http_client.post(
             instance.delivery_url,
