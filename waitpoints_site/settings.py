@@ -577,3 +577,25 @@ WAITPOINTS_RATELIMIT_AAP_PROVISIONING = os.environ.get(
 WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS = os.environ.get(
     "WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS", "20/10m"
 )
+# Per provisioning account (an environment: all its instances, all its provisioner tokens): new
+# approval requests, and receiver verifications.
+WAITPOINTS_RATELIMIT_AAP_ACCOUNT_REQUESTS = os.environ.get(
+    "WAITPOINTS_RATELIMIT_AAP_ACCOUNT_REQUESTS", "1200/1m"
+)
+WAITPOINTS_RATELIMIT_AAP_ACCOUNT_VERIFICATIONS = os.environ.get(
+    "WAITPOINTS_RATELIMIT_AAP_ACCOUNT_VERIFICATIONS", "60/10m"
+)
+# Attempts toward receivers (events, first tries and retries, and verifications) per fixed window,
+# per destination host (any instance, path or port) and per resolved address (any host name on
+# it), counted across processes in the default cache (tokens/delivery/aap.py). An event over one
+# waits for the next window without spending an attempt; a verification over one answers 429.
+WAITPOINTS_AAP_DELIVERY_RATE_PER_HOST = os.environ.get(
+    "WAITPOINTS_AAP_DELIVERY_RATE_PER_HOST", "60/1m"
+)
+WAITPOINTS_AAP_DELIVERY_RATE_PER_ADDRESS = os.environ.get(
+    "WAITPOINTS_AAP_DELIVERY_RATE_PER_ADDRESS", "300/1m"
+)
+# Event attempts per provisioning account (an environment's instances together, any receiver).
+WAITPOINTS_AAP_DELIVERY_RATE_PER_ACCOUNT = os.environ.get(
+    "WAITPOINTS_AAP_DELIVERY_RATE_PER_ACCOUNT", "600/1m"
+)

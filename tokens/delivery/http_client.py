@@ -17,6 +17,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -148,9 +149,20 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def post(url: str, *, body: bytes, headers: dict[str, str], user_agent: str) -> Attempt:
+def post(
+    url: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    user_agent: str,
+    on_address: Callable[[str], None] | None = None,
+) -> Attempt:
     """POST once: connect within WEBHOOKS_CONNECT_TIMEOUT, finish within WEBHOOKS_TOTAL_TIMEOUT,
-    never follow a redirect. Failures come back as an Attempt with ``error`` set."""
+    never follow a redirect. Failures come back as an Attempt with ``error`` set.
+
+    ``on_address`` is called with the checked address the connection will go to, before
+    connecting (AAP counts traffic per resolved address there, without a second lookup); what
+    it raises ends the call with nothing sent."""
     started = time.monotonic()
     total = float(settings.WEBHOOKS_TOTAL_TIMEOUT)
 
@@ -163,6 +175,8 @@ def post(url: str, *, body: bytes, headers: dict[str, str], user_agent: str) -> 
     except (InvalidInput, TargetRefused) as error:
         message = error.message if isinstance(error, InvalidInput) else str(error)
         return Attempt(None, elapsed_ms(), "", f"Refused: {message}")
+    if on_address is not None:
+        on_address(address)
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     connection_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection

@@ -15,7 +15,7 @@ kind and payload) is what shares a concurrency cap and a circuit breaker. A deli
 3. **settle** each as soon as its own send ends, in a transaction retried on a fresh
    connection when the database drops it (``durable``): delivered, skipped, retried later with
    back-off, given up after the handler's last attempt, or moved to the lane its receiver now
-   belongs to (``Moved``, due again at once).
+   belongs to (``Moved``, due again at once) or deferred without an attempt (``Deferred``).
 
 While the process lives it renews the leases of what it holds every ``RENEW_EVERY``; when it
 dies they lapse within ``LEASE`` and another process (or its restarted self) takes the messages
@@ -89,15 +89,24 @@ class RetryLater(Exception):  # noqa: N818 - a failed attempt with its receiver'
         self.not_before = not_before
 
 
-class Moved(Exception):  # noqa: N818 - a decision, not an error
-    """Raised by a handler before sending: the message's receiver is now another lane's (an AAP
-    instance's receiver moved to another host). Nothing was sent, so the claim costs no attempt
-    and tells the breaker nothing; the message is due again at once, in ``lane``, under that
-    lane's cap."""
+class Deferred(Exception):  # noqa: N818 - a decision, not an error
+    """Raised by a handler before sending: not now. Nothing was sent, so the claim costs no
+    attempt and tells the breaker nothing; the message is due again at ``not_before`` (at once
+    when None), in ``lane`` when one is given (else its own). E.g. an AAP event over its
+    destination's delivery rate waits for the rate's next window."""
+
+    def __init__(self, reason: str, *, not_before: datetime | None = None, lane: str = "") -> None:
+        super().__init__(reason)
+        self.not_before = not_before
+        self.lane = lane
+
+
+class Moved(Deferred):
+    """The message's receiver is now another lane's (an AAP instance's receiver moved to
+    another host): due again at once, in ``lane``, under that lane's cap."""
 
     def __init__(self, lane: str) -> None:
-        super().__init__(f"moved to {lane}")
-        self.lane = lane
+        super().__init__(f"moved to {lane}", lane=lane)
 
 
 def exponential(base_seconds: int) -> Callable[[int], timedelta]:
@@ -389,12 +398,13 @@ def _record(row: OutboxMessage, error: BaseException | None, now: datetime) -> b
         delivered = True
         if spec and spec.on_delivered:
             spec.on_delivered(row, now)
-    elif isinstance(error, Moved):  # nothing was attempted either: again now, in its lane
+    elif isinstance(error, Deferred):  # nothing was attempted: again then, perhaps elsewhere
         fields.update(
-            lane=error.lane[: OutboxMessage._meta.get_field("lane").max_length],
             attempts=row.attempts - 1,
-            next_attempt_at=now,
+            next_attempt_at=max(now, error.not_before) if error.not_before else now,
         )
+        if error.lane:
+            fields["lane"] = error.lane[: OutboxMessage._meta.get_field("lane").max_length]
     elif isinstance(error, Skip):  # nothing was attempted: the claim does not count
         fields.update(failed_at=now, last_error=f"Not sent: {error}", attempts=row.attempts - 1)
     elif isinstance(error, DATABASE_ERRORS):
@@ -450,7 +460,7 @@ class Breaker:
         if error is None or isinstance(error, Skip):
             self.failures = self.trips = 0
             return
-        if isinstance(error, (*DATABASE_ERRORS, Moved)) or self.open_until > now:
+        if isinstance(error, (*DATABASE_ERRORS, Deferred)) or self.open_until > now:
             return  # not the receiver's fault / already open (sends that started before)
         self.failures += 1
         if self.trips or self.failures >= BREAKER_THRESHOLD:  # a failed probe reopens at once

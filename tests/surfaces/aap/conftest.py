@@ -33,6 +33,12 @@ def aap_web(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Li
             WEBHOOKS_ALLOW_PRIVATE_TARGETS="True",
             WAITPOINTS_RATELIMIT_API_KEY_FAILURES="100000/1m",
             WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS="100000/1m",
+            # Verifications count toward the receiver's delivery rates too (all on 127.0.0.1);
+            # tests/delivery/test_aap_rates.py checks those.
+            WAITPOINTS_AAP_DELIVERY_RATE_PER_HOST="100000/1m",
+            WAITPOINTS_AAP_DELIVERY_RATE_PER_ADDRESS="100000/1m",
+            WAITPOINTS_RATELIMIT_AAP_ACCOUNT_VERIFICATIONS="100000/1m",
+            WAITPOINTS_RATELIMIT_AAP_ACCOUNT_REQUESTS="100000/1m",
             # Counters of its own: other live servers of the session count 127.0.0.1 too.
             WAITPOINTS_RATELIMIT_NAMESPACE=f"rl-aap-{uuid.uuid4().hex}",
         ) as server,

@@ -80,12 +80,23 @@ def _check_url(delivery: inputs.Delivery) -> str:
 
 
 def _verify(delivery: inputs.Delivery, url: str, instance_id: uuid.UUID) -> None:
-    ok = aap_delivery.verify_receiver(
-        url=url,
-        registration_id=delivery.registration_id,
-        secret=delivery.signing_secret,
-        instance_id=str(instance_id),
-    )
+    """One verification, within the destination's delivery rates (verification traffic counts
+    toward them as events do): over one, 429 ``rate_limited`` with nothing sent or changed."""
+    try:
+        ok = aap_delivery.verify_receiver(
+            url=url,
+            registration_id=delivery.registration_id,
+            secret=delivery.signing_secret,
+            instance_id=str(instance_id),
+        )
+    except aap_delivery.DestinationLimited as limited:
+        retry_after = limited.retry_after()
+        raise AapError(
+            f"Too much traffic to this receiver's destination; retry in {retry_after} s.",
+            status=429,
+            code="rate_limited",
+            param=str(retry_after),  # the Retry-After header, as the surface's rate limits
+        ) from None
     if not ok:
         raise AapError(
             "The webhook receiver could not be verified.",

@@ -14,7 +14,7 @@ from tokens.domain.aap import credentials, inputs, instances, representation
 from tokens.domain.aap import requests as aap_requests
 from tokens.domain.aap.errors import AapError
 from tokens.domain.actors import Actor
-from tokens.models import AapInstance, TokenEvent
+from tokens.models import AapInstance, AapProvisioner, TokenEvent
 from tokens.surfaces.aap import answers, wait
 from tokens.surfaces.aap.answers import Answer, aap_view
 from tokens.surfaces.common import ratelimit
@@ -35,16 +35,34 @@ def _key(request: HttpRequest) -> str:
     return inputs.clean_key(request.headers.get("Idempotency-Key"))
 
 
-def _verification_allowed(body: dict[str, Any]) -> None:
+def _verification_allowed(body: dict[str, Any], provisioner: AapProvisioner) -> None:
     """Receiver verifications are limited per destination host (across provisioners,
-    instances and URL paths), before any is sent."""
+    instances and URL paths) and per provisioning account (the environment, whichever of its
+    provisioner tokens asks), before any is sent. The delivery rates of the destination
+    (``delivery.aap``) count them too."""
     delivery = body.get("delivery")
     if not isinstance(delivery, dict) or not isinstance(delivery.get("url"), str):
         return
     host = (urlsplit(delivery["url"]).hostname or "").lower()
-    decision = ratelimit.hit(ratelimit.AAP_VERIFICATIONS, f"host:{host}")
+    per_host, per_account = ratelimit.check(
+        ratelimit.Check(ratelimit.AAP_VERIFICATIONS, f"host:{host}", hit=True),
+        ratelimit.Check(
+            ratelimit.AAP_ACCOUNT_VERIFICATIONS, f"env:{provisioner.environment_id}", hit=True
+        ),
+    )
+    if per_host is not None and not per_host.allowed:
+        raise answers.rate_limited(per_host, "receiver verifications for this host")
+    if per_account is not None and not per_account.allowed:
+        raise answers.rate_limited(per_account, "receiver verifications for this environment")
+
+
+def _creation_allowed(instance: AapInstance) -> None:
+    """Approval requests are limited per provisioning account (the instance's environment),
+    across its instances, besides each credential's own budget (``answers.authenticate``):
+    more instances get no more."""
+    decision = ratelimit.hit(ratelimit.AAP_ACCOUNT_REQUESTS, f"env:{instance.environment_id}")
     if decision is not None and not decision.allowed:
-        raise answers.rate_limited(decision, "receiver verifications for this host")
+        raise answers.rate_limited(decision, "approval requests for this environment")
 
 
 def _not_allowed(*methods: str) -> Answer:
@@ -70,7 +88,7 @@ def instance_collection(request: HttpRequest) -> Answer:
         return _not_allowed("POST")
     provisioner = credentials.as_provisioner(_caller(request))
     key, body = _key(request), _body(request)
-    _verification_allowed(body)
+    _verification_allowed(body, provisioner)
     status, answer = instances.instance_provision(provisioner=provisioner, key=key, body=body)
     return Answer(status, answer)
 
@@ -90,7 +108,7 @@ def instance_detail(request: HttpRequest, instance_id: str) -> Answer:
         instances.instance_delete(provisioner=provisioner, instance_id=instance_id)
         return Answer(204, None)
     key, body = _key(request), _body(request)
-    _verification_allowed(body)
+    _verification_allowed(body, provisioner)
     updated = instances.instance_update(
         provisioner=provisioner, instance_id=instance_id, key=key, body=body
     )
@@ -104,6 +122,7 @@ def request_collection(request: HttpRequest) -> Answer:
         return _not_allowed("POST")
     instance = credentials.as_instance(_caller(request))
     key, body = _key(request), _body(request)
+    _creation_allowed(instance)
     created, new = aap_requests.request_create(
         instance=instance, key=key, body=body, actor=_actor(request)
     )

@@ -40,6 +40,8 @@ PUBLIC_TOKEN_CALLS = "public_token_calls"
 AAP_CALLS = "aap_calls"
 AAP_PROVISIONING = "aap_provisioning"
 AAP_VERIFICATIONS = "aap_verifications"
+AAP_ACCOUNT_REQUESTS = "aap_account_requests"
+AAP_ACCOUNT_VERIFICATIONS = "aap_account_verifications"
 
 _SETTINGS = {
     LOGIN: "WAITPOINTS_RATELIMIT_LOGIN",
@@ -50,6 +52,8 @@ _SETTINGS = {
     AAP_CALLS: "WAITPOINTS_RATELIMIT_AAP_CALLS",
     AAP_PROVISIONING: "WAITPOINTS_RATELIMIT_AAP_PROVISIONING",
     AAP_VERIFICATIONS: "WAITPOINTS_RATELIMIT_AAP_VERIFICATIONS",
+    AAP_ACCOUNT_REQUESTS: "WAITPOINTS_RATELIMIT_AAP_ACCOUNT_REQUESTS",
+    AAP_ACCOUNT_VERIFICATIONS: "WAITPOINTS_RATELIMIT_AAP_ACCOUNT_VERIFICATIONS",
 }
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smh]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -329,6 +333,8 @@ def message(decision: Decision) -> str:
         AAP_CALLS: "requests for this AAP instance",
         AAP_PROVISIONING: "calls for this AAP provisioner token",
         AAP_VERIFICATIONS: "receiver verifications for this host",
+        AAP_ACCOUNT_REQUESTS: "approval requests for this environment",
+        AAP_ACCOUNT_VERIFICATIONS: "receiver verifications for this environment",
     }[decision.scope]
     return f"Rate limit exceeded: too many {what}; retry in {decision.retry_after} s"
 
