@@ -76,6 +76,7 @@ def _db_executor() -> ThreadPoolExecutor:
 # How often a database thread checks its connection when nothing failed (see below).
 CONNECTION_CHECK_SECONDS = 1.0
 _checked = threading.local()
+_clock = time.monotonic  # the tests move it
 
 
 def _with_fresh_connection(function: Callable[[], T]) -> T:
@@ -86,7 +87,7 @@ def _with_fresh_connection(function: Callable[[], T]) -> T:
     # A persistent connection stays open for the next read (each of these few threads keeps
     # one); after a failure it is checked at once, so one that broke, or outlived
     # CONN_MAX_AGE, is closed and a restarted database costs one failed read, not every read.
-    now = time.monotonic()
+    now = _clock()
     if now - getattr(_checked, "at", -CONNECTION_CHECK_SECONDS) >= CONNECTION_CHECK_SECONDS:
         close_old_connections()
         _checked.at = now
