@@ -506,8 +506,12 @@ def main() -> None:
         "procfile": {role: runner.procfile_command(role) for role in ("web", "worker")},
         "load_at_start": load,
     }
-    # Every call counts in Redis, none is refused (600 a minute per credential by default).
-    limits = {"WAITPOINTS_RATELIMIT_AAP_CALLS": "1000000000/1m"}
+    # Every call counts in Redis, none is refused (by default 600 a minute per credential and
+    # 1,200 new requests a minute per environment).
+    limits = {
+        "WAITPOINTS_RATELIMIT_AAP_CALLS": "1000000000/1m",
+        "WAITPOINTS_RATELIMIT_AAP_ACCOUNT_REQUESTS": "1000000000/1m",
+    }
     runner.recreate_database()
     runner.flush_redis()
     try:
