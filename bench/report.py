@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,11 @@ def _at(rows: list[dict[str, Any]], connections: int) -> dict[str, Any]:
     return next(row for row in rows if row["connections"] == connections)
 
 
-def summary(results: dict[str, Any]) -> str:
+def summary(results: dict[str, Any], *, kept: bool = False) -> str:
     machine, versions = results["machine"], results["versions"]
     lines = [
-        "# Benchmarks",
-        "",
+        *([] if kept else ["# Benchmarks", ""]),
+        RUN_MARKER,
         f"Run {results['date']} ({results['mode']} mode: {results['tokens_per_environment']:,} "
         "tokens in the measured environment and as many in another), "
         f"{results['elapsed_seconds']} s in all. Regenerate with `bench/run` "
@@ -241,9 +242,31 @@ def charts(results: dict[str, Any], out: Path) -> None:
     plt.close(figure)
 
 
+# Where this report begins in docs/benchmarks/README.md: what other benches published above it
+# (bench.throughput, bench.aap: their sections and notes) is kept when the report is rewritten.
+RUN_MARKER = "<!-- bench.run: start -->"
+# The same place in a README written before the marker existed.
+OLD_RUN_LINE = re.compile(r"^Run \S+ \(\w+ mode: ", re.MULTILINE)
+
+
+def kept_sections(readme: Path) -> str:
+    """The title and the other benches' sections at the top of the existing README."""
+    if not readme.exists():
+        return ""
+    text = readme.read_text()
+    if RUN_MARKER in text:
+        return text.partition(RUN_MARKER)[0]
+    found = OLD_RUN_LINE.search(text)
+    if found is None or "<!-- bench." not in text[: found.start()]:
+        return ""
+    return text[: found.start()]
+
+
 def write(results: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "README.md").write_text(summary(results))
+    readme = out / "README.md"
+    kept = kept_sections(readme)
+    readme.write_text(kept + summary(results, kept=bool(kept)))
     (out / "explain.md").write_text(explain_markdown(results))
     charts(results, out)

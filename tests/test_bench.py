@@ -32,3 +32,19 @@ def test_the_data_shape_has_the_issues_tag_counts() -> None:
     assert any(status_of(shape, index) == "COMPLETED" for index in rare)
     # the complete runs' supply is WAITING
     assert {status_of(shape, index) for index in range(90_000, 100_000)} == {"WAITING"}
+
+
+def test_bench_run_keeps_the_sections_other_benches_published(tmp_path: Path) -> None:
+    from bench import report
+
+    readme = tmp_path / "README.md"
+    published = (
+        "# Benchmarks\n\n<!-- bench.aap: start -->\nRun 2026-12-07 with `python -m bench.aap`\n"
+        "<!-- bench.aap: end -->\n\nA note about that run.\n\n"
+    )
+    readme.write_text(published + "Run 2026-11-29T09:31:11+00:00 (full mode: 10 tokens)…\n")
+    assert report.kept_sections(readme) == published  # a README from before the marker
+    readme.write_text(published + report.RUN_MARKER + "\nRun 2026-12-08 (quick mode: …)\n")
+    assert report.kept_sections(readme) == published
+    readme.write_text("# Benchmarks\n\nRun 2026-11-29 (full mode: 10 tokens)\n")
+    assert report.kept_sections(readme) == ""  # nothing else published: the report is all
