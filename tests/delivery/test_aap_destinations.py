@@ -97,9 +97,9 @@ def _limits(settings) -> None:
     settings.WAITPOINTS_OUTBOX_TENANT_CONCURRENCY = 100
 
 
-def resolved_events(environment: Environment, urls: list[str], each: int) -> list[str]:
-    """An instance per URL (receivers on one host, other paths), ``each`` requests of each
-    cancelled by the agent: one queued event per request; their ids."""
+def queue_resolved_events(environment: Environment, urls: list[str], each: int) -> None:
+    """An instance per URL, ``each`` requests of each cancelled by the agent: one queued
+    event per request."""
     for n, url in enumerate(urls):
         instance, _credential = instances.instance_create_for_environment(
             environment=environment, name=f"agent-{n}"
@@ -115,6 +115,11 @@ def resolved_events(environment: Environment, urls: list[str], each: int) -> lis
                 instance=instance, key=str(uuid.uuid4()), body=BODY, actor=SYSTEM
             )
             aap_requests.request_cancel(instance=instance, request_id=str(request.pk), actor=SYSTEM)
+
+
+def resolved_events(environment: Environment, urls: list[str], each: int) -> list[str]:
+    """Events queued for receivers on one host (other paths): all in its lane; their ids."""
+    queue_resolved_events(environment, urls, each)
     rows = list(OutboxMessage.objects.filter(kind=OutboxMessage.Kind.AAP_EVENT))
     assert {row.lane for row in rows} == {LANE}
     return [row.payload["event_id"] for row in rows]

@@ -21,11 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from agentapprovalprotocol.receiver import new_secret
 
-from tests.delivery.test_aap_destinations import counting_receiver
+from tests.delivery.test_aap_destinations import counting_receiver, queue_resolved_events
 from tokens.delivery import aap, outbox
-from tokens.domain import actors, keys
+from tokens.domain import actors
 from tokens.domain.aap import credentials, instances
-from tokens.domain.aap import requests as aap_requests
 from tokens.domain.aap.errors import AapError
 from tokens.models import AapInstance, Environment, OutboxMessage
 
@@ -72,23 +71,8 @@ def clock(monkeypatch) -> Clock:
 
 
 def resolved_events(environment: Environment, urls: list[str], each: int) -> list[str]:
-    """An instance per URL, ``each`` requests of each cancelled by the agent: one queued event
-    per request; their ids."""
-    for n, url in enumerate(urls):
-        instance, _credential = instances.instance_create_for_environment(
-            environment=environment, name=f"agent-{n}"
-        )
-        AapInstance.objects.filter(pk=instance.pk).update(
-            delivery_url=url,
-            delivery_registration_id=uuid.uuid4(),
-            encrypted_signing_secret=keys.encrypt(new_secret()),
-        )
-        instance.refresh_from_db()
-        for _ in range(each):
-            request, _new = aap_requests.request_create(
-                instance=instance, key=str(uuid.uuid4()), body=BODY, actor=SYSTEM
-            )
-            aap_requests.request_cancel(instance=instance, request_id=str(request.pk), actor=SYSTEM)
+    """An instance per URL, ``each`` requests of each cancelled by the agent; the event ids."""
+    queue_resolved_events(environment, urls, each)
     return [row.payload["event_id"] for row in events()]
 
 
