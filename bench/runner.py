@@ -557,7 +557,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found: dict[str, str] = {"python": platform.python_version()}
-    for package in ("django", "djangorestframework", "hypercorn", "gunicorn", "celery", "psycopg"):
+    for package in ("django", "djangorestframework", "uvicorn", "gunicorn", "celery", "psycopg"):
         with suppress(PackageNotFoundError):
             found[package] = version(package)
     with psycopg.connect(admin_url()) as conn:

@@ -1,4 +1,4 @@
-"""A live ``web`` role (hypercorn, as the Procfile starts it) on the test database.
+"""A live ``web`` role (uvicorn, as the Procfile starts it) on the test database.
 
 Session-scoped: one server process for the tests that need one. Tests that create data for it
 must commit it (``transactional_db``).
@@ -16,7 +16,7 @@ from subprocess import Popen
 
 import pytest
 
-from tests.smoke.processes import HYPERCORN, free_port, serving, subprocess_env
+from tests.smoke.processes import WEB, free_port, serving, subprocess_env
 
 
 @dataclass
@@ -27,7 +27,7 @@ class LiveServer:
     port: int
 
     def thread_count(self) -> int:
-        """Threads of the server and all its descendants (hypercorn's workers)."""
+        """Threads of the server and all its descendants (the server's worker processes)."""
         return sum(_threads(pid) for pid in [self.process.pid, *_descendants(self.process.pid)])
 
 
@@ -96,13 +96,13 @@ def live_web(directory: Path, **env_overrides: str) -> Iterator[LiveServer]:
     )
     log = directory / "web.log"
     url = f"http://127.0.0.1:{port}"
-    with serving(HYPERCORN, env=env, log=log, base_url=url) as process:
+    with serving(WEB, env=env, log=log, base_url=url) as process:
         yield LiveServer(url=url, process=process, log=log, port=port)
 
 
 @pytest.fixture(scope="session")
 def web(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[LiveServer]:
-    """The web role as the Procfile runs it (hypercorn), one worker, on the test database.
+    """The web role as the Procfile runs it (uvicorn), one worker, on the test database.
     Import it into a conftest to use it."""
     with django_db_blocker.unblock(), live_web(tmp_path_factory.mktemp("web")) as server:
         yield server

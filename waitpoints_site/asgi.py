@@ -1,4 +1,4 @@
-"""The ASGI application the ``web`` role serves (hypercorn, see ``hypercorn_config.py``).
+"""The ASGI application the ``web`` role serves (uvicorn, see ``web.py`` and ``server.py``).
 
 One dispatch, by path, before anything else:
 
@@ -153,7 +153,7 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
             await ordinary(scope, body, send)
         except Exception:
             # Django answers its own errors; this is the bridge failing. Once the response has
-            # started, hypercorn closes the connection.
+            # started, the server closes the connection.
             logger.exception("unhandled error on %s", path)
             await _json(send, 500, "Internal Server Error", scope)
         return

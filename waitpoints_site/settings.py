@@ -535,9 +535,10 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        # The web role's access log (waitpoints_site/hypercorn_config.py hands hypercorn this
-        # logger), through the same redacting handler.
-        "hypercorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # The web role's server (uvicorn, waitpoints_site/web.py): its access log and its own
+        # lines, through the same redacting handler.
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # Beat and the worker would log every one-second sweep at INFO; keep what matters.
         "celery.beat": {"level": "WARNING"},
         "celery.app.trace": {"level": "WARNING"},

@@ -1,5 +1,5 @@
 """Django's WSGI handler: for WSGI servers, and for ordinary requests of the web role (served on
-a thread pool inside hypercorn: waitpoints_site/threadpool.py)."""
+a thread pool inside the ASGI server: waitpoints_site/threadpool.py)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from django.db import connection
 from tests.live import test_database_url
 from tests.smoke.processes import (
     BIN,
-    HYPERCORN,
+    WEB,
     free_port,
     port_is_closed,
     request,
@@ -148,7 +148,7 @@ def test_no_request_waits_on_a_broker_that_is_hung_or_down(tmp_path, environment
         web_port = free_port()
         env = _env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
         env.update(PORT=str(web_port), BIND_HOST="127.0.0.1", WEB_CONCURRENCY="1")
-        args = HYPERCORN  # the web role as the Procfile starts it
+        args = WEB  # the web role as the Procfile starts it
         log = tmp_path / "web.log"
         base = f"http://127.0.0.1:{web_port}"
         with serving(args, env=env, log=log, base_url=base):

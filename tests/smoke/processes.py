@@ -20,16 +20,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent  # the virtualenv running pytest has hypercorn, celery, honcho
+BIN = Path(sys.executable).parent  # the virtualenv running pytest has uvicorn, celery, honcho
 # The Procfile's roles, as bin/serve runs them (add the roles: web, worker, beat).
 HONCHO = [str(BIN / "honcho"), "start", "--env", "/dev/null"]
 # The web role alone, as the Procfile starts it.
-HYPERCORN = [
-    str(BIN / "hypercorn"),
-    "--config",
-    "python:waitpoints_site.hypercorn_config",
-    "waitpoints_site.asgi:application",
-]
+WEB = [sys.executable, "-m", "waitpoints_site.web"]
 
 # Variables that would make a subprocess use something other than what the test chose.
 _SCRUBBED = (

@@ -2,7 +2,7 @@
 
 Each test runs a copy of the project (so that ``.env`` sits at its root, as a user's would,
 without touching this checkout's) and starts a real entry point in a subprocess: ``manage.py``,
-the Procfile's web server (hypercorn on ``asgi.py``), a Celery worker on ``celery.py``, and the
+the Procfile's web server (uvicorn on ``asgi.py``), a Celery worker on ``celery.py``, and the
 export lines ``bin/serve`` evaluates.
 """
 
@@ -20,8 +20,8 @@ import pytest
 
 from tests.smoke.processes import (
     BIN,
-    HYPERCORN,
     ROOT,
+    WEB,
     free_port,
     manage,
     running,
@@ -94,7 +94,7 @@ def test_the_web_server_reads_env_file(project: Path, tmp_path: Path) -> None:
     env = _env(project)
     manage("migrate", "--noinput", env=env, cwd=project)
     log = tmp_path / "web.log"
-    with running(HYPERCORN, env=env, log=log, cwd=project) as server:
+    with running(WEB, env=env, log=log, cwd=project) as server:
         # Without .env it would listen on 8000 if it started at all: no SECRET_KEY elsewhere.
         health = wait_for_health(f"http://127.0.0.1:{port}", server, log)
         assert health["database"] == "ok"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.smoke.processes import (
-    HYPERCORN,
+    WEB,
     embedded_env,
     free_port,
     manage,
@@ -52,7 +52,7 @@ def test_waiters_wake_on_sqlite(tmp_path: Path) -> None:
 
     log = tmp_path / "web.log"
     with (
-        serving(HYPERCORN, env=env, log=log, base_url=base),
+        serving(WEB, env=env, log=log, base_url=base),
         ThreadPoolExecutor(10) as pool,
     ):
         # Completions through the API, served by either web process.

@@ -1,4 +1,4 @@
-"""AAP fixtures: a live web role (hypercorn on the test database), a provisioner token and an
+"""AAP fixtures: a live web role (uvicorn on the test database), a provisioner token and an
 instance credential in the ``environment`` fixture's environment, helpers to decide."""
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""Slow and broken clients against the live web role (hypercorn), with real sockets.
+"""Slow and broken clients against the live web role (uvicorn, waitpoints_site/server.py),
+with real sockets.
 
 Issue 9 #1: connections that never finish their request (headers never end, or a body shorter
 than its Content-Length) must not keep other clients from being served, and are dropped after a
-read timeout. Also: errors hypercorn raises itself (malformed heads) answer JSON.
+read timeout. Also: errors the server raises itself (malformed heads) answer JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -177,7 +179,7 @@ def test_an_overlong_uri_is_a_json_414(web) -> None:
 
 
 def test_an_overlong_head_is_a_json_431(web) -> None:
-    """Past hypercorn's 16 KiB limit on an unfinished head (here 200 KiB of headers)."""
+    """Past the 16 KiB limit on a request head (here 200 KiB of headers)."""
     headers = "".join(f"X-Filler-{n}: {'b' * 1000}\r\n" for n in range(200))
     status, head, body = raw_exchange(
         web.port, f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
@@ -194,3 +196,45 @@ def test_an_announced_oversized_body_is_refused_before_it_is_sent(web) -> None:
     )
     assert status == 413
     assert body == {"error": "Request body too large"}
+
+
+def test_an_endless_header_sent_in_pieces_is_a_json_431(web) -> None:
+    """One header line that never ends, 1 KiB a write: refused once the head passes 16 KiB,
+    before it is buffered whole (the parser would only see the header at its end)."""
+    with socket.create_connection(("127.0.0.1", web.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: ")
+        sent = 0
+        try:
+            while sent < 200 * 1024:
+                sock.sendall(b"b" * 1024)
+                sent += 1024
+                time.sleep(0.001)
+        except OSError:
+            pass  # refused and closed while sending: what the server said is still readable
+        received = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431")
+    assert json.loads(body) == {"error": "Request line or headers too long"}
+
+
+def test_a_silent_connection_is_closed_after_the_read_timeout(
+    django_db_setup, django_db_blocker, tmp_path_factory
+) -> None:
+    """WEB_READ_TIMEOUT closes a connection that sends nothing, whatever its state: here in the
+    middle of a body with 30 s still to go before its 408."""
+    with (
+        django_db_blocker.unblock(),
+        live_web(
+            tmp_path_factory.mktemp("web-silent"),
+            WEB_READ_TIMEOUT="2",
+            WAITPOINTS_BODY_TIMEOUT_SECONDS="30",
+        ) as server,
+    ):
+        sock = open_slow(server.port, SHORT_BODY)
+        with sock:
+            elapsed, received = _wait_closed(sock, within=15)
+    assert received == b""  # closed for silence, not answered 408
+    assert 1.5 <= elapsed < 10

@@ -1,4 +1,4 @@
-"""The long-poll wait against a live hypercorn process on PostgreSQL, with real clients."""
+"""The long-poll wait against a live web process (uvicorn) on PostgreSQL, with real clients."""
 
 from __future__ import annotations
 

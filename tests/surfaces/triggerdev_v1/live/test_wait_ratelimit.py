@@ -4,7 +4,7 @@ per key and failed API keys per client address (which limit the failing requests
 right key), counted in the same counters, answered with the same 429 and headers, and served all
 the same when the counter store is down.
 
-Against a live hypercorn web role with small limits, behind a "proxy" (TRUSTED_PROXIES is
+Against a live web role with small limits, behind a "proxy" (TRUSTED_PROXIES is
 127.0.0.1, so each test chooses its client address with X-Forwarded-For).
 """
 
