@@ -114,3 +114,46 @@ def test_a_resolution_writes_its_event_and_only_once(environment, make_token):
     ]
     assert first.resolution is not None
     assert TokenEvent.objects.get(pk=first.resolution.pk).kind == TokenEvent.Kind.COMPLETED
+
+
+def _statements_of(action) -> list[tuple[str, int]]:
+    """``(sql, number of parameters)`` of each statement ``action`` sends."""
+    seen: list[tuple[str, int]] = []
+
+    def record(execute, sql, params, many, context):
+        seen.append((sql, len(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        action()
+    return seen
+
+
+def test_the_hot_statements_fit_psycopgs_conversion_cache(environment, api_client, make_token):
+    """psycopg converts a statement's placeholders with a regular expression over its whole
+    text, and remembers the result only for statements within these limits: past them a
+    create spent a tenth of its CPU there (docs/benchmarks/profile.md, fourth pass)."""
+    from psycopg import _queries  # the limits are psycopg's own, checked here on each upgrade
+
+    limit_params = _queries.MAX_CACHED_STATEMENT_PARAMS
+    limit_length = _queries.MAX_CACHED_STATEMENT_LENGTH
+    token = make_token()
+    statements = _statements_of(
+        lambda: api_client.post(
+            "/api/v1/waitpoints/tokens",
+            {"timeout": "1h", "tags": ["a"], "idempotencyKey": "k", "title": "T"},
+            format="json",
+        )
+    )
+    statements += _statements_of(
+        lambda: api_client.post(
+            f"/api/v1/waitpoints/tokens/{token.friendly_id}/complete",
+            {"data": {"ok": True}},
+            format="json",
+        )
+    )
+    hot = [(sql, n) for sql, n in statements if sql.startswith("WITH")]
+    assert len(hot) == 2  # the creation and the resolution
+    for sql, params in hot:
+        assert params <= limit_params, (params, sql[:120])
+        assert len(sql.encode()) <= limit_length, (len(sql), sql[:120])

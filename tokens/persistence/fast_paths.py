@@ -69,15 +69,22 @@ def from_row(model: type[M], row: Sequence[Any]) -> tuple[M, Sequence[Any]]:
 # a fifth of its CPU in the profile: docs/benchmarks/profile.md); these depend only on the model,
 # on whether the primary key is given and on the database (one per process, but keyed on its
 # vendor all the same).
-_InsertTemplate = tuple[tuple["Field[Any, Any]", ...], str, str]
+@dataclass(frozen=True)
+class _InsertTemplate:
+    fields: tuple[Field[Any, Any], ...]
+    columns: str
+    placeholders: tuple[str, ...]  # "%s::type", one per field
+    nulls: tuple[str, ...]  # "NULL::type", one per field
+
+
 _insert_templates: dict[tuple[type[Model], bool, str, tuple[str, ...]], _InsertTemplate] = {}
 
 
 def _insert_template(
     model: type[Model], *, with_pk: bool, without: tuple[str, ...] = ()
 ) -> _InsertTemplate:
-    """``(fields, columns, placeholders)`` of an insert into ``model``'s table, each placeholder
-    cast to its column's type (fields named in ``without`` left out)."""
+    """The columns and placeholders of an insert into ``model``'s table, each placeholder cast
+    to its column's type (fields named in ``without`` left out)."""
     db = connections[DEFAULT_DB_ALIAS]
     key = (model, with_pk, db.vendor, without)
     template = _insert_templates.get(key)
@@ -87,10 +94,38 @@ def _insert_template(
             for f in model._meta.concrete_fields
             if (with_pk or not f.primary_key) and f.attname not in without
         )
-        columns = ", ".join(f'"{f.column}"' for f in fields)
-        placeholders = ", ".join(f"%s::{f.cast_db_type(db)}" for f in fields)
-        template = _insert_templates[key] = (fields, columns, placeholders)
+        casts = [f.cast_db_type(db) for f in fields]
+        template = _insert_templates[key] = _InsertTemplate(
+            fields=fields,
+            columns=", ".join(f'"{f.column}"' for f in fields),
+            placeholders=tuple(f"%s::{cast}" for cast in casts),
+            nulls=tuple(f"NULL::{cast}" for cast in casts),
+        )
     return template
+
+
+def _values(template: _InsertTemplate, instance: Model) -> tuple[str, list[Any]]:
+    """``(placeholders, params)`` of ``instance``'s values for ``template``, prepared as
+    ``save()`` would, with every NULL written in the SQL instead of sent as a parameter.
+
+    Why: psycopg caches its conversion of a statement (a regular expression over the whole
+    text, ~10% of a create's CPU) only while it has at most 50 parameters
+    (``psycopg._queries.MAX_CACHED_STATEMENT_PARAMS``), and a creation had 57, most of them
+    NULL. A NULL is what psycopg itself writes for None, so the statement PostgreSQL receives is
+    the same; the few shapes (which columns are NULL) each repeat, so each is cached."""
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: the proxy costs on each attribute
+    placeholders: list[str] = []
+    params: list[Any] = []
+    for field, placeholder, null in zip(
+        template.fields, template.placeholders, template.nulls, strict=True
+    ):
+        value = field.get_db_prep_save(field.pre_save(instance, add=True), db)
+        if value is None:
+            placeholders.append(null)
+        else:
+            placeholders.append(placeholder)
+            params.append(value)
+    return ", ".join(placeholders), params
 
 
 def insert_parts(instance: Model) -> tuple[str, str, list[Any]]:
@@ -98,12 +133,10 @@ def insert_parts(instance: Model) -> tuple[str, str, list[Any]]:
     with its values prepared as ``save()`` would. Each placeholder is cast to its column's
     type: in ``INSERT … SELECT`` PostgreSQL does not take an untyped literal's type from the
     target column as it does in ``INSERT … VALUES``."""
-    meta = instance._meta
-    with_pk = getattr(instance, meta.pk.attname) is not None
-    fields, columns, placeholders = _insert_template(type(instance), with_pk=with_pk)
-    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: the proxy costs on each attribute
-    params = [f.get_db_prep_save(f.pre_save(instance, add=True), db) for f in fields]
-    return columns, placeholders, params
+    with_pk = getattr(instance, instance._meta.pk.attname) is not None
+    template = _insert_template(type(instance), with_pk=with_pk)
+    placeholders, params = _values(template, instance)
+    return template.columns, placeholders, params
 
 
 def saved(instance: M, pk: Any = None) -> M:
@@ -243,7 +276,7 @@ def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
     saved(event, event_id)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # one per shape: which columns are NULL (``_values``)
 def _insert_token_sql(
     token_columns: str, token_values: str, event_columns: str, event_values: str
 ) -> str:
@@ -404,10 +437,9 @@ _CHAIN_FIELDS = ("seq", "digest")
 
 def _event_parts(event: TokenEvent, *, skip: tuple[str, ...]) -> tuple[str, str, list[Any]]:
     """``insert_parts`` of ``event`` without its primary key and the fields in ``skip``."""
-    fields, columns, placeholders = _insert_template(TokenEvent, with_pk=False, without=skip)
-    db = connections[DEFAULT_DB_ALIAS]
-    params = [f.get_db_prep_save(f.pre_save(event, add=True), db) for f in fields]
-    return columns, placeholders, params
+    template = _insert_template(TokenEvent, with_pk=False, without=skip)
+    placeholders, params = _values(template, event)
+    return template.columns, placeholders, params
 
 
 # ------------------------------------------------------------------------------------------------
