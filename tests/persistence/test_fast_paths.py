@@ -157,3 +157,33 @@ def test_the_hot_statements_fit_psycopgs_conversion_cache(environment, api_clien
     for sql, params in hot:
         assert params <= limit_params, (params, sql[:120])
         assert len(sql.encode()) <= limit_length, (len(sql), sql[:120])
+
+
+def test_resolutions_of_each_shape_write_their_own_values(environment, make_token):
+    """The resolving UPDATE is compiled once per shape (fast_paths._assignments): each later
+    resolution of the same shape still writes its own values, and one whose expression differs
+    (another approval window) gets its own SQL, not a remembered one."""
+    from datetime import timedelta
+
+    tokens = [make_token(timeout="1h") for _ in range(4)]
+    windows = [timedelta(minutes=5), timedelta(minutes=5), timedelta(hours=2), None]
+    for token, window in zip(tokens, windows, strict=True):
+        Token.objects.filter(pk=token.pk).update(decision_valid_for=window)
+    outputs = [{"status": "approved", "n": n} for n in range(4)]
+    for token, output in zip(tokens, outputs, strict=True):
+        result = lifecycle.token_complete(
+            token=Token.objects.get(pk=token.pk), actor=actors.Actor.system(), data=output
+        )
+        assert result.applied
+    cancelled = make_token(timeout="1h")
+    lifecycle.token_cancel(token=cancelled, actor=actors.Actor.system(), reason="no")
+    for token, window, output in zip(tokens, windows, outputs, strict=True):
+        stored = Token.objects.get(pk=token.pk)
+        assert stored.output == f'{{"json":{{"status":"approved","n":{output["n"]}}}}}'
+        assert stored.decision == "approved" and stored.status == Token.Status.COMPLETED
+        expected = stored.completed_at + window if window else None
+        assert stored.decision_expires_at == expected
+        assert stored.audit_seq == 2  # created, completed: the chain advanced once
+    stored = Token.objects.get(pk=cancelled.pk)
+    assert (stored.status, stored.cancel_reason) == (Token.Status.CANCELLED, "no")
+    assert stored.cancelled_at is not None and stored.cancelled_at == stored.completed_at
