@@ -75,6 +75,9 @@ class _InsertTemplate:
     columns: str
     placeholders: tuple[str, ...]  # "%s::type", one per field
     nulls: tuple[str, ...]  # "NULL::type", one per field
+    # Per field: whether preparing None gives None (then a None is not prepared at all, a third
+    # of a create's values); decided by preparing None once, not assumed.
+    none_is_null: tuple[bool, ...]
 
 
 _insert_templates: dict[tuple[type[Model], bool, str, tuple[str, ...]], _InsertTemplate] = {}
@@ -100,6 +103,7 @@ def _insert_template(
             columns=", ".join(f'"{f.column}"' for f in fields),
             placeholders=tuple(f"%s::{cast}" for cast in casts),
             nulls=tuple(f"NULL::{cast}" for cast in casts),
+            none_is_null=tuple(f.get_db_prep_save(None, db) is None for f in fields),
         )
     return template
 
@@ -116,10 +120,12 @@ def _values(template: _InsertTemplate, instance: Model) -> tuple[str, list[Any]]
     db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: the proxy costs on each attribute
     placeholders: list[str] = []
     params: list[Any] = []
-    for field, placeholder, null in zip(
-        template.fields, template.placeholders, template.nulls, strict=True
+    for field, placeholder, null, none_is_null in zip(
+        template.fields, template.placeholders, template.nulls, template.none_is_null, strict=True
     ):
-        value = field.get_db_prep_save(field.pre_save(instance, add=True), db)
+        value = field.pre_save(instance, add=True)
+        if value is not None or not none_is_null:
+            value = field.get_db_prep_save(value, db)
         if value is None:
             placeholders.append(null)
         else:
