@@ -1,10 +1,17 @@
 """Where a request's time goes: pyinstrument over the real views, in one process.
 
     .venv/bin/python -m bench.profile [create complete retrieve list] [--requests N]
+    .venv/bin/python -m bench.profile create complete retrieve --requests 500 --wsgi
 
 Creates (and drops) its own database ``waitpoints_bench_profile`` beside BENCH_DATABASE_URL,
 then drives each operation through Django's WSGI handler (the test client) with pyinstrument and
 prints the call tree and the SQL each request ran. Used to write docs/benchmarks/profile.md.
+
+``--wsgi`` measures instead of profiling: each request is an environ dict handed straight to
+``waitpoints_site.wsgi.application`` (what the web role's server calls, without the test
+client's extras), sequentially, best of 3 rounds of N; it prints wall and CPU
+(``time.process_time``: this process only, so the Redis and PostgreSQL clients but not the
+servers) milliseconds per request.
 """
 
 from __future__ import annotations
@@ -38,8 +45,19 @@ def main() -> None:
         action="store_true",
         help="cProfile on CPU time instead (excludes waiting for PostgreSQL): top functions",
     )
+    parser.add_argument(
+        "--wsgi",
+        action="store_true",
+        help="no profiler: time requests through the WSGI application, best of 3 rounds",
+    )
     args = parser.parse_args()
-    config = {"ops": args.ops, "n": args.requests, "all": args.all, "cpu": args.cpu}
+    config = {
+        "ops": args.ops,
+        "n": args.requests,
+        "all": args.all,
+        "cpu": args.cpu,
+        "wsgi": args.wsgi,
+    }
     base, _, _ = admin_url().rpartition("/")
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
@@ -91,8 +109,11 @@ _, secret = tenancy.api_key_create(environment=environment)
 client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
 path = "/api/v1/waitpoints/tokens"
 body = json.dumps({"timeout": "1h", "tags": ["order:42", "refund"]})
+# --wsgi: three rounds of complete, each on tokens of its own.
+rounds = 3 if config["wsgi"] else 1
 ids = [
-    client.post(path, body, content_type="application/json").json()["id"] for _ in range(n + 100)
+    client.post(path, body, content_type="application/json").json()["id"]
+    for _ in range(rounds * n + 100)
 ]
 
 def create(i):
@@ -134,6 +155,80 @@ ops = {
     "dashboard-home": dashboard_home,
     "dashboard-detail": dashboard_detail,
 }
+if config["wsgi"]:
+    import io, time
+    from waitpoints_site.wsgi import application
+
+    auth = f"Bearer {secret}"
+
+    def environ(method, target, payload=b""):
+        path_info, _, query = target.partition("?")
+        return {
+            "REQUEST_METHOD": method, "PATH_INFO": path_info, "QUERY_STRING": query,
+            "SCRIPT_NAME": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "50000",
+            "HTTP_HOST": "127.0.0.1:8000", "HTTP_AUTHORIZATION": auth,
+            "HTTP_USER_AGENT": "bench.profile", "HTTP_ACCEPT": "*/*",
+            "CONTENT_TYPE": "application/json" if payload else "",
+            "CONTENT_LENGTH": str(len(payload)) if payload else "",
+            "wsgi.input": io.BytesIO(payload), "wsgi.errors": sys.stderr,
+            "wsgi.url_scheme": "http", "wsgi.version": (1, 0), "wsgi.multithread": True,
+            "wsgi.multiprocess": False, "wsgi.run_once": False,
+        }
+
+    statuses = []
+
+    def start_response(status, headers, exc_info=None):
+        statuses.append(status)
+
+    def call(env):
+        result = application(env, start_response)
+        try:
+            b"".join(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+
+    create_body = body.encode()
+    complete_body = b'{"data":{"approved":true}}'
+    requests_for = {
+        "create": lambda i: environ("POST", path, create_body),
+        "complete": lambda i: environ("POST", f"{path}/{ids[i]}/complete", complete_body),
+        "retrieve": lambda i: environ("GET", f"{path}/{ids[i]}"),
+        "list": lambda i: environ("GET", path + "?page[size]=100"),
+    }
+    warm = rounds * n  # ids past the rounds' own, for warming up
+    print(f"{'request':<10} {'wall ms':>8} {'CPU ms':>8}   (best of {rounds} x {n}, sequential)")
+    for name in config["ops"]:
+        build = requests_for[name]
+        for i in range(20):
+            call(build(warm + i))
+        best_wall = best_cpu = float("inf")
+        for round_ in range(rounds):
+            offset = round_ * n if name == "complete" else 0
+            envs = [build(offset + i) for i in range(n)]  # built outside the timing
+            statuses.clear()
+            wall, cpu = time.perf_counter(), time.process_time()
+            for env in envs:
+                call(env)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            bad = [s for s in statuses if not s.startswith("200")]
+            assert not bad, (name, bad[:3])
+            best_wall, best_cpu = min(best_wall, wall), min(best_cpu, cpu)
+        print(f"{name:<10} {best_wall / n * 1000:8.2f} {best_cpu / n * 1000:8.2f}")
+        if config["cpu"]:  # --wsgi --cpu: and cProfile of one more round, on CPU time
+            import cProfile, pstats
+            envs = [build(warm + 20 + i) for i in range(min(n, 80))]
+            profile = cProfile.Profile(time.process_time)
+            profile.enable()
+            for env in envs:
+                call(env)
+            profile.disable()
+            order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")  # or tottime
+            lines = int(os.environ.get("BENCH_PROFILE_LINES", "45"))
+            pstats.Stats(profile).sort_stats(order).print_stats(lines)
+    sys.exit(0)
+
 for name in config["ops"]:
     op = ops[name]
     count = n if name in ("create", "complete", "retrieve") else max(20, n // 10)

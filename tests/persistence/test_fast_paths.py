@@ -114,3 +114,76 @@ def test_a_resolution_writes_its_event_and_only_once(environment, make_token):
     ]
     assert first.resolution is not None
     assert TokenEvent.objects.get(pk=first.resolution.pk).kind == TokenEvent.Kind.COMPLETED
+
+
+def _statements_of(action) -> list[tuple[str, int]]:
+    """``(sql, number of parameters)`` of each statement ``action`` sends."""
+    seen: list[tuple[str, int]] = []
+
+    def record(execute, sql, params, many, context):
+        seen.append((sql, len(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        action()
+    return seen
+
+
+def test_the_hot_statements_fit_psycopgs_conversion_cache(environment, api_client, make_token):
+    """psycopg converts a statement's placeholders with a regular expression over its whole
+    text, and remembers the result only for statements within these limits: past them a
+    create spent a tenth of its CPU there (docs/benchmarks/profile.md, fourth pass)."""
+    from psycopg import _queries  # the limits are psycopg's own, checked here on each upgrade
+
+    limit_params = _queries.MAX_CACHED_STATEMENT_PARAMS
+    limit_length = _queries.MAX_CACHED_STATEMENT_LENGTH
+    token = make_token()
+    statements = _statements_of(
+        lambda: api_client.post(
+            "/api/v1/waitpoints/tokens",
+            {"timeout": "1h", "tags": ["a"], "idempotencyKey": "k", "title": "T"},
+            format="json",
+        )
+    )
+    statements += _statements_of(
+        lambda: api_client.post(
+            f"/api/v1/waitpoints/tokens/{token.friendly_id}/complete",
+            {"data": {"ok": True}},
+            format="json",
+        )
+    )
+    hot = [(sql, n) for sql, n in statements if sql.startswith("WITH")]
+    assert len(hot) == 2  # the creation and the resolution
+    for sql, params in hot:
+        assert params <= limit_params, (params, sql[:120])
+        assert len(sql.encode()) <= limit_length, (len(sql), sql[:120])
+
+
+def test_resolutions_of_each_shape_write_their_own_values(environment, make_token):
+    """The resolving UPDATE is compiled once per shape (fast_paths._assignments): each later
+    resolution of the same shape still writes its own values, and one whose expression differs
+    (another approval window) gets its own SQL, not a remembered one."""
+    from datetime import timedelta
+
+    tokens = [make_token(timeout="1h") for _ in range(4)]
+    windows = [timedelta(minutes=5), timedelta(minutes=5), timedelta(hours=2), None]
+    for token, window in zip(tokens, windows, strict=True):
+        Token.objects.filter(pk=token.pk).update(decision_valid_for=window)
+    outputs = [{"status": "approved", "n": n} for n in range(4)]
+    for token, output in zip(tokens, outputs, strict=True):
+        result = lifecycle.token_complete(
+            token=Token.objects.get(pk=token.pk), actor=actors.Actor.system(), data=output
+        )
+        assert result.applied
+    cancelled = make_token(timeout="1h")
+    lifecycle.token_cancel(token=cancelled, actor=actors.Actor.system(), reason="no")
+    for token, window, output in zip(tokens, windows, outputs, strict=True):
+        stored = Token.objects.get(pk=token.pk)
+        assert stored.output == f'{{"json":{{"status":"approved","n":{output["n"]}}}}}'
+        assert stored.decision == "approved" and stored.status == Token.Status.COMPLETED
+        expected = stored.completed_at + window if window else None
+        assert stored.decision_expires_at == expected
+        assert stored.audit_seq == 2  # created, completed: the chain advanced once
+    stored = Token.objects.get(pk=cancelled.pk)
+    assert (stored.status, stored.cancel_reason) == (Token.Status.CANCELLED, "no")
+    assert stored.cancelled_at is not None and stored.cancelled_at == stored.completed_at

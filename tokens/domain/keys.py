@@ -95,7 +95,9 @@ def generate_token_id() -> str:
     Time-ordered, so "newest first" is simply ``ORDER BY id DESC`` for keyset pagination.
     """
     millis = int(time.time() * 1000)
-    random_part = "".join(secrets.choice(_BASE36) for _ in range(16))
+    # One draw of 16 uniform base-36 digits (as 16 draws of one would be), not 16 reads of
+    # the system's random source: those were 4% of a create's CPU.
+    random_part = _base36(secrets.randbelow(36**16), 16)
     return "c" + _base36(millis, 8) + random_part
 
 

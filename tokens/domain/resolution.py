@@ -88,11 +88,10 @@ def resolve_one(
                     output_field=DateTimeField(),
                 )
             )
-    still_waiting = Token.objects.filter(deadline.waiting_q(now), pk=token.pk)
     event = audit.build(
         token.pk, outcome.event_kind, actor, now or timezone.now(), **outcome.detail
     )
-    resolved = fast_paths.resolve(token, still_waiting, fields, event)
+    resolved = fast_paths.resolve(token, deadline.waiting_q, now, fields, event)
     if resolved is None:
         return None
     on_resolved(
@@ -194,7 +193,6 @@ def _decide_at_deadline(token: Token, *, now: datetime | None) -> TokenEvent | N
             F("timeout_at") + Value(token.decision_valid_for, output_field=DurationField()),
             output_field=DateTimeField(),
         )
-    still_due = Token.objects.filter(deadline.due_q(now), pk=token.pk)
     detail = {"decision": decision, "rule": "onTimeout"}
     spec = token.on_timeout or {}
     if spec.get("rule"):
@@ -202,7 +200,7 @@ def _decide_at_deadline(token: Token, *, now: datetime | None) -> TokenEvent | N
     event = audit.build(
         token.pk, TokenEvent.Kind.COMPLETED, outcomes.rule_actor(), now or timezone.now(), **detail
     )
-    resolved = fast_paths.resolve(token, still_due, fields, event)
+    resolved = fast_paths.resolve(token, deadline.due_q, now, fields, event)
     if resolved is None:
         return None
     on_resolved(

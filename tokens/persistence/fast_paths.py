@@ -15,11 +15,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from datetime import datetime
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import F, Field, Model, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import F, Field, Model, Q, QuerySet
 from django.db.models.sql import UpdateQuery
 
 from tokens.domain import chain
@@ -69,15 +69,25 @@ def from_row(model: type[M], row: Sequence[Any]) -> tuple[M, Sequence[Any]]:
 # a fifth of its CPU in the profile: docs/benchmarks/profile.md); these depend only on the model,
 # on whether the primary key is given and on the database (one per process, but keyed on its
 # vendor all the same).
-_InsertTemplate = tuple[tuple["Field[Any, Any]", ...], str, str]
+@dataclass(frozen=True)
+class _InsertTemplate:
+    fields: tuple[Field[Any, Any], ...]
+    columns: str
+    placeholders: tuple[str, ...]  # "%s::type", one per field
+    nulls: tuple[str, ...]  # "NULL::type", one per field
+    # Per field: whether preparing None gives None (then a None is not prepared at all, a third
+    # of a create's values); decided by preparing None once, not assumed.
+    none_is_null: tuple[bool, ...]
+
+
 _insert_templates: dict[tuple[type[Model], bool, str, tuple[str, ...]], _InsertTemplate] = {}
 
 
 def _insert_template(
     model: type[Model], *, with_pk: bool, without: tuple[str, ...] = ()
 ) -> _InsertTemplate:
-    """``(fields, columns, placeholders)`` of an insert into ``model``'s table, each placeholder
-    cast to its column's type (fields named in ``without`` left out)."""
+    """The columns and placeholders of an insert into ``model``'s table, each placeholder cast
+    to its column's type (fields named in ``without`` left out)."""
     db = connections[DEFAULT_DB_ALIAS]
     key = (model, with_pk, db.vendor, without)
     template = _insert_templates.get(key)
@@ -87,10 +97,41 @@ def _insert_template(
             for f in model._meta.concrete_fields
             if (with_pk or not f.primary_key) and f.attname not in without
         )
-        columns = ", ".join(f'"{f.column}"' for f in fields)
-        placeholders = ", ".join(f"%s::{f.cast_db_type(db)}" for f in fields)
-        template = _insert_templates[key] = (fields, columns, placeholders)
+        casts = [f.cast_db_type(db) for f in fields]
+        template = _insert_templates[key] = _InsertTemplate(
+            fields=fields,
+            columns=", ".join(f'"{f.column}"' for f in fields),
+            placeholders=tuple(f"%s::{cast}" for cast in casts),
+            nulls=tuple(f"NULL::{cast}" for cast in casts),
+            none_is_null=tuple(f.get_db_prep_save(None, db) is None for f in fields),
+        )
     return template
+
+
+def _values(template: _InsertTemplate, instance: Model) -> tuple[str, list[Any]]:
+    """``(placeholders, params)`` of ``instance``'s values for ``template``, prepared as
+    ``save()`` would, with every NULL written in the SQL instead of sent as a parameter.
+
+    Why: psycopg caches its conversion of a statement (a regular expression over the whole
+    text, ~10% of a create's CPU) only while it has at most 50 parameters
+    (``psycopg._queries.MAX_CACHED_STATEMENT_PARAMS``), and a creation had 57, most of them
+    NULL. A NULL is what psycopg itself writes for None, so the statement PostgreSQL receives is
+    the same; the few shapes (which columns are NULL) each repeat, so each is cached."""
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: the proxy costs on each attribute
+    placeholders: list[str] = []
+    params: list[Any] = []
+    for field, placeholder, null, none_is_null in zip(
+        template.fields, template.placeholders, template.nulls, template.none_is_null, strict=True
+    ):
+        value = field.pre_save(instance, add=True)
+        if value is not None or not none_is_null:
+            value = field.get_db_prep_save(value, db)
+        if value is None:
+            placeholders.append(null)
+        else:
+            placeholders.append(placeholder)
+            params.append(value)
+    return ", ".join(placeholders), params
 
 
 def insert_parts(instance: Model) -> tuple[str, str, list[Any]]:
@@ -98,12 +139,10 @@ def insert_parts(instance: Model) -> tuple[str, str, list[Any]]:
     with its values prepared as ``save()`` would. Each placeholder is cast to its column's
     type: in ``INSERT … SELECT`` PostgreSQL does not take an untyped literal's type from the
     target column as it does in ``INSERT … VALUES``."""
-    meta = instance._meta
-    with_pk = getattr(instance, meta.pk.attname) is not None
-    fields, columns, placeholders = _insert_template(type(instance), with_pk=with_pk)
-    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: the proxy costs on each attribute
-    params = [f.get_db_prep_save(f.pre_save(instance, add=True), db) for f in fields]
-    return columns, placeholders, params
+    with_pk = getattr(instance, instance._meta.pk.attname) is not None
+    template = _insert_template(type(instance), with_pk=with_pk)
+    placeholders, params = _values(template, instance)
+    return template.columns, placeholders, params
 
 
 def saved(instance: M, pk: Any = None) -> M:
@@ -243,7 +282,7 @@ def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
     saved(event, event_id)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # one per shape: which columns are NULL (``_values``)
 def _insert_token_sql(
     token_columns: str, token_values: str, event_columns: str, event_values: str
 ) -> str:
@@ -296,27 +335,48 @@ def _resolve_sql(update_sql: str, event_columns: str, event_values: str) -> str:
     )
 
 
+Guard = Callable[[datetime | None], Q]
+
+
 def resolve(
-    token: Token, still_waiting: QuerySet[Token], fields: dict[str, Any], event: TokenEvent
+    token: Token,
+    guard: Guard,
+    now: datetime | None,
+    fields: dict[str, Any],
+    event: TokenEvent,
 ) -> Resolved | None:
-    """Apply ``fields`` to ``token`` if it is among ``still_waiting`` (the domain's guard) and
-    write ``event``; None if no row matched (then nothing was written).
+    """Apply ``fields`` to ``token`` if it is among the rows ``guard(now)`` admits (the domain's
+    guard, e.g. ``deadline.waiting_q``) and write ``event``; None if no row matched (then
+    nothing was written).
 
     On PostgreSQL the conditional UPDATE, its audit event, the NOTIFY, a look for webhook
     endpoints and one for chat messages showing the token are one statement: a completion
     otherwise took five round trips, and the values the database's clock wrote come back with
-    it."""
+    it. The UPDATE is not compiled by the ORM on each call (building and compiling the filter
+    and the assignments was a quarter of a completion's CPU): its guard and its assignments are
+    compiled once per shape (``_guard_sql``, ``_assignments``)."""
     if not _postgresql():
-        if not still_waiting.update(**fields):
+        if not Token.objects.filter(guard(now), pk=token.pk).update(**fields):
             return None
         append_event(event)
         token.refresh_from_db()
         return Resolved(notified=False, listened=True)
-    query = cast(UpdateQuery, still_waiting.query.chain(UpdateQuery))
+    assignments, assignment_params = _assignments(fields)
+    where, where_params = _guard_sql(guard, now)
+    table = connection.ops.quote_name(Token._meta.db_table)
     # The UPDATE that resolves the token advances its audit chain too (its row lock orders the
     # links); the event takes its place and digest from what it returns.
-    query.add_update_values({**fields, **_chain_advance(event)})
-    update_sql, update_params = query.get_compiler(still_waiting.db).as_sql()
+    update_sql = (
+        f"UPDATE {table} SET {assignments}, "  # noqa: S608 - names are ours
+        f'"audit_seq" = "audit_seq" + 1, "audit_head" = {_LINK_SQL} '
+        f'WHERE ({where}) AND {table}."id" = %s'
+    )
+    update_params = [
+        *assignment_params,
+        chain.content_digest(event),
+        *where_params,
+        token.pk,
+    ]
     event_columns, event_values, event_params = _event_parts(event, skip=_CHAIN_FIELDS)
     statement = _resolve_sql(update_sql, event_columns, event_values)
     with connection.cursor() as cursor:
@@ -338,6 +398,95 @@ def resolve(
         messaged=bool(messaged),
         notifies_receiver=bool(notifies_receiver),
     )
+
+
+# The compiled guards, per guard function, for the database's own clock (``now`` None: then a
+# guard's SQL and parameters never change; an injected ``now``, as tests do, compiles each time).
+_guards: dict[Guard, tuple[str, tuple[Any, ...]]] = {}
+
+
+def _guard_sql(guard: Guard, now: datetime | None) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE condition ``guard(now)`` compiles to, on the token table, and its parameters."""
+    compiled = _guards.get(guard) if now is None else None
+    if compiled is None:
+        query = Token.objects.filter(guard(now)).query
+        sql, params = query.get_compiler(DEFAULT_DB_ALIAS).compile(query.where)
+        compiled = (sql, tuple(params))
+        if now is None:
+            _guards[guard] = compiled
+    return compiled
+
+
+# A field whose constant value is sent as a parameter, or the fixed parameters of an expression.
+_Slot = tuple["Field[Any, Any] | None", tuple[Any, ...]]
+_assignment_sql: dict[tuple[tuple[str, Any], ...], tuple[str, tuple[_Slot, ...]]] = {}
+
+
+def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``"column" = …`` for each of ``fields``, and the parameters, as Django's UPDATE compiler
+    writes them: a constant is prepared as ``save()`` would and sent as a parameter (NULL when it
+    is None), an expression (``Now()``, ``F("timeout_at")``, …) is compiled. The SQL depends
+    only on the shape (which field, which expression, which constant is None), so it is built
+    once per shape; only the constants' values are prepared on each call."""
+    db = connections[DEFAULT_DB_ALIAS]
+    by_name = _token_fields()
+    prepared: dict[str, Any] = {}
+    shape: list[tuple[str, Any]] = []
+    for name, value in fields.items():
+        if hasattr(value, "resolve_expression"):
+            shape.append((name, value))  # expressions compare (and hash) by what they say
+        else:
+            prepared[name] = by_name[name].get_db_prep_save(value, db)
+            shape.append((name, prepared[name] is None))
+    key = tuple(shape)
+    compiled = _assignment_sql.get(key)
+    if compiled is None:
+        compiled = _compile_assignments(fields, prepared)
+        if len(_assignment_sql) >= 64:  # bounded: a shape per kind of resolution, in practice
+            _assignment_sql.clear()
+        _assignment_sql[key] = compiled
+    sql, slots = compiled
+    params: list[Any] = []
+    for field, fixed in slots:
+        if field is None:
+            params.extend(fixed)
+        else:
+            params.append(prepared[field.name])
+    return sql, params
+
+
+@functools.cache
+def _token_fields() -> dict[str, Field[Any, Any]]:
+    return {f.name: f for f in Token._meta.concrete_fields}
+
+
+def _compile_assignments(
+    fields: dict[str, Any], prepared: dict[str, Any]
+) -> tuple[str, tuple[_Slot, ...]]:
+    """What ``SQLUpdateCompiler.as_sql`` writes for each assignment, with where each parameter
+    comes from (a constant's field, or an expression's own fixed parameters)."""
+    query = UpdateQuery(Token)
+    compiler = query.get_compiler(DEFAULT_DB_ALIAS)
+    quote = compiler.quote_name_unless_alias
+    by_name = _token_fields()
+    parts: list[str] = []
+    slots: list[_Slot] = []
+    for name, value in fields.items():
+        field = by_name[name]
+        column = quote(field.column)
+        if hasattr(field, "get_placeholder"):
+            raise NotImplementedError(f"{name}: a field with its own placeholder")
+        if hasattr(value, "resolve_expression"):
+            resolved = value.resolve_expression(query, allow_joins=False, for_save=True)
+            sql, params = compiler.compile(resolved)
+            parts.append(f"{column} = {sql}")
+            slots.append((None, tuple(params)))
+        elif prepared[name] is None:
+            parts.append(f"{column} = NULL")
+        else:
+            parts.append(f"{column} = %s")
+            slots.append((field, ()))
+    return ", ".join(parts), tuple(slots)
 
 
 def expire(
@@ -366,7 +515,7 @@ def expire(
         if not isinstance(value, F)
     ]
     if _postgresql():
-        # Each row's audit chain advances with its transition (see ``_chain_advance``).
+        # Each row's audit chain advances with its transition (as in ``resolve``).
         assignments += f', "audit_seq" = "audit_seq" + 1, "audit_head" = {_LINK_SQL}'
         values.append(chain.content_digest(event))
     # MATERIALIZED: as a plain IN (subquery), PostgreSQL may run the LIMIT more than once and
@@ -404,10 +553,9 @@ _CHAIN_FIELDS = ("seq", "digest")
 
 def _event_parts(event: TokenEvent, *, skip: tuple[str, ...]) -> tuple[str, str, list[Any]]:
     """``insert_parts`` of ``event`` without its primary key and the fields in ``skip``."""
-    fields, columns, placeholders = _insert_template(TokenEvent, with_pk=False, without=skip)
-    db = connections[DEFAULT_DB_ALIAS]
-    params = [f.get_db_prep_save(f.pre_save(event, add=True), db) for f in fields]
-    return columns, placeholders, params
+    template = _insert_template(TokenEvent, with_pk=False, without=skip)
+    placeholders, params = _values(template, event)
+    return template.columns, placeholders, params
 
 
 # ------------------------------------------------------------------------------------------------
@@ -419,14 +567,6 @@ _LINK_SQL = (
     "encode(sha256(convert_to(\"audit_head\" || '|' || (\"audit_seq\" + 1)::text || '|' || "
     "\"id\" || '|' || %s::text, 'UTF8')), 'hex')"
 )
-
-
-def _chain_advance(event: TokenEvent) -> dict[str, Any]:
-    """The assignments that make ``event`` the next link of the token's chain (PostgreSQL)."""
-    return {
-        "audit_seq": F("audit_seq") + 1,
-        "audit_head": RawSQL(_LINK_SQL, [chain.content_digest(event)]),  # noqa: S611 - ours
-    }
 
 
 def append_event(event: TokenEvent) -> None:

@@ -39,6 +39,7 @@ def trusted_networks(entries: tuple[str, ...]) -> tuple[tuple[Network, ...], boo
     return networks, UNIX_SOCKET in entries
 
 
+@lru_cache(maxsize=1024)  # every API call parses its peer's address twice (limiter, audit)
 def parse_ip(text: str) -> IPAddress | None:
     """An address from a header hop: "203.0.113.7", "2001:db8::1", "[2001:db8::1]:443",
     "203.0.113.7:5000"; IPv4-mapped IPv6 as IPv4; None for anything else ("unknown", "")."""

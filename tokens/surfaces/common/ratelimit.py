@@ -17,6 +17,7 @@ cost every request its socket timeout).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -73,6 +74,7 @@ class Rate:
     period: int  # seconds
 
 
+@functools.lru_cache(maxsize=64)  # read from the settings on every call (they may change)
 def parse_rate(value: str) -> Rate | None:
     """``"10/5m"`` → 10 per 300 s; ``""`` or ``"off"`` → no limit. Raises ValueError otherwise."""
     if value.strip().lower() in ("", "off", "none"):

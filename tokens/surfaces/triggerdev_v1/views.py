@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tokens.domain import actors, chain, consumption, deadline, lifecycle
+from tokens.domain import actors, chain, consumption, deadline, lifecycle, links
 from tokens.domain.exceptions import InvalidInput, TokenError
 from tokens.domain.representation import (
     TokenOutputSerializer,
@@ -162,7 +162,6 @@ class TokenViewSet(viewsets.ViewSet):
             proposal_editable=body.get("proposalEditable"),
         )
         token = result.token
-        url = TokenOutputSerializer(now=timezone.now(), base=base_url(request), detail=False)
         jwt = issue_public_access_token(
             environment=environment, friendly_id=token.friendly_id, now=int(time.time())
         )
@@ -170,7 +169,7 @@ class TokenViewSet(viewsets.ViewSet):
             {
                 "id": token.friendly_id,
                 "isCached": result.is_cached,
-                "url": url.to_representation(token)["url"],
+                "url": links.callback_url(token, base=base_url(request)),
             },
             headers={
                 "x-trigger-jwt": jwt,
