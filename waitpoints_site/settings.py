@@ -184,6 +184,10 @@ if os.environ.get("DATABASE_URL"):
     # (env.web_connections per web process).
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The same backend, health-checking a busy connection once a second rather than before
+        # every request (waitpoints_site/postgresql/base.py says what that trades).
+        DATABASES["default"]["ENGINE"] = "waitpoints_site.postgresql"
     _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     if DATABASE_CONNECT_TIMEOUT > 0:
         _db_options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)

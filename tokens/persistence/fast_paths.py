@@ -257,6 +257,12 @@ def token_in_environment(
 # ------------------------------------------------------------------------------------------------
 
 
+def insert_is_one_statement() -> bool:
+    """Whether ``insert_token`` writes in one statement (and so needs no transaction of its own
+    when nothing else is written with it)."""
+    return _postgresql()
+
+
 def insert_token(token: Token, tags: list[str], event: TokenEvent) -> None:
     """The token, its tag rows and its audit event. On PostgreSQL in one statement: three
     round trips and three passes through the ORM's insert machinery were most of a create.
