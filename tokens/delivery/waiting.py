@@ -232,6 +232,11 @@ def _is_postgresql() -> bool:
     return connections["default"].vendor == "postgresql"
 
 
+NOT_LIBPQ_OPTIONS = frozenset(
+    {"isolation_level", "assume_role", "server_side_binding", "prepare_threshold", "pool"}
+)
+
+
 def _conninfo() -> str:
     from psycopg.conninfo import make_conninfo
 
@@ -245,9 +250,10 @@ def _conninfo() -> str:
         # Per process, so an operator (or a test) tells the web processes' listeners apart.
         "application_name": f"waitpoints-wait-hub {os.getpid()}",
     }
-    # libpq options such as sslmode; Django-only keys (pool, isolation_level, …) are not.
+    # libpq options such as sslmode; Django's and psycopg's own keys (pool, isolation_level,
+    # server_side_binding, prepare_threshold, …) are not, and libpq refuses them.
     for key, value in (db.get("OPTIONS") or {}).items():
-        if isinstance(value, str | int) and key not in {"isolation_level", "assume_role"}:
+        if isinstance(value, str | int) and key not in NOT_LIBPQ_OPTIONS:
             params[key] = value
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
