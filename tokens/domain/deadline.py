@@ -92,9 +92,12 @@ def effective(token: Token, now: datetime) -> EffectiveState:
     the read; it wins over ``now`` so that readers and writers agree on when a token timed out.
     """
     at = getattr(token, "db_now", None) or now
-    if token.status == Token.Status.WAITING and is_past(token.timeout_at, at):
+    status, _ = reads_as(
+        token.status, token.timeout_at, token.timeout_outcome, token.completed_at, at
+    )
+    if status != token.status:  # overdue
         assert token.timeout_at is not None
-        if token.timeout_outcome:  # the deadline rule decides (tokens.domain.outcomes)
+        if status == Token.Status.COMPLETED:  # the deadline rule decides (tokens.domain.outcomes)
             return EffectiveState(
                 status=Token.Status.COMPLETED,
                 completed_at=token.timeout_at,
@@ -120,6 +123,21 @@ def effective(token: Token, now: datetime) -> EffectiveState:
         output_type=token.output_type,
         output_is_error=token.output_is_error,
     )
+
+
+def reads_as(
+    status: str,
+    timeout_at: datetime | None,
+    timeout_outcome: str,
+    completed_at: datetime | None,
+    at: datetime,
+) -> tuple[str, datetime | None]:
+    """A token's status and completion time as a reader sees them at ``at`` (the database's
+    clock when read): ``effective`` without the output, for a list item, which shows none."""
+    if status == Token.Status.WAITING and is_past(timeout_at, at):
+        decided = Token.Status.COMPLETED if timeout_outcome else Token.Status.TIMED_OUT
+        return decided, timeout_at
+    return status, completed_at
 
 
 def is_waiting(token: Token, now: datetime) -> bool:

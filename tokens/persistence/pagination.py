@@ -5,13 +5,16 @@ The cost of a page is an index range scan from the cursor: it does not grow with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.db.models import QuerySet
 
 from tokens.domain import keys
 from tokens.domain.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tokens.models import Token
+from tokens.persistence.rows import TokenRow
 
 
 @dataclass(frozen=True)
@@ -52,22 +55,35 @@ def parse_page_request(
 
 
 def paginate(queryset: QuerySet[Token], page: PageRequest) -> tuple[list[Token], dict[str, str]]:
+    return paginate_with(queryset, page, list)
+
+
+Item = TypeVar("Item", Token, TokenRow)
+
+
+def paginate_with(
+    queryset: QuerySet[Token],
+    page: PageRequest,
+    fetch: Callable[[QuerySet[Token]], list[Item]],
+) -> tuple[list[Item], dict[str, str]]:
+    """The page, read by ``fetch`` from the ordered and sliced queryset (model instances, or
+    rows: ``persistence.rows.token_rows``)."""
     size = page.size
     if page.before:  # backward: the rows just newer than the cursor, shown newest first
-        rows = list(queryset.filter(pk__gt=page.before).order_by("pk")[: size + 1])
+        rows = fetch(queryset.filter(pk__gt=page.before).order_by("pk")[: size + 1])
         has_more = len(rows) > size
         rows = list(reversed(rows[:size]))
-        pagination = {"next": rows[-1].pk} if rows else {}
+        pagination = {"next": rows[-1].id} if rows else {}
         if has_more and rows:
-            pagination["previous"] = rows[0].pk
+            pagination["previous"] = rows[0].id
         return rows, pagination
     if page.after:
         queryset = queryset.filter(pk__lt=page.after)
-    rows = list(queryset.order_by("-pk")[: size + 1])
+    rows = fetch(queryset.order_by("-pk")[: size + 1])
     pagination = {}
     if len(rows) > size:
         rows = rows[:size]
-        pagination["next"] = rows[-1].pk
+        pagination["next"] = rows[-1].id
     if page.after and rows:
-        pagination["previous"] = rows[0].pk
+        pagination["previous"] = rows[0].id
     return rows, pagination
