@@ -52,15 +52,32 @@ def due_q(now: datetime | None = None) -> Q:
 
 def reads_as_q(status: str, now: datetime | None = None) -> Q:
     """The rows a reader sees in ``status``: overdue WAITING rows already count as TIMED_OUT."""
+    parts = reads_as_parts(status, now)
+    return parts.stored if parts.overdue is None else parts.stored | parts.overdue
+
+
+@dataclass(frozen=True)
+class StatusParts:
+    """``reads_as_q`` as its two disjoint parts (the parts of different statuses are disjoint
+    too), so that a list can read each part on its own (``persistence.pagination``) instead of
+    filtering one long scan with their OR."""
+
+    stored: Q  # the rows stored in the status (WAITING: those still before their deadline)
+    # The overdue WAITING rows that read as it: no more than the sweep has yet to store, so
+    # read whole from the waiting-deadline index rather than in id order.
+    overdue: Q | None
+
+
+def reads_as_parts(status: str, now: datetime | None = None) -> StatusParts:
     if status == Token.Status.WAITING:
-        return waiting_q(now)
+        return StatusParts(stored=waiting_q(now), overdue=None)
     # An overdue token whose deadline brings a decision (tokens.domain.outcomes) reads as that
     # completion; the others as timed out.
     if status == Token.Status.TIMED_OUT:
-        return Q(status=Token.Status.TIMED_OUT) | (due_q(now) & Q(timeout_outcome=""))
+        return StatusParts(Q(status=status), due_q(now) & Q(timeout_outcome=""))
     if status == Token.Status.COMPLETED:
-        return Q(status=Token.Status.COMPLETED) | (due_q(now) & ~Q(timeout_outcome=""))
-    return Q(status=status)
+        return StatusParts(Q(status=status), due_q(now) & ~Q(timeout_outcome=""))
+    return StatusParts(stored=Q(status=status), overdue=None)
 
 
 def is_past(timeout_at: datetime | None, at: datetime) -> bool:

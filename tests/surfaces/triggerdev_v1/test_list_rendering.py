@@ -122,3 +122,41 @@ def test_filtered_pages_read_as_the_serializer_renders_them(api_client, environm
     for item in items:
         token = selectors.token_get_for_environment(environment=environment, token_id=item["id"])
         assert json.dumps(item) == json.dumps(serializer.to_representation(token)), item["id"]
+
+
+def test_a_status_filter_of_several_parts_walks_every_page_both_ways(api_client, environment):
+    """TIMED_OUT reads three parts (stored TIMED_OUT, overdue WAITING, CANCELLED), each its own
+    ordered slice of a UNION ALL: interleaved by id, they page with no gap or duplicate."""
+    now = timezone.now()
+    expected = []
+    for index in range(13):
+        kind = index % 4
+        token = lifecycle.token_create(
+            environment=environment,
+            actor=SYSTEM,
+            timeout="1m" if kind == 1 else "1h",
+            now=now - timedelta(minutes=5) if kind == 1 else None,
+        ).token
+        if kind == 0:
+            lifecycle.token_force_timeout(token=token, actor=SYSTEM)
+        elif kind == 2:
+            lifecycle.token_cancel(token=token, actor=SYSTEM)
+        if kind != 3:  # kind 3 stays WAITING: not in the list
+            expected.append(token.friendly_id)
+    expected.sort(reverse=True)
+    query = {"page[size]": "3", "filter[status]": "TIMED_OUT"}
+
+    def page(**cursor: str) -> dict:
+        response = api_client.get(TOKENS, {**query, **cursor})
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    pages = [page()]
+    while "next" in pages[-1]["pagination"]:
+        pages.append(page(**{"page[after]": pages[-1]["pagination"]["next"]}))
+    assert [item["id"] for p in pages for item in p["data"]] == expected
+    assert [len(p["data"]) for p in pages] == [3, 3, 3, 1]
+    back = [pages[-1]]
+    while "previous" in back[-1]["pagination"]:
+        back.append(page(**{"page[before]": back[-1]["pagination"]["previous"]}))
+    assert [p["data"] for p in reversed(back)] == [p["data"] for p in pages]

@@ -204,7 +204,7 @@ class TokenViewSet(viewsets.ViewSet):
             raise TokenError("Query Error", details=issues)
         wanted = filterset.token_filter(now=now, statuses_for=v1_filter_statuses())
         rows, pagination = paginate_with(
-            wanted.apply(selectors.token_list(environment=environment)),
+            wanted.apply_parts(selectors.token_list(environment=environment)),
             page,
             lambda page_rows: token_rows(page_rows, environment),  # no model instances
         )
