@@ -4,7 +4,7 @@ bench of that name alone (``python -m bench.NAME …``), e.g. ``python -m bench 
 import importlib
 import sys
 
-ALONE = ("aap", "throughput", "delivery_faults", "profile")
+ALONE = ("aap", "throughput", "delivery_faults", "profile", "memory")
 
 if len(sys.argv) > 1 and sys.argv[1] in ALONE:
     # Imported only now: a bench names its own database (BENCH_DB_NAME) before the runner's

@@ -24,7 +24,8 @@ def token_queries(path: str, secret: str) -> tuple[int, list[tuple[str, Any]]]:
     seen: list[tuple[str, Any]] = []
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if 'FROM "tokens_token"' in sql and sql.lstrip().startswith("SELECT"):
+        # A list filtered by status reads a UNION ALL of parts: "(SELECT …) UNION ALL (…)".
+        if 'FROM "tokens_token"' in sql and sql.lstrip("( \n").startswith("SELECT"):
             seen.append((sql, params))
         return execute(sql, params, many, context)
 

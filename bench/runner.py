@@ -39,6 +39,8 @@ OUT_DIR = ROOT / "docs" / "benchmarks"
 LOG_DIR = ROOT / "var" / "bench-run"
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 CONCURRENCY = (1, 8, 32)
+LIST_CONNECTIONS = 8  # the list's second target: p95 at 8 concurrent connections
+IDLE_SETTLE_SECONDS = 5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -460,13 +462,14 @@ def latency(
     *,
     auth: str | None = None,
     cookie: str | None = None,
+    connections: int = 1,
 ) -> dict[str, Any]:
     return {
         name: wrk(
             port,
             path=path,
             seconds=plan.latency_seconds,
-            connections=1,
+            connections=connections,
             auth=auth,
             cookie=cookie,
         )
@@ -666,9 +669,17 @@ def main() -> None:
         worker = Role("worker", service_env())
         try:
             with web("web", plan.port) as service:
-                log("list latency")
+                # Before any request: what each web process holds when it has served nothing
+                # (after a few seconds: /healthz answers once one worker is up, not all).
+                time.sleep(IDLE_SETTLE_SECONDS)
+                results["rss_idle"] = {"web": service.processes(), "worker": worker.processes()}
+                log("list latency, one connection")
                 auth = f"Bearer {fixtures['secret']}"
                 results["list"] = latency(plan, plan.port, shapes, auth=auth)
+                log(f"list latency, {LIST_CONNECTIONS} connections")
+                results["list_concurrent"] = latency(
+                    plan, plan.port, shapes, auth=auth, connections=LIST_CONNECTIONS
+                )
                 log("dashboard latency")
                 pages = {
                     "token list": "/projects/bench/dev/tokens",

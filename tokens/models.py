@@ -258,29 +258,39 @@ class Token(models.Model):
     def friendly_id(self) -> str:
         return keys.friendly_id(self.id)
 
+    # These readings are also a list row's (tokens.persistence.rows.TokenRow): the same functions.
     @property
     def context(self) -> dict[str, Any] | None:
         """The request's context object (None when the caller sent none)."""
-        return json.loads(self.context_json) if self.context_json else None
+        return decoded(self.context_json)
 
     @property
     def proposal(self) -> dict[str, Any] | None:
         """The proposal's latest version (None when the request carries none)."""
-        text = self.proposal_current_json or self.proposal_json
-        return json.loads(text) if text else None
+        return decoded(latest_proposal_json(self.proposal_current_json, self.proposal_json))
 
     @property
     def proposal_original(self) -> dict[str, Any] | None:
-        return json.loads(self.proposal_json) if self.proposal_json else None
+        return decoded(self.proposal_json)
 
     @property
     def proposal_schema(self) -> dict[str, Any] | None:
-        return json.loads(self.proposal_schema_json) if self.proposal_schema_json else None
+        return decoded(self.proposal_schema_json)
 
     @property
     def decision_spec(self) -> dict[str, Any] | None:
         """The decision's labels and input fields (``tokens.domain.decisions.clean_decision``)."""
-        return json.loads(self.decision_json) if self.decision_json else None
+        return decoded(self.decision_json)
+
+
+def decoded(text: str) -> Any:
+    """A JSON text column's value; None for the empty text that stands for "none"."""
+    return json.loads(text) if text else None
+
+
+def latest_proposal_json(current: str, original: str) -> str:
+    """A proposal's latest version: as last edited (domain.proposals), else as proposed."""
+    return current or original
 
 
 class DeadlineRule(models.Model):

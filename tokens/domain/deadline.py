@@ -52,15 +52,32 @@ def due_q(now: datetime | None = None) -> Q:
 
 def reads_as_q(status: str, now: datetime | None = None) -> Q:
     """The rows a reader sees in ``status``: overdue WAITING rows already count as TIMED_OUT."""
+    parts = reads_as_parts(status, now)
+    return parts.stored if parts.overdue is None else parts.stored | parts.overdue
+
+
+@dataclass(frozen=True)
+class StatusParts:
+    """``reads_as_q`` as its two disjoint parts (the parts of different statuses are disjoint
+    too), so that a list can read each part on its own (``persistence.pagination``) instead of
+    filtering one long scan with their OR."""
+
+    stored: Q  # the rows stored in the status (WAITING: those still before their deadline)
+    # The overdue WAITING rows that read as it: no more than the sweep has yet to store, so
+    # read whole from the waiting-deadline index rather than in id order.
+    overdue: Q | None
+
+
+def reads_as_parts(status: str, now: datetime | None = None) -> StatusParts:
     if status == Token.Status.WAITING:
-        return waiting_q(now)
+        return StatusParts(stored=waiting_q(now), overdue=None)
     # An overdue token whose deadline brings a decision (tokens.domain.outcomes) reads as that
     # completion; the others as timed out.
     if status == Token.Status.TIMED_OUT:
-        return Q(status=Token.Status.TIMED_OUT) | (due_q(now) & Q(timeout_outcome=""))
+        return StatusParts(Q(status=status), due_q(now) & Q(timeout_outcome=""))
     if status == Token.Status.COMPLETED:
-        return Q(status=Token.Status.COMPLETED) | (due_q(now) & ~Q(timeout_outcome=""))
-    return Q(status=status)
+        return StatusParts(Q(status=status), due_q(now) & ~Q(timeout_outcome=""))
+    return StatusParts(stored=Q(status=status), overdue=None)
 
 
 def is_past(timeout_at: datetime | None, at: datetime) -> bool:
@@ -92,9 +109,12 @@ def effective(token: Token, now: datetime) -> EffectiveState:
     the read; it wins over ``now`` so that readers and writers agree on when a token timed out.
     """
     at = getattr(token, "db_now", None) or now
-    if token.status == Token.Status.WAITING and is_past(token.timeout_at, at):
+    status, _ = reads_as(
+        token.status, token.timeout_at, token.timeout_outcome, token.completed_at, at
+    )
+    if status != token.status:  # overdue
         assert token.timeout_at is not None
-        if token.timeout_outcome:  # the deadline rule decides (tokens.domain.outcomes)
+        if status == Token.Status.COMPLETED:  # the deadline rule decides (tokens.domain.outcomes)
             return EffectiveState(
                 status=Token.Status.COMPLETED,
                 completed_at=token.timeout_at,
@@ -120,6 +140,21 @@ def effective(token: Token, now: datetime) -> EffectiveState:
         output_type=token.output_type,
         output_is_error=token.output_is_error,
     )
+
+
+def reads_as(
+    status: str,
+    timeout_at: datetime | None,
+    timeout_outcome: str,
+    completed_at: datetime | None,
+    at: datetime,
+) -> tuple[str, datetime | None]:
+    """A token's status and completion time as a reader sees them at ``at`` (the database's
+    clock when read): ``effective`` without the output, for a list item, which shows none."""
+    if status == Token.Status.WAITING and is_past(timeout_at, at):
+        decided = Token.Status.COMPLETED if timeout_outcome else Token.Status.TIMED_OUT
+        return decided, timeout_at
+    return status, completed_at
 
 
 def is_waiting(token: Token, now: datetime) -> bool:

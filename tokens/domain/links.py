@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from tokens.domain import keys
 from tokens.models import Recipient, Token
+from tokens.persistence.rows import TokenRow
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 
@@ -29,7 +30,7 @@ def callback_url(token: Token, *, base: str) -> str:
 _TOKEN_SLOT, _DIGEST_SLOT = "TOKENSLOT", "DIGESTSLOT"
 
 
-def callback_urls(*, base: str) -> Callable[[Token], str]:
+def callback_urls(*, base: str) -> Callable[[Token | TokenRow], str]:
     """``callback_url`` for many tokens: the route is reversed once (a list page renders 100
     URLs; reversing each one was a quarter of the page's time), then filled in per token.
     Ids and digests are URL-safe as they are, so filling in gives what ``reverse`` would."""
@@ -39,7 +40,7 @@ def callback_urls(*, base: str) -> Callable[[Token], str]:
     before_token, _, rest = template.partition(_TOKEN_SLOT)
     between, _, after_digest = rest.partition(_DIGEST_SLOT)
 
-    def url(token: Token) -> str:
+    def url(token: Token | TokenRow) -> str:
         digest = keys.callback_hash(
             callback_secret=token.environment.callback_secret, internal_id=token.id
         )

@@ -13,6 +13,7 @@ from tokens.domain import deadline, keys, outcomes
 from tokens.domain.durations import format_duration
 from tokens.domain.links import callback_urls
 from tokens.models import Token, iso
+from tokens.persistence.rows import TokenRow
 
 
 def v1_status(status: str) -> str:
@@ -48,21 +49,31 @@ class TokenOutputSerializer:
         self.now, self.base, self.detail = now, base, detail
         self.callback_url = callback_urls(base=base)
 
-    def to_representation(self, token: Token) -> dict[str, Any]:
-        state = deadline.effective(token, self.now)
-        cancelled = state.status == Token.Status.CANCELLED
+    def to_representation(self, token: Token | TokenRow) -> dict[str, Any]:
+        """A model instance, or (list items only) a row of ``persistence.rows``."""
+        state: deadline.EffectiveState | None = None
+        if self.detail:
+            assert isinstance(token, Token)  # rows carry no output
+            state = deadline.effective(token, self.now)
+            status, completed_at = state.status, state.completed_at
+        else:
+            at = getattr(token, "db_now", None) or self.now
+            status, completed_at = deadline.reads_as(
+                token.status, token.timeout_at, token.timeout_outcome, token.completed_at, at
+            )
+        cancelled = status == Token.Status.CANCELLED
         data: dict[str, Any] = {
             "id": token.friendly_id,
             "url": self.callback_url(token),
-            "status": v1_status(state.status),
-            "statusDetail": state.status,
+            "status": v1_status(status),
+            "statusDetail": status,
         }
-        if state.completed_at:
-            data["completedAt"] = iso(state.completed_at)
+        if completed_at:
+            data["completedAt"] = iso(completed_at)
         if token.timeout_at:
             data["timeoutAt"] = iso(token.timeout_at)
             data["completedAfter"] = iso(token.timeout_at)
-        if self.detail:
+        if isinstance(token, Token) and self.detail:
             data["type"] = "MANUAL"  # upstream's waitpoint type for tokens
             data.update(_idempotency_of_retrieve(token))
         elif token.idempotency_key:  # list items: the caller's key only (upstream's list)
@@ -98,7 +109,7 @@ class TokenOutputSerializer:
             if escalates is not None:
                 data["escalatesAt"] = iso(escalates)
         data.update(consumption_fields(token))
-        if self.detail:
+        if state is not None:  # detail
             if state.output is not None:
                 data["output"] = state.output
             data["outputType"] = state.output_type
@@ -123,7 +134,7 @@ def _idempotency_of_retrieve(token: Token) -> dict[str, Any]:
     return {"idempotencyKey": token.idempotency_key, "userProvidedIdempotencyKey": True}
 
 
-def consumption_fields(token: Token) -> dict[str, Any]:
+def consumption_fields(token: Token | TokenRow) -> dict[str, Any]:
     """Our extensions for single use (``tokens.domain.consumption``): how long an approval may
     be acted on (``decisionValidFor`` as asked on create, e.g. ``15m``; ``decisionExpiresAt``,
     fixed when it was approved) and its first consumption. Omitted when absent."""

@@ -10,7 +10,7 @@ the surface's business, resolved before the filter is built.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from tokens.domain import deadline, keys
 from tokens.domain.durations import parse_period
 from tokens.domain.limits import MAX_FILTER_TAGS, MAX_TAG_LENGTH
 from tokens.models import Token
+from tokens.persistence.pagination import Part
 from tokens.persistence.selectors import tagged_q
 
 API_STATUSES = ("WAITING", "COMPLETED", "TIMED_OUT", "CANCELLED")
@@ -60,6 +61,23 @@ class TokenFilter:
         if self.created_before is not None:
             queryset = queryset.filter(created_at__lt=self.created_before)
         return queryset
+
+    def apply_parts(self, queryset: QuerySet[Token], *, now: datetime | None = None) -> list[Part]:
+        """``apply`` as disjoint parts whose rows together are its rows: one per way a row can
+        match the status filter (``deadline.reads_as_parts``), each with the other filters. A
+        page reads each part on its own (``pagination.paginate_with``): with their OR in one
+        query PostgreSQL walks the environment's ids and filters, which reads every row newer
+        than the page's oldest match (75,000 rows, 36 ms, on the bench data)."""
+        rest = replace(self, statuses=()).apply(queryset, now=now)
+        if not self.statuses:
+            return [Part(rest)]
+        parts = []
+        for status in dict.fromkeys(self.statuses):
+            split = deadline.reads_as_parts(status, now)
+            parts.append(Part(rest.filter(split.stored)))
+            if split.overdue is not None:
+                parts.append(Part(rest.filter(split.overdue), few=True))
+        return parts
 
     @property
     def is_empty(self) -> bool:

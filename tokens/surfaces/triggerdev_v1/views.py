@@ -30,7 +30,8 @@ from tokens.domain.representation import (
 from tokens.models import Token, TokenEvent
 from tokens.persistence import selectors
 from tokens.persistence.filters import ApiTokenFilterSet
-from tokens.persistence.pagination import paginate, parse_page_request
+from tokens.persistence.pagination import paginate_with, parse_page_request
+from tokens.persistence.rows import token_rows
 from tokens.surfaces.common.body import COMPLETE_BODY_LIMIT, CREATE_BODY_LIMIT, read_json_object
 from tokens.surfaces.common.http import actor_from_request, base_url
 from tokens.surfaces.common.openapi import (
@@ -201,11 +202,11 @@ class TokenViewSet(viewsets.ViewSet):
         if issues or page is None:
             raise TokenError("Query Error", details=issues)
         wanted = filterset.token_filter(now=now, statuses_for=v1_filter_statuses())
-        rows, pagination = paginate(
-            wanted.apply(selectors.token_list(environment=environment)), page
+        rows, pagination = paginate_with(
+            wanted.apply_parts(selectors.token_list(environment=environment)),
+            page,
+            lambda page_rows: token_rows(page_rows, environment),  # no model instances
         )
-        for token in rows:
-            token.environment = environment  # known: no join, no Environment per row
         output = TokenOutputSerializer(now=now, base=base_url(request), detail=False)
         return Response(
             {"data": [output.to_representation(t) for t in rows], "pagination": pagination}
