@@ -189,11 +189,13 @@ if os.environ.get("DATABASE_URL"):
         # every request (waitpoints_site/postgresql/base.py says what that trades).
         DATABASES["default"]["ENGINE"] = "waitpoints_site.postgresql"
     _db_options = DATABASES["default"].setdefault("OPTIONS", {})
-    # Parameters travel apart from the SQL (psycopg quoted each one into the text in Python, a
-    # tenth of a create's CPU), and a statement run five times on a connection is prepared:
-    # PostgreSQL stops parsing and planning the hot paths' statements anew (issue 18).
+    # Parameters travel apart from the SQL: psycopg quoted each one into the text in Python, a
+    # tenth of a create's CPU (issue 18). Not prepared (Django's default, prepare_threshold
+    # None): after five runs PostgreSQL may plan a prepared statement once for any values, and
+    # such generic plans made the list's two-tag and createdAt-period filters 20-50 times
+    # slower at 1M tokens (docs/benchmarks/profile.md, fifth pass). Unnamed statements are
+    # planned with their values every time.
     _db_options.setdefault("server_side_binding", True)
-    _db_options.setdefault("prepare_threshold", 5)
     if DATABASE_CONNECT_TIMEOUT > 0:
         _db_options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
     if DATABASE_STATEMENT_TIMEOUT_MS > 0:
