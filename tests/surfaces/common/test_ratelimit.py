@@ -186,6 +186,91 @@ def test_one_check_reads_and_counts_several_counters(settings):
     assert second.reset_at == third.reset_at == first[0].reset_at  # one window
 
 
+def _script_calls(monkeypatch) -> list[int]:
+    """Records each call of the Redis counting script (the amount counted for its one hit)."""
+    script = ratelimit._redis_script()
+    assert script is not None, "the test settings use Redis"
+    calls: list[int] = []
+    original = type(script).__call__
+
+    def counting(self, keys=None, args=None, client=None):
+        calls.append(int(args[2]))
+        return original(self, keys=keys, args=args, client=client)
+
+    monkeypatch.setattr(type(script), "__call__", counting)
+    return calls
+
+
+def _redis_count(subject: str) -> int:
+    count_key, _ = ratelimit._keys(ratelimit.API_CALLS, subject)
+    return int(ratelimit._redis_script().registered_client.get(count_key) or 0)
+
+
+def test_a_busy_budget_is_counted_a_lease_at_a_time(settings, monkeypatch):
+    # 1,000 a minute: a round trip takes ten calls of the window for this process.
+    settings.WAITPOINTS_RATELIMIT_API_CALLS = "1000/1m"
+    assert ratelimit.lease_size(ratelimit.rate_for(ratelimit.API_CALLS)) == 10
+    calls = _script_calls(monkeypatch)
+    subject = f"key:lease-{time.time_ns()}"
+    decisions = [ratelimit.hit(ratelimit.API_CALLS, subject) for _ in range(25)]
+    assert calls == [10, 10, 10]
+    assert [d.remaining for d in decisions] == list(range(999, 974, -1))
+    assert all(d.allowed for d in decisions)
+    assert len({d.reset_at for d in decisions}) == 1  # one window
+    assert _redis_count(subject) == 30  # what Redis lent, five of them not yet spent
+
+
+def test_leases_never_let_processes_exceed_the_budget(settings, monkeypatch):
+    # Three web processes (three lease tables) taking turns on one key's budget of 300 a minute
+    # (leases of 3): together they are allowed at most 300 calls, at least 300 - 3 × 2.
+    settings.WAITPOINTS_RATELIMIT_API_CALLS = "300/1m"
+    subject = f"key:spread-{time.time_ns()}"
+    processes = [ratelimit._Leases() for _ in range(3)]
+    allowed = 0
+    for turn in range(400):
+        monkeypatch.setattr(ratelimit, "_leases", processes[turn % 3])
+        decision = ratelimit.hit(ratelimit.API_CALLS, subject)
+        allowed += decision.allowed
+        if not decision.allowed:
+            assert (decision.remaining, decision.limit) == (0, 300)
+    assert 294 <= allowed <= 300
+    # Once a process has seen the window full it refuses without asking Redis again.
+    counted = _redis_count(subject)
+    calls = _script_calls(monkeypatch)
+    for process in processes:
+        monkeypatch.setattr(ratelimit, "_leases", process)
+        assert ratelimit.hit(ratelimit.API_CALLS, subject).allowed is False
+    assert (calls, _redis_count(subject)) == ([], counted)
+
+
+def test_a_lease_ends_with_its_window(settings, monkeypatch):
+    settings.WAITPOINTS_RATELIMIT_API_CALLS = "200/1m"  # leases of 2
+    subject = f"key:window-{time.time_ns()}"
+    now = time.time()
+    monkeypatch.setattr(ratelimit, "_now", lambda: now)
+    for _ in range(199):
+        ratelimit.hit(ratelimit.API_CALLS, subject)
+    last = ratelimit.hit(ratelimit.API_CALLS, subject)
+    refused = ratelimit.hit(ratelimit.API_CALLS, subject)
+    assert (last.allowed, last.remaining, refused.allowed) == (True, 0, False)
+    assert refused.reset_at == pytest.approx(now + 60)
+    # A minute on, the window is a new one, in Redis and in this process's lease.
+    monkeypatch.setattr(ratelimit, "_now", lambda: now + 60)
+    again = ratelimit.hit(ratelimit.API_CALLS, subject)
+    assert (again.allowed, again.remaining) == (True, 199)
+    assert again.reset_at == pytest.approx(now + 120)
+
+
+def test_a_lease_follows_a_changed_rate(settings):
+    settings.WAITPOINTS_RATELIMIT_API_CALLS = "1000/1m"
+    subject = f"key:changed-{time.time_ns()}"
+    assert ratelimit.hit(ratelimit.API_CALLS, subject).remaining == 999
+    settings.WAITPOINTS_RATELIMIT_API_CALLS = "20/1m"  # no lease: one round trip a call
+    decision = ratelimit.hit(ratelimit.API_CALLS, subject)
+    # The ten the first lease took count in the window; the new limit applies to them.
+    assert (decision.limit, decision.remaining, decision.allowed) == (20, 9, True)
+
+
 def test_it_does_not_count_a_missing_key_as_a_guess(settings, anonymous_client):
     settings.WAITPOINTS_RATELIMIT_API_KEY_FAILURES = "2/1m"
     for _ in range(5):
