@@ -19,6 +19,10 @@ malformed request in plain text. ``WebProtocol`` adds, per connection:
   line): ``{"error": …}`` as every other error of the API. The request was never parsed, so this
   applies to every path.
 
+and writes each response's head together with its body (``HeadWithBody``): uvicorn writes them
+separately, two sends where one will do, and on loopback or a LAN each send is a segment the
+kernel delivers (and the client wakes up for) on the sender's CPU.
+
 ``install()`` (called by ``asgi.py``) raises the open-files limit: each waiter and each slow
 client is a socket.
 """
@@ -32,7 +36,7 @@ import os
 import resource
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 MESSAGES = {
     400: "Malformed HTTP request (check the request line and headers such as Content-Length)",
@@ -56,6 +60,56 @@ def read_timeout() -> float:
 
 class _HeadTooLong(Exception):
     pass
+
+
+class HeadWithBody:
+    """A request cycle's transport that holds its response head back for the body's first write,
+    so that both go out in one (the service answers whole responses: ``threadpool``). A head
+    with no body after it in the same step of the event loop (a HEAD answer, a 304) goes out at
+    the next step, and before any close; everything else is the connection's own transport."""
+
+    __slots__ = ("_transport", "_cycle", "_loop", "_head", "_head_seen")
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        cycle: RequestResponseCycle,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._loop = loop
+        self._head: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        if not self._head_seen and self._cycle.response_started:
+            # uvicorn writes the status line and headers in one call, first once started (a
+            # "100 Continue" is written before, while not started, and passes straight on).
+            self._head_seen = True
+            self._head = data
+            self._loop.call_soon(self.flush)
+            return
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class WebProtocol(HttpToolsProtocol):
@@ -127,6 +181,9 @@ class WebProtocol(HttpToolsProtocol):
         self._in_body = True
         self._head_bytes = 0
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:  # the new request's cycle
+            cycle.transport = HeadWithBody(self.transport, cycle, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._in_body = False
