@@ -4,14 +4,14 @@ ORM code beside them, which SQLite still runs, reads and writes."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Model
 from django.db.models.functions import Now
 
 from tokens.domain import actors, keys, lifecycle, tenancy
 from tokens.domain.exceptions import NotFound
 from tokens.models import ApiKey, Token, TokenEvent, TokenTag
-from tokens.persistence import selectors
+from tokens.persistence import fast_paths, selectors
 
 pytestmark = pytest.mark.django_db
 
@@ -187,3 +187,21 @@ def test_resolutions_of_each_shape_write_their_own_values(environment, make_toke
     stored = Token.objects.get(pk=cancelled.pk)
     assert (stored.status, stored.cancel_reason) == (Token.Status.CANCELLED, "no")
     assert stored.cancelled_at is not None and stored.cancelled_at == stored.completed_at
+
+
+SAMPLES = {str: ["", "abc", "ünïcode ✓"], bool: [True, False]}
+
+
+@pytest.mark.parametrize("model", [Token, TokenEvent, TokenTag])
+def test_values_sent_unprepared_are_those_their_field_would_send(model):
+    # fast_paths._values sends a str, int or bool of these fields without preparing it: hold
+    # that to what preparing does, field by field, on this database.
+    db = connections["default"]
+    checked = 0
+    for field in model._meta.concrete_fields:
+        for kind in fast_paths._unchanged_types(field):
+            for value in SAMPLES[kind]:
+                prepared = field.get_db_prep_save(value, db)
+                assert type(prepared) is kind and prepared == value, (field, value)
+                checked += 1
+    assert checked > 0

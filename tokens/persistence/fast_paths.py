@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import models as fields
 from django.db.models import F, Field, Model, Q, QuerySet
 from django.db.models.sql import UpdateQuery
 
@@ -78,6 +79,28 @@ class _InsertTemplate:
     # Per field: whether preparing None gives None (then a None is not prepared at all, a third
     # of a create's values); decided by preparing None once, not assumed.
     none_is_null: tuple[bool, ...]
+    # Per field: the value types its preparation returns unchanged (``_UNCHANGED``), and its
+    # attribute name when reading it is all its ``pre_save`` does.
+    unchanged: tuple[tuple[type, ...], ...]
+    plain_attnames: tuple[str | None, ...]
+
+
+# Field classes whose preparation for the database returns a value of these exact types as it
+# is (Django's ``get_prep_value``: ``to_python`` of a str is that str, of a bool that bool): such
+# values are sent without being prepared. The exact classes, not their subclasses, which may
+# prepare differently. Not the integer fields: on PostgreSQL with server-side binding Django
+# wraps their values in psycopg's ``Int2`` … ``Int8``. A create prepared 43 values, about a
+# tenth of its CPU (docs/benchmarks/profile.md, sixth pass); test_fast_paths.py holds the claim.
+_UNCHANGED: dict[type[Field[Any, Any]], tuple[type, ...]] = {
+    fields.CharField: (str,),
+    fields.TextField: (str,),
+    fields.SlugField: (str,),
+    fields.BooleanField: (bool,),
+}
+
+
+def _unchanged_types(field: Field[Any, Any]) -> tuple[type, ...]:
+    return _UNCHANGED.get(type(field), ())
 
 
 _insert_templates: dict[tuple[type[Model], bool, str, tuple[str, ...]], _InsertTemplate] = {}
@@ -104,6 +127,10 @@ def _insert_template(
             placeholders=tuple(f"%s::{cast}" for cast in casts),
             nulls=tuple(f"NULL::{cast}" for cast in casts),
             none_is_null=tuple(f.get_db_prep_save(None, db) is None for f in fields),
+            unchanged=tuple(_unchanged_types(f) for f in fields),
+            plain_attnames=tuple(
+                f.attname if type(f).pre_save is Field.pre_save else None for f in fields
+            ),
         )
     return template
 
@@ -120,11 +147,20 @@ def _values(template: _InsertTemplate, instance: Model) -> tuple[str, list[Any]]
     db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: the proxy costs on each attribute
     placeholders: list[str] = []
     params: list[Any] = []
-    for field, placeholder, null, none_is_null in zip(
-        template.fields, template.placeholders, template.nulls, template.none_is_null, strict=True
+    for field, placeholder, null, none_is_null, unchanged, attname in zip(
+        template.fields,
+        template.placeholders,
+        template.nulls,
+        template.none_is_null,
+        template.unchanged,
+        template.plain_attnames,
+        strict=True,
     ):
-        value = field.pre_save(instance, add=True)
-        if value is not None or not none_is_null:
+        value = getattr(instance, attname) if attname else field.pre_save(instance, add=True)
+        if value is None:
+            if not none_is_null:
+                value = field.get_db_prep_save(value, db)
+        elif type(value) not in unchanged:
             value = field.get_db_prep_save(value, db)
         if value is None:
             placeholders.append(null)
