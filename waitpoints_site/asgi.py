@@ -116,7 +116,9 @@ async def read_body(scope: dict[str, Any], receive: Receive, send: Send) -> byte
                 return True
 
     try:
-        complete = await asyncio.wait_for(read_all(), settings.WAITPOINTS_BODY_TIMEOUT_SECONDS)
+        # A deadline on this task (one timer), not wait_for's task of its own for every body.
+        async with asyncio.timeout(settings.WAITPOINTS_BODY_TIMEOUT_SECONDS):
+            complete = await read_all()
     except TimeoutError:
         await _json(send, 408, "Request body not received in time", scope)
         return None
