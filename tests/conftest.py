@@ -18,6 +18,18 @@ from tokens.models import Environment
 from tokens.persistence import keycache
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pytest-django creates the test database only for a session with a test that asks for
+    one; a test that reaches it only through a live web role (``tests/live.py``: ``web``, or a
+    module starting ``live_web`` itself) does not, so run alone it met a server on a database
+    nobody had created. Such tests ask for it here."""
+    for item in items:
+        module = getattr(item, "module", None)
+        uses_live_web = "web" in getattr(item, "fixturenames", ()) or hasattr(module, "live_web")
+        if uses_live_web and item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _require_real_services(django_db_setup, django_db_blocker) -> None:
     from django.conf import settings
