@@ -254,11 +254,12 @@ def test_a_lease_ends_with_its_window(settings, monkeypatch):
     refused = ratelimit.hit(ratelimit.API_CALLS, subject)
     assert (last.allowed, last.remaining, refused.allowed) == (True, 0, False)
     assert refused.reset_at == pytest.approx(now + 60)
-    # A minute on, the window is a new one, in Redis and in this process's lease.
-    monkeypatch.setattr(ratelimit, "_now", lambda: now + 60)
+    # Past the minute, the window is a new one, in Redis and in this process's lease. (A second
+    # past it: at exactly now + 60, (now + 60) - now may round to just under 60 in floats.)
+    monkeypatch.setattr(ratelimit, "_now", lambda: now + 61)
     again = ratelimit.hit(ratelimit.API_CALLS, subject)
     assert (again.allowed, again.remaining) == (True, 199)
-    assert again.reset_at == pytest.approx(now + 120)
+    assert again.reset_at == pytest.approx(now + 121)
 
 
 def test_a_lease_follows_a_changed_rate(settings):
