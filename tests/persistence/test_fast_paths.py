@@ -194,7 +194,7 @@ SAMPLES = {str: ["", "abc", "ünïcode ✓"], bool: [True, False]}
 
 @pytest.mark.parametrize("model", [Token, TokenEvent, TokenTag])
 def test_values_sent_unprepared_are_those_their_field_would_send(model):
-    # fast_paths._values sends a str, int or bool of these fields without preparing it: hold
+    # fast_paths._values sends a str or bool of these fields without preparing it: hold
     # that to what preparing does, field by field, on this database.
     db = connections["default"]
     checked = 0

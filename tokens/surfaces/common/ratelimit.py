@@ -314,10 +314,7 @@ def check(*checks: Check) -> list[Decision | None]:
         decision = _leases.hit(*active[0])
         return [decision if rate is not None else None for rate in rates]
 
-    def count() -> list[tuple[int, float]]:
-        return _count(active)
-
-    counted = _guarded(count)
+    counted = _guarded(lambda: _count(active))
     if counted is None:
         return [None] * len(checks)
     decisions = iter(
