@@ -60,9 +60,44 @@ def select_columns(model: type[Model], alias: str) -> str:
 
 def from_row(model: type[M], row: Sequence[Any]) -> tuple[M, Sequence[Any]]:
     """An instance of ``model`` from the start of ``row`` (as ``select_columns`` lists them),
-    and the rest of the row. Only for models none of whose fields needs a converter."""
-    names = [f.attname for f in model._meta.concrete_fields]
-    return model.from_db(connection.alias, names, row[: len(names)]), row[len(names) :]
+    its values converted as the ORM converts them (the JSON fields need it), and the rest of the
+    row; without a RawQuerySet, which works out its columns and model again on every call."""
+    db = connections[DEFAULT_DB_ALIAS]
+    names = _attnames(model)
+    converters = _row_converters(model)
+    values: Sequence[Any] = row[: len(names)]
+    if converters:
+        values = list(values)
+        for index, field_converters, column in converters:
+            for converter in field_converters:
+                values[index] = converter(values[index], column, db)
+    return model.from_db(DEFAULT_DB_ALIAS, names, values), row[len(names) :]
+
+
+@functools.cache
+def _attnames(model: type[Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
+_Converter = tuple[int, list[Any], Any]
+_converters: dict[tuple[type[Model], str], list[_Converter]] = {}
+
+
+def _row_converters(model: type[Model]) -> list[_Converter]:
+    """``(index, converters, column)`` for each column of ``model`` whose value needs converting
+    (the JSON fields), as the ORM's compiler finds them; worked out once per process."""
+    db = connections[DEFAULT_DB_ALIAS]
+    key = (model, db.vendor)
+    found = _converters.get(key)
+    if found is None:
+        found = []
+        for index, field in enumerate(model._meta.concrete_fields):
+            column = field.get_col(model._meta.db_table)
+            converters = db.ops.get_db_converters(column) + column.get_db_converters(db)
+            if converters:
+                found.append((index, converters, column))
+        _converters[key] = found
+    return found
 
 
 # What never changes within a process: which columns an insert names and each placeholder's
@@ -224,7 +259,6 @@ def api_key_by_digest(digest: str) -> ApiKey | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    # No field of these three models needs a converter on PostgreSQL (no JSON, no decimals).
     api_key, rest = from_row(ApiKey, row)
     environment, rest = from_row(Environment, rest)
     environment.project, _ = from_row(Project, rest)
@@ -241,27 +275,6 @@ def _token_in_environment_sql() -> str:
     )
 
 
-_Converter = tuple[int, list[Any], Any]
-_converters: dict[tuple[type[Model], str], list[_Converter]] = {}
-
-
-def _row_converters(model: type[Model]) -> list[_Converter]:
-    """``(index, converters, column)`` for each column of ``model`` whose value needs converting
-    (the JSON fields), as the ORM's compiler finds them; worked out once per process."""
-    db = connections[DEFAULT_DB_ALIAS]
-    key = (model, db.vendor)
-    found = _converters.get(key)
-    if found is None:
-        found = []
-        for index, field in enumerate(model._meta.concrete_fields):
-            column = field.get_col(model._meta.db_table)
-            converters = db.ops.get_db_converters(column) + column.get_db_converters(db)
-            if converters:
-                found.append((index, converters, column))
-        _converters[key] = found
-    return found
-
-
 def token_in_environment(
     read: Callable[[], QuerySet[Token]], *, environment: Environment, pk: str
 ) -> Token | None:
@@ -276,15 +289,8 @@ def token_in_environment(
         row = cursor.fetchone()
     if row is None:
         return None
-    # The row as the ORM would build it (its converters applied: the JSON fields need theirs),
-    # without a RawQuerySet, which works out its columns and model again on every call.
-    values = list(row[:-1])
-    for index, converters, column in _row_converters(Token):
-        for converter in converters:
-            values[index] = converter(values[index], column, db)
-    names = [f.attname for f in Token._meta.concrete_fields]
-    token = Token.from_db(DEFAULT_DB_ALIAS, names, values)
-    token.db_now = row[-1]  # type: ignore[attr-defined]
+    token, (db_now,) = from_row(Token, row)
+    token.db_now = db_now  # type: ignore[attr-defined]
     return token
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from tokens.domain import keys
 from tokens.domain.aap.errors import AapError
 from tokens.models import AapInstance, AapProvisioner, Environment
+from tokens.persistence import aap_paths
 
 PROVISIONER_PREFIX = "aapp_"
 CREDENTIAL_PREFIX = "aapi_"
@@ -84,11 +85,7 @@ def authenticate(header: str, *, now: datetime | None = None) -> Caller:
             AapProvisioner.objects.filter(pk=provisioner.pk).update(last_used_at=moment)
             return Caller(provisioner=provisioner)
     elif secret.startswith(CREDENTIAL_PREFIX):
-        instance = (
-            AapInstance.objects.select_related("environment__project")
-            .filter(credential_digest=digest, credential_revoked_at__isnull=True)
-            .first()
-        )
+        instance = aap_paths.instance_by_credential(digest)
         if instance is not None:
             return Caller(instance=instance)
     raise AapError(

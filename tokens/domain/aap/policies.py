@@ -47,6 +47,7 @@ from tokens.models import (
     Token,
     TokenEvent,
 )
+from tokens.persistence import aap_paths
 
 Action = AapPolicyRule.Action
 MAX_NAME_LENGTH = 100
@@ -115,7 +116,7 @@ def matches(rule: AapPolicyRule, *, tool: str, server: str | None, instance_id: 
 
 def evaluate(*, instance: AapInstance, tool: str, server: str | None) -> Verdict:
     """The first matching rule of the instance's environment, by position, and its window."""
-    policy = AapPolicy.objects.filter(environment_id=instance.environment_id).first()
+    policy = aap_paths.policy_of(instance.environment_id)
     if policy is None:
         return Verdict(rule=None, window=default_window())
     window = policy.approval_valid_for or default_window()

@@ -25,7 +25,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from tokens.domain import consumption, lifecycle
@@ -34,6 +33,7 @@ from tokens.domain.aap.errors import AapError, conflict, not_found
 from tokens.domain.actors import Actor
 from tokens.domain.exceptions import InvalidInput
 from tokens.models import AapInstance, AapRequest
+from tokens.persistence import aap_paths
 
 TAG_REQUEST, TAG_TOOL, TAG_INSTANCE = (
     representation.TAG_REQUEST,
@@ -58,18 +58,14 @@ def request_create(
     submission = inputs.clean_submission(body)
     key_digest = inputs.key_digest(key)
     with transaction.atomic():
-        locked = (
-            AapInstance.objects.select_for_update()
-            .filter(pk=instance.pk, deleted_at__isnull=True, credential_revoked_at__isnull=True)
-            .first()
-        )
+        locked = aap_paths.instance_locked(instance.pk)
         if locked is None:
             raise AapError(
                 "The credential is invalid, expired or revoked.",
                 status=401,
                 code="invalid_credential",
             )
-        existing = AapRequest.objects.filter(instance=locked, key_digest=key_digest).first()
+        existing = aap_paths.request_by_key(locked.pk, key_digest)
         if existing is not None:
             if existing.body_digest != submission.digest:
                 raise conflict(
@@ -119,7 +115,7 @@ def request_create(
             # In this transaction, after the request row exists (its request.resolved event
             # needs it): nobody ever reads the request pending.
             policies.decide_by_rule(rule=verdict.rule, token=token, now=now)
-        AapInstance.objects.filter(pk=locked.pk).update(last_used_at=moment)
+        aap_paths.instance_touch(locked.pk, moment)
         return request, True
 
 
@@ -129,15 +125,10 @@ def request_get(*, instance: AapInstance | uuid.UUID, request_id: str) -> AapReq
     parsed = inputs.parse_id(request_id)
     if parsed is None:
         raise not_found()
-    request = (
-        AapRequest.objects.select_related("token")
-        .annotate(db_now=Now())
-        .filter(pk=parsed, instance=instance)
-        .first()
-    )
+    instance_id = instance.pk if isinstance(instance, AapInstance) else instance
+    request = aap_paths.request_with_token(parsed, instance_id)
     if request is None:
         raise not_found()
-    vars(request.token)["db_now"] = request.db_now
     return request
 
 
