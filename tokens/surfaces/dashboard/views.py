@@ -114,6 +114,13 @@ def home(request: HttpRequest) -> HttpResponse:
     )
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
+    _add_row_urls(rows, "token_detail", "token_approve", "token_reject")
+    list_urls: dict[int, str] = {}
+    for token in rows:  # the tags' links: one environment's list, reversed once per environment
+        env = token.environment
+        if env.pk not in list_urls:
+            list_urls[env.pk] = reverse("dashboard:token_list", args=[env.project.slug, env.slug])
+        token.list_url = list_urls[env.pk]  # type: ignore[attr-defined]
     context = {
         "nav": "home",
         "tokens": rows,
@@ -140,6 +147,21 @@ def home(request: HttpRequest) -> HttpResponse:
         "aside": selectors.token_list_aside_for_user(user=request.user, person=person, now=now),
     }
     return render(request, "dashboard/home.html", context)
+
+
+# Stands for a token's id in a URL reversed once per page (_add_row_urls): no URL prefix holds it.
+_ROW_ID = "waitpoint_rowid"
+
+
+def _add_row_urls(rows: list[Token], *names: str) -> None:
+    """Each row's link to each of the views ``names`` (token views that take only the id), as
+    ``<name>_url``: one ``reverse`` per name and page and a substitution per row, instead of a
+    ``{% url %}`` per link (a page of 25 rows reversed 75 URLs, a tenth of its CPU)."""
+    for name in names:
+        head, _, tail = reverse(f"dashboard:{name}", args=[_ROW_ID]).rpartition(_ROW_ID)
+        attribute = f"{name.removeprefix('token_')}_url"
+        for row in rows:
+            setattr(row, attribute, f"{head}{row.friendly_id}{tail}")
 
 
 def _page_url(request: HttpRequest, page: int) -> str:
@@ -177,6 +199,7 @@ def token_list(request: HttpRequest, project_slug: str, environment_slug: str) -
     for token in rows:
         token.environment = environment  # known, with its project: no query per row
         token.state = deadline.effective(token, now)  # type: ignore[attr-defined]
+    _add_row_urls(rows, "token_detail")
     role = selectors.membership_role_for_user(user=request.user, project=environment.project)
     context = {
         "environment": environment,
