@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models.functions import Now
@@ -27,6 +28,12 @@ _ENVIRONMENTS = Environment._meta.db_table
 
 def _postgresql() -> bool:
     return connection.vendor == "postgresql"
+
+
+def _row(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 @functools.cache
@@ -49,9 +56,7 @@ def instance_by_credential(digest: str) -> AapInstance | None:
             .filter(credential_digest=digest, credential_revoked_at__isnull=True)
             .first()
         )
-    with connection.cursor() as cursor:
-        cursor.execute(_instance_by_credential_sql(), [digest])
-        row = cursor.fetchone()
+    row = _row(_instance_by_credential_sql(), [digest])
     if row is None:
         return None
     instance, rest = from_row(AapInstance, row)
@@ -83,9 +88,7 @@ def instance_locked(pk: uuid.UUID) -> AapInstance | None:
         if instance is not None:
             instance.environment  # noqa: B018 - loaded here as the PostgreSQL path loads it
         return instance
-    with connection.cursor() as cursor:
-        cursor.execute(_instance_locked_sql(), [pk])
-        row = cursor.fetchone()
+    row = _row(_instance_locked_sql(), [pk])
     if row is None:
         return None
     instance, rest = from_row(AapInstance, row)
@@ -117,9 +120,7 @@ def request_by_key(instance_id: uuid.UUID, key_digest: str) -> AapRequest | None
     """The instance's request made with this idempotency key, if any."""
     if not _postgresql():
         return AapRequest.objects.filter(instance_id=instance_id, key_digest=key_digest).first()
-    with connection.cursor() as cursor:
-        cursor.execute(_request_by_key_sql(), [instance_id, key_digest])
-        row = cursor.fetchone()
+    row = _row(_request_by_key_sql(), [instance_id, key_digest])
     return None if row is None else from_row(AapRequest, row)[0]
 
 
@@ -135,9 +136,7 @@ def policy_of(environment_id: int) -> AapPolicy | None:
     """The environment's AAP policy, if it has one."""
     if not _postgresql():
         return AapPolicy.objects.filter(environment_id=environment_id).first()
-    with connection.cursor() as cursor:
-        cursor.execute(_policy_sql(), [environment_id])
-        row = cursor.fetchone()
+    row = _row(_policy_sql(), [environment_id])
     return None if row is None else from_row(AapPolicy, row)[0]
 
 
@@ -165,9 +164,7 @@ def request_with_token(pk: uuid.UUID, instance_id: uuid.UUID) -> AapRequest | No
         if read is not None:
             vars(read.token)["db_now"] = read.db_now
         return read
-    with connection.cursor() as cursor:
-        cursor.execute(_request_with_token_sql(), [pk, instance_id])
-        row = cursor.fetchone()
+    row = _row(_request_with_token_sql(), [pk, instance_id])
     if row is None:
         return None
     request, rest = from_row(AapRequest, row)
