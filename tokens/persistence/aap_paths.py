@@ -19,8 +19,13 @@ from typing import Any
 from django.db import connection
 from django.db.models.functions import Now
 
-from tokens.models import AapInstance, AapPolicy, AapRequest, Environment, Project, Token
-from tokens.persistence.fast_paths import from_row, select_columns
+from tokens.models import AapInstance, AapPolicy, AapRequest, Environment, Token
+from tokens.persistence.fast_paths import (
+    from_row,
+    select_columns,
+    with_environment,
+    with_environment_sql,
+)
 
 _INSTANCES = AapInstance._meta.db_table
 _ENVIRONMENTS = Environment._meta.db_table
@@ -38,12 +43,8 @@ def _row(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
 
 @functools.cache
 def _instance_by_credential_sql() -> str:
-    return (
-        f"SELECT {select_columns(AapInstance, 'i')}, {select_columns(Environment, 'e')}, "  # noqa: S608 - names are ours
-        f"{select_columns(Project, 'p')} FROM {_INSTANCES} i "
-        f"JOIN {_ENVIRONMENTS} e ON e.id = i.environment_id "
-        f"JOIN {Project._meta.db_table} p ON p.id = e.project_id "
-        "WHERE i.credential_digest = %s AND i.credential_revoked_at IS NULL LIMIT 1"
+    return with_environment_sql(
+        AapInstance, "t.credential_digest = %s AND t.credential_revoked_at IS NULL"
     )
 
 
@@ -57,13 +58,7 @@ def instance_by_credential(digest: str) -> AapInstance | None:
             .first()
         )
     row = _row(_instance_by_credential_sql(), [digest])
-    if row is None:
-        return None
-    instance, rest = from_row(AapInstance, row)
-    environment, rest = from_row(Environment, rest)
-    environment.project, _ = from_row(Project, rest)
-    instance.environment = environment
-    return instance
+    return None if row is None else with_environment(AapInstance, row)
 
 
 @functools.cache

@@ -62,11 +62,11 @@ def from_row(model: type[M], row: Sequence[Any]) -> tuple[M, Sequence[Any]]:
     """An instance of ``model`` from the start of ``row`` (as ``select_columns`` lists them),
     its values converted as the ORM converts them (the JSON fields need it), and the rest of the
     row; without a RawQuerySet, which works out its columns and model again on every call."""
-    db = connections[DEFAULT_DB_ALIAS]
     names = _attnames(model)
     converters = _row_converters(model)
     values: Sequence[Any] = row[: len(names)]
     if converters:
+        db = connections[DEFAULT_DB_ALIAS]
         values = list(values)
         for index, field_converters, column in converters:
             for converter in field_converters:
@@ -235,15 +235,31 @@ def _compiled(queryset: QuerySet[Any]) -> tuple[str, list[Any]]:
 # ------------------------------------------------------------------------------------------------
 
 
+def with_environment_sql(model: type[Model], where: str) -> str:
+    """A SELECT of ``model``'s columns (as ``t``), its environment's and that environment's
+    project's, for the one row ``where`` names (what ``with_environment`` reads back)."""
+    return (
+        f"SELECT {select_columns(model, 't')}, {select_columns(Environment, 'e')}, "  # noqa: S608 - names are ours
+        f"{select_columns(Project, 'p')} "
+        f"FROM {model._meta.db_table} t JOIN {Environment._meta.db_table} e "
+        f"ON e.id = t.environment_id JOIN {Project._meta.db_table} p ON p.id = e.project_id "
+        f"WHERE {where} LIMIT 1"
+    )
+
+
+def with_environment(model: type[M], row: Sequence[Any]) -> M:
+    """The instance of ``model`` a ``with_environment_sql`` row holds, its environment and
+    project loaded."""
+    instance, rest = from_row(model, row)
+    environment, rest = from_row(Environment, rest)
+    environment.project, _ = from_row(Project, rest)
+    instance.environment = environment  # type: ignore[attr-defined]
+    return instance
+
+
 @functools.cache
 def _api_key_sql() -> str:
-    return (
-        f"SELECT {select_columns(ApiKey, 'k')}, {select_columns(Environment, 'e')}, "  # noqa: S608 - names are ours
-        f"{select_columns(Project, 'p')} "
-        f"FROM {ApiKey._meta.db_table} k JOIN {Environment._meta.db_table} e "
-        f"ON e.id = k.environment_id JOIN {Project._meta.db_table} p ON p.id = e.project_id "
-        "WHERE k.digest = %s AND k.revoked_at IS NULL LIMIT 1"
-    )
+    return with_environment_sql(ApiKey, "t.digest = %s AND t.revoked_at IS NULL")
 
 
 def api_key_by_digest(digest: str) -> ApiKey | None:
@@ -257,13 +273,7 @@ def api_key_by_digest(digest: str) -> ApiKey | None:
     with connection.cursor() as cursor:
         cursor.execute(_api_key_sql(), [digest])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    api_key, rest = from_row(ApiKey, row)
-    environment, rest = from_row(Environment, rest)
-    environment.project, _ = from_row(Project, rest)
-    api_key.environment = environment
-    return api_key
+    return None if row is None else with_environment(ApiKey, row)
 
 
 @functools.cache
